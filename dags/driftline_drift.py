@@ -1,0 +1,44 @@
+"""Drift check per configured model whenever new events are stored."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from driftline.dags.assets import RETRAIN_REQUESTS, STORED_EVENTS
+
+
+@dag(
+    dag_id="driftline_drift",
+    schedule=[STORED_EVENTS],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["driftline"],
+    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=1)},
+)
+def driftline_drift() -> None:
+    @task
+    def configured_models() -> list[str]:
+        """Names of the models with a monitor config."""
+        from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.settings import Settings
+
+        return sorted(load_monitor_configs(Settings.from_env().config_dir))
+
+    @task(outlets=[RETRAIN_REQUESTS])
+    def check_model(model: str) -> dict:
+        """Latest window vs the training reference; report, alert, retrain request."""
+        from driftline.dags.tasks.drift import run_drift_check
+        from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = Settings.from_env()
+        config = load_monitor_configs(settings.config_dir)[model]
+        report = run_drift_check(settings, Storage.from_settings(settings), config)
+        return {key: report[key] for key in ("model", "drifted_features", "share_drifted", "retrain_requested", "report_url")}
+
+    check_model.expand(model=configured_models())
+
+
+driftline_drift()

@@ -1,0 +1,45 @@
+"""Kafka → Parquet on storage, every 15 minutes; safe to retry and to re-run from the UI."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from driftline.dags.assets import STORED_EVENTS
+
+
+@dag(
+    dag_id="driftline_ingest",
+    schedule="*/15 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,  # each run takes everything new since the committed offsets; past intervals add nothing
+    max_active_runs=1,  # one consumer-group member at a time owns the offsets
+    tags=["driftline"],
+    default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=30)},
+)
+def driftline_ingest() -> None:
+    @task(outlets=[STORED_EVENTS])
+    def ingest_predictions() -> dict:
+        """Write new prediction events to Parquet, then commit their offsets."""
+        from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = Settings.from_env()
+        return ingest_topic(settings, Storage.from_settings(settings), settings.topics.predictions, kind="predictions").to_dict()
+
+    @task(outlets=[STORED_EVENTS])
+    def ingest_labels() -> dict:
+        """Write new label events to Parquet, then commit their offsets."""
+        from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = Settings.from_env()
+        return ingest_topic(settings, Storage.from_settings(settings), settings.topics.labels, kind="labels").to_dict()
+
+    ingest_predictions()
+    ingest_labels()
+
+
+driftline_ingest()

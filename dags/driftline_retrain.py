@@ -1,0 +1,54 @@
+"""Retrain → validate → blue/green deploy, on a retrain request or by hand (conf: {"model": NAME})."""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from driftline.dags.assets import RETRAIN_REQUESTS
+
+
+@dag(
+    dag_id="driftline_retrain",
+    schedule=[RETRAIN_REQUESTS],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["driftline"],
+    params={"model": Param(None, type=["null", "string"], description="Retrain this model even without a request")},
+)
+def driftline_retrain() -> None:
+    @task
+    def models_to_retrain() -> list[dict]:
+        """The model named in the run's conf (forced), else every model with a pending request."""
+        from driftline.schemas import layout
+        from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = Settings.from_env()
+        configs = load_monitor_configs(settings.config_dir)
+        requested = get_current_context()["params"].get("model")
+        if requested:
+            if requested not in configs:
+                raise ValueError(f"no monitor config for model {requested!r}; configured: {sorted(configs)}")
+            return [{"model": requested, "force": True}]
+        storage = Storage.from_settings(settings)
+        return [{"model": m, "force": False} for m in sorted(configs) if storage.exists(layout.retrain_request(m))]
+
+    @task
+    def retrain(job: dict) -> dict:
+        """Train on recent labelled data, validate on a holdout, deploy if not worse."""
+        from driftline.dags.tasks.retrain import run_retrain
+        from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = Settings.from_env()
+        config = load_monitor_configs(settings.config_dir)[job["model"]]
+        return run_retrain(Storage.from_settings(settings), config, force=job["force"])
+
+    retrain.expand(job=models_to_retrain())
+
+
+driftline_retrain()

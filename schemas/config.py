@@ -1,0 +1,125 @@
+"""Per-model monitor configuration: one validated YAML file per model.
+
+A file with only ``model`` and ``reference`` is a complete configuration;
+everything else has a default. ``load_monitor_configs`` reads a directory of
+``*.yaml`` files.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"expected a positive duration such as '30s', '5m', '1h' or '7d', got {value!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+FeatureType = Literal["numeric", "categorical"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class DriftSettings(_Section):
+    window: Duration = timedelta(hours=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="Family-wise significance level of the drift tests.")
+    correction: Literal["fdr", "bonferroni", "none"] = "fdr"
+    min_rows: int = Field(default=100, ge=1, description="Fewer current rows than this is 'insufficient data', never a verdict.")
+    alert_share: float = Field(default=0.0, ge=0, le=1, description="Alert when the share of drifted features exceeds this.")
+    retrain_share: float = Field(default=0.2, ge=0, le=1, description="Request a retrain when the share of drifted features reaches this.")
+
+
+class MetricSettings(_Section):
+    window: Duration = timedelta(minutes=5)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    error_rate: float | None = Field(default=0.05, ge=0, le=1)
+    min_count: int = Field(default=20, ge=1, description="Windows with fewer events raise no threshold alert.")
+
+
+class AlertSettings(_Section):
+    slack_channel: str | None = None
+
+
+class RetrainSettings(_Section):
+    entry_point: str | None = Field(default=None, description="'package.module:function' called as fn(features, labels, config) -> model")
+    window: Duration = timedelta(hours=1)
+    min_rows: int = Field(default=200, ge=10)
+    max_accuracy_drop: float = Field(default=0.0, ge=0, le=1, description="Deploy only if the new model's holdout accuracy is at least the serving model's minus this.")
+
+    @model_validator(mode="after")
+    def _entry_point_shape(self) -> RetrainSettings:
+        if self.entry_point is not None and not re.fullmatch(r"[\w.]+:[\w]+", self.entry_point):
+            raise ValueError(f"retrain.entry_point must look like 'package.module:function', got {self.entry_point!r}")
+        return self
+
+
+class DeploymentSettings(_Section):
+    strategy: Literal["blue_green"] = "blue_green"
+
+
+class MonitorConfig(_Section):
+    """Everything driftline needs to watch one model."""
+
+    model: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    reference: str = Field(description="Training data: a Parquet or CSV path or fsspec URL.")
+    features: dict[str, FeatureType] | None = Field(default=None, description="Feature name -> type; inferred from the reference when omitted.")
+    label_column: str = "label"
+    drift: DriftSettings = DriftSettings()
+    metrics: MetricSettings = MetricSettings()
+    alerts: AlertSettings = AlertSettings()
+    retrain: RetrainSettings = RetrainSettings()
+    deployment: DeploymentSettings = DeploymentSettings()
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with at least 'model' and 'reference', got {type(data).__name__}")
+    try:
+        return MonitorConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"'{'.'.join(str(p) for p in item['loc'])}': {item['msg']}" for item in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def load_monitor_configs(directory: str | Path) -> dict[str, MonitorConfig]:
+    """All ``*.yaml``/``*.yml`` files of a directory, by model name (a missing directory is empty)."""
+    directory = Path(directory)
+    configs: dict[str, MonitorConfig] = {}
+    if not directory.is_dir():
+        return configs
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        config = load_monitor_config(path)
+        if config.model in configs:
+            raise ConfigError(f"{path}: model {config.model!r} is configured twice in {directory}")
+        configs[config.model] = config
+    return configs

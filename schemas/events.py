@@ -1,0 +1,143 @@
+"""Versioned event contracts: what a serving node publishes.
+
+Every event carries ``schema_version``, ``model``, ``model_version``,
+``request_id`` and ``event_time``. Validation errors name the field, say what
+was wrong and what would be right (see :func:`parse_event`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = 1
+
+FeatureValue = float | int | str | bool | None
+Name = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class EventError(ValueError):
+    """An event that does not match its schema; ``reason`` is meant for people."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    model: Name
+    model_version: Name
+    request_id: Name
+    event_time: datetime = Field(description="When the prediction was made; UTC (naive times are read as UTC).")
+
+    @field_validator("event_time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class PredictionEvent(_Event):
+    """One prediction served by a model version."""
+
+    event_type: Literal["prediction"] = "prediction"
+    features: dict[Name, FeatureValue]
+    prediction: float | int | str | bool | None
+    latency_ms: float = Field(ge=0, description="Wall time of the prediction call in milliseconds.")
+    error: str | None = Field(default=None, description="Error class or message when the prediction failed; null on success.")
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _finite_latency(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number of milliseconds")
+        return value
+
+
+class LabelEvent(_Event):
+    """The ground truth for an earlier prediction, joined on ``request_id``."""
+
+    event_type: Literal["label"] = "label"
+    label: float | int | str | bool
+
+
+Event = PredictionEvent | LabelEvent
+_BY_TYPE: dict[str, type[_Event]] = {"prediction": PredictionEvent, "label": LabelEvent}
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        got = item.get("input")
+        got_text = "" if isinstance(got, dict) else f" (got {got!r:.80})"
+        parts.append(f"field '{where}': {item['msg']}{got_text}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: bytes | str | dict[str, Any], expected: str | None = None) -> PredictionEvent | LabelEvent:
+    """Decode and validate one event.
+
+    Parameters
+    ----------
+    raw:
+        JSON bytes/str or an already decoded mapping.
+    expected:
+        ``"prediction"`` or ``"label"`` to insist on one type; ``None`` reads
+        the ``event_type`` field.
+
+    Raises
+    ------
+    EventError
+        With a reason that names the field, what was wrong and what is expected.
+    """
+    if isinstance(raw, (bytes, str)):
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EventError(f"not valid JSON ({exc}); expected one JSON object per message") from None
+    else:
+        data = raw
+    if not isinstance(data, dict):
+        raise EventError(f"expected a JSON object, got {type(data).__name__}")
+    event_type = data.get("event_type", expected)
+    if expected is not None and event_type != expected:
+        raise EventError(f"field 'event_type': expected '{expected}' on this topic, got {event_type!r}")
+    model_class = _BY_TYPE.get(event_type) if isinstance(event_type, str) else None
+    if model_class is None:
+        raise EventError(f"field 'event_type': expected one of {sorted(_BY_TYPE)}, got {event_type!r}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise EventError(
+            f"field 'schema_version': this driftline reads version {SCHEMA_VERSION}, got {version!r}; "
+            "upgrade the consumer or publish with a matching producer"
+        )
+    try:
+        return model_class.model_validate(data)
+    except ValidationError as exc:
+        raise EventError(describe_validation_error(exc)) from None
+
+
+def encode_event(event: PredictionEvent | LabelEvent) -> bytes:
+    """The wire form: compact UTF-8 JSON."""
+    return event.model_dump_json().encode()
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The language-neutral JSON Schemas, as checked in under ``schemas/jsonschema/``."""
+    return {
+        f"{name}.v{SCHEMA_VERSION}.json": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://driftline.dev/schemas/{name}.v{SCHEMA_VERSION}.json",
+            **model.model_json_schema(),
+        }
+        for name, model in (("prediction", PredictionEvent), ("label", LabelEvent))
+    }

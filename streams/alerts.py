@@ -1,0 +1,126 @@
+"""Alert records and their delivery to Slack (slack-sdk) or, with no Slack settings, the console.
+
+Delivery never drops an alert: :func:`deliver_with_retry` retries with capped
+exponential backoff until the notifier succeeds. In the Faust worker the alert
+is not acknowledged until delivered, so a Slack outage only delays alerts and a
+crash re-delivers them; the drift DAG keeps an outbox in storage for the same
+reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from driftline.schemas.settings import Settings
+
+log = logging.getLogger("driftline.alerts")
+
+
+class AlertDeliveryError(RuntimeError):
+    pass
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, text: str, channel: str | None = None) -> None: ...
+
+
+class ConsoleNotifier:
+    """Used when no Slack settings are configured: prints and logs the alert."""
+
+    name = "console"
+
+    def __init__(self, printer: Callable[[str], None] = print) -> None:
+        self._printer = printer
+
+    def send(self, text: str, channel: str | None = None) -> None:
+        line = f"[driftline alert{' → ' + channel if channel else ''}] {text}"
+        self._printer(line)
+        log.warning(line)
+
+
+class SlackNotifier:
+    """Posts with ``chat.postMessage`` (bot token + channel) or an incoming webhook."""
+
+    name = "slack"
+
+    def __init__(self, *, token: str | None = None, channel: str | None = None, webhook_url: str | None = None,
+                 base_url: str | None = None, timeout: int = 10) -> None:
+        if not webhook_url and not (token and channel):
+            raise ValueError("Slack needs either DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and DRIFTLINE_SLACK_CHANNEL")
+        self.channel = channel
+        self._webhook = WebhookClient(webhook_url, timeout=timeout) if webhook_url else None
+        self._client = None
+        if not self._webhook:
+            kwargs: dict[str, Any] = {"token": token, "timeout": timeout}
+            if base_url:
+                kwargs["base_url"] = base_url
+            self._client = WebClient(**kwargs)
+
+    def send(self, text: str, channel: str | None = None) -> None:
+        try:
+            if self._webhook is not None:
+                response = self._webhook.send(text=text)
+                if response.status_code != 200:
+                    raise AlertDeliveryError(f"Slack webhook answered HTTP {response.status_code}: {response.body!r}")
+            else:
+                assert self._client is not None
+                self._client.chat_postMessage(channel=channel or self.channel, text=text)
+        except SlackApiError as exc:
+            raise AlertDeliveryError(f"Slack API error: {exc.response.get('error', exc)}") from exc
+        except AlertDeliveryError:
+            raise
+        except Exception as exc:  # network errors, HTTP 5xx surfaced by the SDK
+            raise AlertDeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}") from exc
+
+
+def notifier_from_settings(settings: Settings) -> Notifier:
+    if settings.slack_webhook_url or (settings.slack_token and settings.slack_channel):
+        return SlackNotifier(token=settings.slack_token, channel=settings.slack_channel,
+                             webhook_url=settings.slack_webhook_url, base_url=settings.slack_base_url)
+    return ConsoleNotifier()
+
+
+def deliver_with_retry(notifier: Notifier, text: str, channel: str | None = None, *, max_attempts: int | None = None,
+                       initial_delay: float = 0.5, max_delay: float = 60.0,
+                       sleep: Callable[[float], None] = time.sleep) -> int:
+    """Send until it succeeds; returns the number of attempts. ``max_attempts=None`` retries forever."""
+    attempt, delay = 0, initial_delay
+    while True:
+        attempt += 1
+        try:
+            notifier.send(text, channel)
+            return attempt
+        except AlertDeliveryError as exc:
+            if max_attempts is not None and attempt >= max_attempts:
+                raise
+            log.warning("alert delivery attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
+            sleep(delay)
+            delay = min(delay * 2, max_delay)
+
+
+def format_threshold_alert(alert: dict[str, Any]) -> str:
+    return (f":rotating_light: driftline: model *{alert['model']}* version *{alert['model_version']}* — "
+            f"{alert['metric']} = {alert['value']:.4g} exceeds {alert['threshold']:.4g} "
+            f"in window {alert['window_start']} → {alert['window_end']} ({alert['count']} events)")
+
+
+def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
+    drifted = [f for f in report["features"] if f["drifted"]]
+    lines = [f":warning: driftline: data drift on model *{report['model']}* — "
+             f"{len(drifted)} of {len(report['features'])} features drifted "
+             f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"]
+    for feature in drifted:
+        lines.append(f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
+                     f"p={feature['p_value']:.3g} (threshold {feature['threshold']:.3g})")
+    if report.get("retrain_requested"):
+        lines.append("Retraining has been requested.")
+    lines.append(f"Report: {report_url}")
+    return "\n".join(lines)

@@ -1,0 +1,237 @@
+"""The library a serving node embeds to publish predictions and labels.
+
+It never raises into the serving path and never blocks it:
+
+* events are validated against the schema; an invalid one is sent to the
+  dead-letter topic with the reason instead of the main topic;
+* librdkafka's local queue is bounded (``max_buffered``); when it is full the
+  event is dropped, counted in :attr:`DriftlineProducer.stats` and logged at
+  most once per ``log_every`` drops;
+* delivery failures are counted and logged from the delivery callback.
+
+Example
+-------
+>>> with DriftlineProducer.from_env() as producer:            # doctest: +SKIP
+...     producer.log_prediction(model="churn", model_version="v3", request_id="r1",
+...                             features={"age": 41}, prediction=0.82, latency_ms=12.5)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from pydantic import ValidationError
+
+from driftline.schemas.events import LabelEvent, PredictionEvent, describe_validation_error, encode_event
+from driftline.schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProducerStats:
+    """Counters since the producer was created."""
+
+    enqueued: int = 0
+    delivered: int = 0
+    dropped_buffer_full: int = 0
+    delivery_failed: int = 0
+    dead_lettered: int = 0
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_buffer_full + self.delivery_failed
+
+
+class DriftlineProducer:
+    """Publishes prediction and label events; safe to call from request handlers."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        predictions_topic: str = "driftline.predictions",
+        labels_topic: str = "driftline.labels",
+        dead_letter_topic: str = "driftline.dead-letter",
+        max_buffered: int = 100_000,
+        linger_ms: int = 5,
+        log_every: int = 1000,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
+        if max_buffered < 1:
+            raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
+        config = {
+            "bootstrap.servers": bootstrap_servers,
+            "linger.ms": linger_ms,
+            "queue.buffering.max.messages": max_buffered,
+            "enable.idempotence": True,
+            "acks": "all",
+            "client.id": "driftline-producer",
+            **(extra_config or {}),
+        }
+        self._producer = Producer(config)
+        self.predictions_topic = predictions_topic
+        self.labels_topic = labels_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.stats = ProducerStats()
+        self._log_every = log_every
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> DriftlineProducer:
+        settings = Settings.from_env()
+        return cls(
+            settings.bootstrap_servers,
+            predictions_topic=settings.topics.predictions,
+            labels_topic=settings.topics.labels,
+            dead_letter_topic=settings.topics.dead_letter,
+            **kwargs,
+        )
+
+    # -- public API -------------------------------------------------------------------------
+    def log_prediction(
+        self,
+        *,
+        model: str,
+        model_version: str,
+        features: dict[str, Any],
+        prediction: Any,
+        latency_ms: float,
+        request_id: str | None = None,
+        error: str | None = None,
+        event_time: datetime | None = None,
+    ) -> str:
+        """Publish one prediction; returns its request id (generated when not given)."""
+        request_id = request_id or uuid.uuid4().hex
+        payload = {
+            "event_type": "prediction",
+            "model": model,
+            "model_version": model_version,
+            "request_id": request_id,
+            "event_time": event_time or datetime.now(timezone.utc),
+            "features": features,
+            "prediction": prediction,
+            "latency_ms": latency_ms,
+            "error": error,
+        }
+        self._publish(self.predictions_topic, payload, PredictionEvent)
+        return request_id
+
+    def log_label(
+        self,
+        *,
+        model: str,
+        model_version: str,
+        request_id: str,
+        label: Any,
+        event_time: datetime | None = None,
+    ) -> None:
+        """Publish the ground truth for an earlier prediction."""
+        payload = {
+            "event_type": "label",
+            "model": model,
+            "model_version": model_version,
+            "request_id": request_id,
+            "event_time": event_time or datetime.now(timezone.utc),
+            "label": label,
+        }
+        self._publish(self.labels_topic, payload, LabelEvent)
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` seconds for buffered events; returns how many are still queued."""
+        return self._producer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self._closed:
+            return
+        remaining = self.flush(timeout)
+        if remaining:
+            log.warning("driftline producer closed with %d events undelivered after %.1fs", remaining, timeout)
+        self._closed = True
+
+    def __enter__(self) -> DriftlineProducer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+    def _publish(self, topic: str, payload: dict[str, Any], model_class: type) -> None:
+        try:
+            event = model_class.model_validate(payload)
+            value, key = encode_event(event), event.request_id.encode()
+        except Exception as exc:  # validation must never raise into the serving path
+            reason = _reason(exc)
+            self._enqueue(self.dead_letter_topic, dead_letter_value(_jsonable(payload), reason, source="producer"), None, dead=True)
+            return
+        self._enqueue(topic, value, key)
+
+    def _enqueue(self, topic: str, value: bytes, key: bytes | None, dead: bool = False) -> None:
+        try:
+            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+        except BufferError:
+            with self._lock:
+                self.stats.dropped_buffer_full += 1
+                dropped = self.stats.dropped_buffer_full
+            if dropped == 1 or dropped % self._log_every == 0:
+                log.warning("driftline producer buffer full: %d events dropped so far (raise max_buffered?)", dropped)
+        except Exception:  # noqa: BLE001 - anything else from the client is counted, not raised
+            with self._lock:
+                self.stats.delivery_failed += 1
+            log.exception("driftline producer could not enqueue an event")
+        else:
+            with self._lock:
+                if dead:
+                    self.stats.dead_lettered += 1
+                else:
+                    self.stats.enqueued += 1
+        self._producer.poll(0)
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        with self._lock:
+            if error is None:
+                self.stats.delivered += 1
+                return
+            self.stats.delivery_failed += 1
+            failed = self.stats.delivery_failed
+        if failed == 1 or failed % self._log_every == 0:
+            log.warning("driftline producer delivery failed (%s); %d failures so far", error, failed)
+
+    def stats_dict(self) -> dict[str, int]:
+        return {**asdict(self.stats), "dropped": self.stats.dropped}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return describe_validation_error(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _jsonable(payload: Any) -> Any:
+    return json.loads(json.dumps(payload, default=str))
+
+
+def dead_letter_value(original: Any, reason: str, *, source: str, topic: str | None = None,
+                      partition: int | None = None, offset: int | None = None) -> bytes:
+    """The dead-letter record: the original payload (or its text) with the reason and origin."""
+    return json.dumps(
+        {
+            "reason": reason,
+            "source": source,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "original": original,
+            "dead_lettered_at": datetime.now(timezone.utc).isoformat(),
+        },
+        default=str,
+    ).encode()
