@@ -41,4 +41,4 @@ def driftline_drift() -> None:
     check_model.expand(model=configured_models())
 
 
-driftline_drift()
+dag = driftline_drift()

