@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from driftline.schemas.config import ConfigError, load_monitor_config, load_monitor_configs, parse_duration
+from driftline.schemas.settings import Settings
+
+
+def test_name_and_reference_are_a_complete_config(tmp_path):
+    (tmp_path / "churn.yaml").write_text("model: churn\nreference: s3://bucket/train.parquet\n")
+    config = load_monitor_configs(tmp_path)["churn"]
+    assert config.drift.window == timedelta(hours=1)
+    assert config.drift.correction == "fdr"
+    assert config.metrics.window == timedelta(minutes=5)
+    assert config.metrics.error_rate == 0.05
+    assert config.features is None and config.retrain.entry_point is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [("30s", timedelta(seconds=30)), ("5m", timedelta(minutes=5)),
+                                                ("2h", timedelta(hours=2)), ("7d", timedelta(days=7)), (90, timedelta(seconds=90))])
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0m", "5 minutes", "-1h", ""])
+def test_bad_durations_say_what_would_be_right(text):
+    with pytest.raises(ValueError, match="expected a positive duration such as '30s'"):
+        parse_duration(text)
+
+
+def test_errors_name_the_file_and_the_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: churn\nreference: x.parquet\ndrift:\n  alpha: 2\n  corection: fdr\nretrain:\n  entry_point: nope\n")
+    with pytest.raises(ConfigError) as error:
+        load_monitor_config(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert "'drift.alpha': Input should be less than 1" in message
+    assert "'drift.corection': Extra inputs are not permitted" in message
+    assert "retrain.entry_point must look like 'package.module:function'" in message
+
+
+def test_a_model_configured_twice_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("model: churn\nreference: a.parquet\n")
+    (tmp_path / "b.yaml").write_text("model: churn\nreference: b.parquet\n")
+    with pytest.raises(ConfigError, match="configured twice"):
+        load_monitor_configs(tmp_path)
+
+
+def test_settings_from_env_and_fast_timeouts_only_when_asked():
+    settings = Settings.from_env({"DRIFTLINE_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "DRIFTLINE_TOPIC_PREFIX": "acme"})
+    assert settings.bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.topics.predictions == "acme.predictions"
+    assert settings.topics.dead_letter == "acme.dead-letter"
+    assert settings.consumer_group_overrides() == {}
+    fast = Settings.from_env({"DRIFTLINE_FAST_GROUP_TIMEOUTS": "1"})
+    assert fast.consumer_group_overrides()["session.timeout.ms"] == 6000
+    with pytest.raises(ValueError, match="DRIFTLINE_PARTITIONS must be a positive whole number"):
+        Settings.from_env({"DRIFTLINE_PARTITIONS": "zero"})
