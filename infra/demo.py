@@ -253,7 +253,8 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
               f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, {report['correction']} α={report['alpha']}")
         for f in sorted(report["features"], key=lambda f: (not f["drifted"], f["feature"])):
             verdict = "DRIFT" if f["drifted"] else ("n/a" if f["drifted"] is None else "ok")
-            print(f"   {f['feature']:8s} {f['test']:9s} stat={f['statistic']:.4g}  p={f['p_value']:.3g}  "
+            score = "" if f["p_value"] is None else f"  p={f['p_value']:.3g}"
+            print(f"   {f['feature']:8s} {f['test']:12s} stat={f['statistic']:.4g}{score}  "
                   f"threshold={f['threshold']:.3g}  {verdict}")
     print(f"drift alerts sent     {len(s['drift_alerts_sent'])} → console (no Slack configured)")
     if manifest:

@@ -74,7 +74,9 @@ class SlackNotifier:
                 assert self._client is not None
                 self._client.chat_postMessage(channel=channel or self.channel, text=text)
         except SlackApiError as exc:
-            raise AlertDeliveryError(f"Slack API error: {exc.response.get('error', exc)}") from exc
+            status = getattr(exc.response, "status_code", "?")
+            detail = exc.response.get("error") if status == 200 else str(exc).split(":", 1)[0]
+            raise AlertDeliveryError(f"Slack answered HTTP {status}: {detail}") from exc
         except AlertDeliveryError:
             raise
         except Exception as exc:  # network errors, HTTP 5xx surfaced by the SDK
@@ -118,8 +120,9 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
              f"{len(drifted)} of {len(report['features'])} features drifted "
              f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"]
     for feature in drifted:
+        score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
         lines.append(f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
-                     f"p={feature['p_value']:.3g} (threshold {feature['threshold']:.3g})")
+                     f"{score} (threshold {feature['threshold']:.3g})")
     if report.get("retrain_requested"):
         lines.append("Retraining has been requested.")
     lines.append(f"Report: {report_url}")

@@ -1,0 +1,132 @@
+"""Real Airflow DAG runs over S3 storage: ingest → drift (Slack) → retrain → blue/green deploy → rollback."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from driftline.dags.tasks import deploy
+from driftline.dags.tasks.drift import deliver_pending_alerts
+from driftline.dags.tasks.ingest import read_events
+from driftline.dags.tasks.retrain import store_model
+from driftline.infra import demo_model
+from driftline.infra.local_stack import airflow_environment
+from driftline.schemas import layout
+from driftline.schemas.settings import Settings
+from driftline.schemas.storage import Storage
+from driftline.streams.alerts import AlertDeliveryError
+from driftline.streams.producer import DriftlineProducer
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
+ROWS_PER_HOUR = 1500
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "driftline.infra.cli", *args], capture_output=True, text=True,
+                          env={**os.environ}, timeout=240)
+
+
+@pytest.fixture
+def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatch):
+    for key, value in airflow_environment(airflow_home).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DRIFTLINE_STORAGE_URL", f"s3://{s3_bucket}/store")
+    settings = Settings.from_env()
+    storage = Storage.from_settings(settings)
+    rng = np.random.default_rng(2026)
+    training = demo_model.sample_features(4000, rng)
+    training["label"] = demo_model.true_labels(training, rng)
+    buffer = io.BytesIO()
+    training.to_parquet(buffer)
+    storage.write_bytes("reference/churn.parquet", buffer.getvalue())
+    v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
+    store_model(storage, "churn", "v1", v1, {"reason": "initial"})
+    deploy.switch(storage, "churn", "v1", reason="initial")
+    config_dir = tmp_path / "models"
+    config_dir.mkdir()
+    (config_dir / "churn.yaml").write_text(
+        f"model: churn\nreference: s3://{s3_bucket}/store/reference/churn.parquet\n"
+        "drift: {window: 1h, retrain_share: 0.2}\n"
+        "retrain: {entry_point: 'driftline.infra.demo_model:train', window: 1h, min_rows: 500}\n")
+    monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(config_dir))
+    return settings, storage, v1, rng
+
+
+def publish_two_hours(settings: Settings, model, rng) -> None:
+    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
+                           labels_topic=settings.topics.labels) as producer:
+        for hour, shifted in ((0, False), (1, True)):
+            features = demo_model.sample_features(ROWS_PER_HOUR, rng, shifted=shifted)
+            labels = demo_model.true_labels(features, rng, concept_shift=shifted)
+            scores = model.predict_proba(features)
+            for i, record in enumerate(features.to_dict(orient="records")):
+                at = T0 + timedelta(hours=hour, seconds=i * 3600 / ROWS_PER_HOUR)
+                request_id = f"h{hour}-{i}"
+                producer.log_prediction(model="churn", model_version="v1", request_id=request_id, features=record,
+                                        prediction=float(scores[i]), latency_ms=20.0, event_time=at)
+                producer.log_label(model="churn", model_version="v1", request_id=request_id, label=int(labels[i]), event_time=at)
+        assert producer.flush(30) == 0
+
+
+def test_the_loop_through_airflow(loop_env, slack):
+    settings, storage, v1, rng = loop_env
+    publish_two_hours(settings, v1, rng)
+
+    ingest = run("dag-test", "driftline_ingest")
+    assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:]
+    predictions = read_events(storage, "predictions", "churn")
+    labels = read_events(storage, "labels", "churn")
+    assert len(predictions) == len(labels) == 2 * ROWS_PER_HOUR
+    assert predictions["request_id"].is_unique and labels["request_id"].is_unique
+
+    drift = run("dag-test", "driftline_drift")
+    assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
+    [report_path] = storage.list("reports/model=churn")
+    report = storage.read_json(report_path)
+    assert report["current_rows"] == ROWS_PER_HOUR
+    assert sorted(report["drifted_features"]) == ["plan", "x0", "x3"]  # exactly the shifted ones
+    assert report["retrain_requested"] is True
+    [text] = slack.texts()
+    assert "*churn*" in text and all(f"• {name}:" in text for name in ("plan", "x0", "x3"))
+    assert "• x1:" not in text
+    assert storage.exists(layout.retrain_request("churn"))
+
+    # A re-run of the same window (a backfill from the UI) sends no second message.
+    again = run("dag-test", "driftline_drift")
+    assert again.returncode == 0 and len(slack.texts()) == 1
+
+    retrain = run("dag-test", "driftline_retrain")
+    assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
+    manifest = deploy.read_manifest(storage, "churn")
+    assert (manifest["serving"], manifest["previous"]) == ("v2", "v1")
+    metadata = storage.read_json(f"{layout.model_version_dir('churn', 'v2')}/metadata.json")
+    assert metadata["holdout_accuracy"] > metadata["serving_holdout_accuracy"]
+    assert not storage.exists(layout.retrain_request("churn"))
+
+    rollback = run("rollback", "churn")
+    assert rollback.returncode == 0, rollback.stderr
+    assert "now serving v1" in rollback.stdout
+    assert deploy.read_manifest(storage, "churn")["serving"] == "v1"
+
+
+def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slack, monkeypatch):
+    monkeypatch.setenv("DRIFTLINE_STORAGE_URL", f"s3://{s3_bucket}/outbox")
+    settings = Settings.from_env()
+    storage = Storage.from_settings(settings)
+    storage.write_json(layout.alert_outbox("pending", "drift-churn-1"), {"alert_id": "drift-churn-1", "channel": None,
+                                                                         "text": "drift on churn"})
+    slack.fail_next = 100
+    with pytest.raises(AlertDeliveryError, match="Slack answered HTTP 503"):
+        deliver_pending_alerts(settings, storage, max_attempts=2)
+    assert storage.list("alerts/pending") and slack.texts() == []
+    slack.fail_next = 0
+    assert deliver_pending_alerts(settings, storage) == ["drift-churn-1"]
+    assert slack.texts() == ["drift on churn"]
+    assert storage.list("alerts/pending") == [] and deliver_pending_alerts(settings, storage) == []

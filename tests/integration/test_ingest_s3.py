@@ -1,0 +1,84 @@
+"""Producer → embedded broker → ingest → Parquet on S3 (moto over HTTP, through s3fs)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka import Producer
+
+from driftline.dags.tasks.ingest import ingest_topic, read_events
+from driftline.schemas.settings import Settings
+from driftline.schemas.storage import Storage
+from driftline.streams.producer import DriftlineProducer
+from tests.integration.conftest import consume_all
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 5, 1, 9, 50, tzinfo=timezone.utc)
+
+
+def publish(settings: Settings, start: int, count: int) -> None:
+    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
+                           labels_topic=settings.topics.labels, dead_letter_topic=settings.topics.dead_letter) as producer:
+        for i in range(start, start + count):
+            version = "v1" if i % 3 else "v2"
+            producer.log_prediction(model="churn", model_version=version, request_id=f"r{i:05d}",
+                                    features={"x": i * 0.5, "plan": "pro" if i % 2 else "basic"},
+                                    prediction=i % 2, latency_ms=10.0 + i, event_time=T0 + timedelta(seconds=3 * i))
+            producer.log_label(model="churn", model_version=version, request_id=f"r{i:05d}", label=i % 2,
+                               event_time=T0 + timedelta(seconds=3 * i + 1))
+        assert producer.flush(20) == 0
+        assert producer.stats.dropped == 0
+
+
+def test_ingest_writes_every_event_once_even_across_a_crash(driftline_env, s3_bucket):
+    settings = Settings.from_env()
+    storage = Storage.from_url(f"s3://{s3_bucket}/data", **settings.storage_options)
+    publish(settings, 0, 300)
+
+    crashed = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions", crash_before_commit=True)
+    assert crashed.rows_written == 300
+    first_files = sorted(crashed.files)
+
+    # The retry after the crash re-reads exactly the same offsets and rewrites the same files.
+    publish(settings, 300, 60)
+    replay = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
+    assert sorted(replay.replayed_partitions) == [0, 1, 2]
+    assert sorted(replay.files) == first_files
+    assert replay.rows_written == 300
+
+    # The next run takes only what is new.
+    following = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
+    assert following.rows_written == 60 and following.replayed_partitions == []
+    empty = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions", idle_timeout=1.0)
+    assert empty.rows_written == 0
+
+    stored = read_events(storage, "predictions", "churn")
+    assert len(stored) == 360
+    assert stored["request_id"].is_unique
+    assert sorted(stored["request_id"]) == [f"r{i:05d}" for i in range(360)]
+    assert (stored.groupby("model_version").size().to_dict()) == {"v1": 240, "v2": 120}
+    # Hive-style layout on S3: model / version / date / hour, named by topic, partition, offsets.
+    paths = storage.fs.glob(f"{s3_bucket}/data/predictions/model=churn/version=v1/date=2026-05-01/hour=*/*.parquet")
+    assert {p.split("hour=")[1][:2] for p in paths} == {"09", "10"}
+    assert all(p.rsplit("/", 1)[1].startswith(f"{settings.topics.predictions}+") for p in paths)
+    with storage.fs.open(paths[0], "rb") as handle:
+        columns = pq.read_schema(handle).names
+    assert {"request_id", "event_time", "latency_ms", "features.x", "features.plan", "kafka_offset"} <= set(columns)
+
+
+def test_invalid_labels_go_to_the_dead_letter_topic_with_the_reason(driftline_env, s3_bucket):
+    settings = Settings.from_env()
+    storage = Storage.from_url(f"s3://{s3_bucket}/data", **settings.storage_options)
+    publish(settings, 0, 20)
+    raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    raw.produce(settings.topics.labels, value=json.dumps({"event_type": "label", "model": "churn"}).encode())
+    raw.flush(10)
+    result = ingest_topic(settings, storage, settings.topics.labels, kind="labels")
+    assert (result.rows_written, result.invalid) == (20, 1)
+    [dead] = [json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=1)]
+    assert dead["source"] == "ingest" and dead["topic"] == settings.topics.labels
+    assert "field 'request_id': Field required" in dead["reason"]
+    assert "field 'label': Field required" in dead["reason"]
