@@ -46,6 +46,8 @@ class DriftSettings(_Section):
     min_rows: int = Field(default=100, ge=1, description="Fewer current rows than this is 'insufficient data', never a verdict.")
     alert_share: float = Field(default=0.0, ge=0, le=1, description="Alert when the share of drifted features exceeds this.")
     retrain_share: float = Field(default=0.2, ge=0, le=1, description="Request a retrain when the share of drifted features reaches this.")
+    tests: dict[str, str] = Field(default_factory=dict, description="Feature -> registered test name, instead of automatic selection.")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="Feature -> threshold for distance tests.")
 
 
 class MetricSettings(_Section):

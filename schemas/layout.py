@@ -42,6 +42,11 @@ def model_version_dir(model: str, version: str) -> str:
     return f"models/{model}/versions/{version}"
 
 
+def reference_profile(model: str) -> str:
+    """Built once from the training data, stored next to the model."""
+    return f"models/{model}/reference_profile.npz"
+
+
 def retrain_request(model: str) -> str:
     return f"retrain/requests/{model}.json"
 

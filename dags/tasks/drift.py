@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from driftline.detectors import build_drift_report, infer_feature_types
+from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
+from driftline.detectors.sources import read_table
 from driftline.schemas import layout
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.settings import Settings
@@ -19,14 +21,18 @@ from driftline.dags.tasks.ingest import read_events
 log = logging.getLogger(__name__)
 
 
-def load_table(url: str, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """A Parquet or CSV file (local path or fsspec URL) as a DataFrame."""
-    lowered = url.lower()
-    if lowered.endswith((".parquet", ".pq")):
-        return pd.read_parquet(url, storage_options=storage_options or None)
-    if lowered.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(url, storage_options=storage_options or None)
-    raise ValueError(f"cannot read {url!r}: expected a .parquet or .csv file")
+def reference_profile(settings: Settings, storage: Storage, config: MonitorConfig) -> Profile:
+    """The stored profile of the training data; built (once) when missing or when the reference moved."""
+    path = layout.reference_profile(config.model)
+    source_path = path.replace(".npz", ".source.json")
+    if storage.exists(path) and storage.exists(source_path) and storage.read_json(source_path) == {"reference": config.reference}:
+        with storage.fs.open(storage.path(path), "rb") as handle:
+            return Profile.from_bytes(handle.read())
+    table = read_table(config.reference, settings.storage_options)
+    profile = build_reference_profile(table, config.features, exclude=(config.label_column,))
+    storage.write_bytes(path, profile.to_bytes())
+    storage.write_json(source_path, {"reference": config.reference})
+    return profile
 
 
 def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, datetime, datetime]:
@@ -47,20 +53,22 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
     Idempotent for its window: the report, the alert and the retrain request are
     named by model and window end, and an alert already delivered is not sent again.
     """
-    reference = load_table(config.reference, settings.storage_options)
-    feature_types = config.features or infer_feature_types(reference, exclude=(config.label_column,))
+    reference = reference_profile(settings, storage, config)
     window, window_start, window_end = current_window(storage, config)
-    current = window.rename(columns=lambda c: c.removeprefix("features."))
-    report = build_drift_report(
-        reference, current, feature_types, alpha=config.drift.alpha, correction=config.drift.correction,
-        min_rows=config.drift.min_rows,
+    feature_columns = [c for c in window.columns if c.startswith("features.")]
+    current_table = pa.Table.from_pandas(window[feature_columns].rename(columns=lambda c: c.removeprefix("features.")),
+                                         preserve_index=False)
+    report = compare_profiles(
+        reference, window_profile(reference, iter(current_table.to_batches())), alpha=config.drift.alpha,
+        correction=config.drift.correction, min_rows=config.drift.min_rows, tests=config.drift.tests,
+        thresholds=config.drift.thresholds, current_columns=current_table.column_names,
         metadata={
             "model": config.model,
             "model_versions": sorted(window["model_version"].unique().tolist()),
             "window_start": window_start.isoformat(),
             "window_end": window_end.isoformat(),
             "current_rows": len(window),
-            "reference_rows": len(reference),
+            "reference_rows": reference.rows,
             "generated_at": datetime.now(timezone.utc).isoformat(),
         },
     ).to_dict()

@@ -1,0 +1,18 @@
+"""Energy distance (numeric), via :func:`scipy.stats.energy_distance`, on values scaled by the reference std."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from driftline.detectors.base import StatTest
+from driftline.detectors.registry import register
+
+
+def _energy(reference: np.ndarray, current: np.ndarray) -> tuple[float, None]:
+    scale = float(np.std(reference)) or 1.0
+    return float(stats.energy_distance(reference / scale, current / scale)), None
+
+
+energy_test = register(StatTest("energy", ("numeric",), 0.1, "distance", _energy,
+                                description="Energy distance between the standardized samples."))

@@ -1,0 +1,31 @@
+"""Normalized Wasserstein-1 distance (numeric): ``wasserstein_distance(ref, cur) / std(ref)``.
+
+An effect size in reference standard deviations (Evidently's default for large
+numeric columns, threshold 0.1). A constant reference has no scale: the raw
+distance is used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from driftline.detectors.base import StatTest
+from driftline.detectors.registry import register
+
+
+def normalize(distance: float, reference_std: float) -> float:
+    return distance / reference_std if reference_std > 0 else distance
+
+
+def _wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, None]:
+    return normalize(float(stats.wasserstein_distance(reference, current)), float(np.std(reference))), None
+
+
+def wasserstein_from_cdfs(points: np.ndarray, reference_cdf: np.ndarray, current_cdf: np.ndarray, reference_std: float) -> float:
+    """∫|F − G| dx with both CDFs held constant between consecutive points (exact for step CDFs on those points)."""
+    return normalize(float(np.sum(np.abs(reference_cdf[:-1] - current_cdf[:-1]) * np.diff(points))), reference_std)
+
+
+wasserstein_test = register(StatTest("wasserstein", ("numeric",), 0.1, "distance", _wasserstein,
+                                     description="Earth mover's distance in reference standard deviations."))
