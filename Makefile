@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench schemas up down clean
+.PHONY: install demo test bench bench-evidently-env schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -21,6 +21,12 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.drift_engine
+
+# Evidently (for the benchmark's comparison only) needs pandas<3, so it gets an environment of its own.
+bench-evidently-env:
+	$(PYTHON) -m venv benchmarks/.venv-evidently
+	benchmarks/.venv-evidently/bin/python -m pip install --quiet uv
+	benchmarks/.venv-evidently/bin/uv pip install --quiet --compile-bytecode --python benchmarks/.venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow
 
 schemas: install
 	$(BIN)/python -m driftline.schemas.write_jsonschema

@@ -47,3 +47,54 @@ def shares(counts: np.ndarray, smooth: bool = True) -> np.ndarray:
     if smooth:
         proportions = np.where(counts == 0, EMPTY_BIN_SHARE, proportions)
     return proportions
+
+
+class FastBinner:
+    """``np.searchsorted(inner_edges, values, side="left")``, exactly, several times faster.
+
+    A uniform grid of ``cells`` cells spans the edges; for each cell the answer
+    is precomputed for both ends. Where they agree (most cells: the edges are
+    reference quantiles, far fewer than the cells) a value's bin is one table
+    lookup; only values in cells that hold an edge fall back to a binary
+    search. Cell bounds are widened by a relative margin so that rounding in
+    the cell computation can only send a value to the binary search, never to
+    a wrong bin. The table is built on the first batch large enough to repay it.
+    """
+
+    # Building the table costs about as much as binary-searching 50k values: smaller batches just search.
+    MIN_VALUES = 50_000
+
+    def __init__(self, inner_edges: np.ndarray, cells: int = 1 << 16) -> None:
+        self.edges = np.asarray(inner_edges, dtype=np.float64)
+        self.size = len(self.edges)
+        self.cells = cells
+        self.lookup: np.ndarray | None = None
+        self._built = False
+
+    def _build(self) -> None:
+        self._built = True
+        # Few edges (discrete data) are searched fast enough, and their values sit on the edges anyway.
+        if self.size < 128 or not np.isfinite(self.edges).all() or self.edges[-1] <= self.edges[0]:
+            return
+        self.low, span = float(self.edges[0]), float(self.edges[-1] - self.edges[0])
+        self.scale = self.cells / span
+        starts = self.low + np.arange(self.cells) * (span / self.cells)
+        margin = span / self.cells * 1e-6 + np.abs(starts) * 1e-12
+        first = np.searchsorted(self.edges, starts - margin, side="left")
+        last = np.searchsorted(self.edges, starts + span / self.cells + margin, side="left")
+        self.lookup = np.where(first == last, first, -1).astype(np.int32)
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        if not self._built and len(values) >= self.MIN_VALUES:
+            self._build()
+        if self.lookup is None:
+            return np.searchsorted(self.edges, values, side="left")
+        position = (values - self.low) * self.scale
+        np.clip(position, 0, self.cells - 1, out=position)
+        result = self.lookup[position.astype(np.int64)].astype(np.int64)
+        result[values <= self.edges[0]] = 0
+        result[values > self.edges[-1]] = self.size
+        unresolved = np.flatnonzero(result < 0)
+        if unresolved.size:
+            result[unresolved] = np.searchsorted(self.edges, values[unresolved], side="left")
+        return result

@@ -26,12 +26,16 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from driftline.detectors.binning import FastBinner
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FINE_BINS = 1000
 SAMPLE_SIZE = 5000
@@ -42,30 +46,38 @@ PROFILE_VERSION = 1
 FeatureType = Literal["numeric", "categorical"]
 
 
-class _Reservoir:
-    """A uniform sample of fixed size from a stream, by smallest random keys (mergeable)."""
+class _RowReservoir:
+    """A uniform sample of rows of a stream, by smallest random keys; one key per row for all columns."""
 
     def __init__(self, size: int, rng: np.random.Generator) -> None:
         self.size, self.rng = size, rng
         self.keys = np.empty(0)
-        self.rows: dict[str, np.ndarray] = {}
+        self.columns: dict[str, list[np.ndarray]] = {}
 
-    def offer(self, columns: dict[str, np.ndarray], n: int) -> None:
-        keys = self.rng.random(n)
-        if len(self.keys) >= self.size:
-            cutoff = self.keys.max()
-            chosen = np.flatnonzero(keys < cutoff)
-        else:
-            chosen = np.arange(n)
-        if chosen.size == 0:
+    def choose(self, rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Indices of this batch's rows that enter the sample, and their keys (None when none do)."""
+        keys = self.rng.random(rows)
+        chosen = np.flatnonzero(keys < self.keys.max()) if len(self.keys) >= self.size else np.arange(rows)
+        return (chosen, keys[chosen]) if chosen.size else None
+
+    def add(self, keys: np.ndarray, values: dict[str, np.ndarray]) -> None:
+        self.keys = np.concatenate([self.keys, keys])
+        for name, column in values.items():
+            self.columns.setdefault(name, []).append(column)
+        if len(self.keys) > 4 * self.size:
+            self._shrink()
+
+    def _shrink(self) -> None:
+        if len(self.keys) <= self.size:
             return
-        merged_keys = np.concatenate([self.keys, keys[chosen]])
-        merged = {name: np.concatenate([self.rows.get(name, values[:0]), values[chosen]]) for name, values in columns.items()}
-        if len(merged_keys) > self.size:
-            keep = np.argpartition(merged_keys, self.size - 1)[: self.size]
-            merged_keys = merged_keys[keep]
-            merged = {name: values[keep] for name, values in merged.items()}
-        self.keys, self.rows = merged_keys, merged
+        keep = np.argpartition(self.keys, self.size - 1)[: self.size]
+        self.keys = self.keys[keep]
+        self.columns = {name: [np.concatenate(parts)[keep]] for name, parts in self.columns.items()}
+
+    def sample(self, name: str) -> np.ndarray | None:
+        self._shrink()
+        parts = self.columns.get(name)
+        return np.concatenate(parts) if parts else None
 
 
 @dataclass
@@ -86,16 +98,17 @@ class NumericSummary:
     def std(self) -> float:
         return math.sqrt(self.m2 / self.count) if self.count else 0.0
 
-    def add(self, values: np.ndarray, reference_range: tuple[float, float] | None = None) -> None:
+    def add(self, values: np.ndarray, reference_range: tuple[float, float] | None = None,
+            binner: FastBinner | None = None) -> None:
         if values.size == 0:
             return
         if reference_range is not None:
-            self.out_of_range += int(np.count_nonzero((values < reference_range[0]) | (values > reference_range[1])))
-        self.bin_counts += np.bincount(np.searchsorted(self.inner_edges, values, side="left"),
-                                       minlength=len(self.inner_edges) + 1)
+            self.out_of_range += int(np.count_nonzero(values < reference_range[0]) + np.count_nonzero(values > reference_range[1]))
+        indices = (binner or FastBinner(self.inner_edges)).index(values)
+        self.bin_counts += np.bincount(indices, minlength=len(self.inner_edges) + 1)
         n, mean = values.size, float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
-        self._combine(n, mean, m2, float(values.min()), float(values.max()))
+        deviations = values - mean
+        self._combine(n, mean, float(np.dot(deviations, deviations)), float(values.min()), float(values.max()))
 
     def _combine(self, n: int, mean: float, m2: float, minimum: float, maximum: float) -> None:
         total = self.count + n
@@ -238,8 +251,12 @@ def _numeric_values(array: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int,
     missing = array.null_count
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
         values = array.drop_null().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if np.isfinite(values.sum()):  # one cheap pass; NaN (or inf) makes the sum non-finite
+            return values, missing, 0
         nan = np.isnan(values)
-        return (values[~nan], missing + int(nan.sum()), 0) if nan.any() else (values, missing, 0)
+        return values[~nan], missing + int(nan.sum()), 0
+    import pandas as pd  # only for the rare case of numbers arriving as text
+
     values = pd.to_numeric(pd.Series(array.drop_null().to_pylist(), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     bad = np.isnan(values)
     return values[~bad], missing, int(bad.sum())
@@ -248,7 +265,7 @@ def _numeric_values(array: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int,
 def build_reference_profile(table: pa.Table | pd.DataFrame, feature_types: dict[str, FeatureType] | None = None, *,
                             exclude: Iterable[str] = (), fine_bins: int = FINE_BINS, seed: int = 0) -> Profile:
     """Profile training data held in memory (bin edges are the exact reference quantiles)."""
-    if isinstance(table, pd.DataFrame):
+    if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     if table.num_rows == 0:
         raise ValueError("cannot profile an empty reference: it has no rows")
@@ -270,15 +287,17 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
                     edges: dict[str, np.ndarray], *, seed: int = 0, sample_size: int = SAMPLE_SIZE,
                     progress: Any = None, reference_ranges: dict[str, tuple[float, float]] | None = None) -> Profile:
     """Fold record batches into a profile with fixed bin edges; memory is one batch plus the summaries."""
-    rng = np.random.default_rng(seed)
     summaries: dict[str, Summary] = {
         name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64)) if kind == "numeric" else CategoricalSummary()
         for name, kind in feature_types.items()
     }
-    reservoirs = {name: _Reservoir(sample_size, np.random.default_rng(rng.integers(2**63))) for name in feature_types}
+    binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
+    reservoir = _RowReservoir(sample_size, np.random.default_rng(seed))
     rows, source_types = 0, {}
     for batch in batches:
         rows += batch.num_rows
+        chosen = reservoir.choose(batch.num_rows)
+        sampled: dict[str, np.ndarray] = {}
         for name, kind in feature_types.items():
             index = batch.schema.get_field_index(name)
             if index < 0:
@@ -290,21 +309,45 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
                 values, missing, non_numeric = _numeric_values(column)
                 summary.missing += missing
                 summary.non_numeric += non_numeric
-                summary.add(values, (reference_ranges or {}).get(name))
-                reservoirs[name].offer({"v": values}, values.size)
+                summary.add(values, (reference_ranges or {}).get(name), binners[name])
+                if chosen is not None:
+                    sampled[name] = _numeric_values(column.take(pa.array(chosen[0])))[0] if column.null_count or non_numeric \
+                        else column.take(pa.array(chosen[0])).to_numpy(zero_copy_only=False).astype(np.float64)
             else:
                 summary.missing += column.null_count
-                present = column.drop_null()
-                summary.add(present)
-                strings = np.asarray(present.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
-                reservoirs[name].offer({"v": strings}, strings.size)
+                summary.add(column)
+                if chosen is not None:
+                    # to_pylist, not to_numpy: arrow's string-to-numpy path imports pandas (~50 MB, ~1 s cold)
+                    sampled[name] = np.array(column.take(pa.array(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
+        if chosen is not None:
+            reservoir.add(chosen[1], _align_missing(sampled, len(chosen[0])))
         if progress is not None:
             progress(batch.num_rows)
     for name, summary in summaries.items():
-        summary.sample = reservoirs[name].rows.get("v", summary.sample)
+        sample = reservoir.sample(name)
+        if sample is not None:
+            summary.sample = sample[~_is_missing(sample)]
         if isinstance(summary, CategoricalSummary):
             summary.truncate()
     return Profile(dict(feature_types), summaries, rows, source_types)
+
+
+def _align_missing(sampled: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """Give every column one slot per sampled row (NaN / None where a value was missing) so rows stay aligned."""
+    aligned = {}
+    for name, values in sampled.items():
+        if len(values) == rows:
+            aligned[name] = values
+        else:  # nulls were dropped: pad; which rows they were does not matter for a uniform sample of values
+            pad = np.full(rows - len(values), np.nan if values.dtype.kind == "f" else None, dtype=values.dtype)
+            aligned[name] = np.concatenate([values, pad])
+    return aligned
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    return np.array([v is None for v in values], dtype=bool)
 
 
 def window_profile(reference: Profile, batches: Iterator[pa.RecordBatch], *, seed: int = 1, progress: Any = None) -> Profile:

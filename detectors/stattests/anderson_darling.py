@@ -9,13 +9,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
 
 
 def _anderson(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the p-value cap is documented above
         result = stats.anderson_ksamp([reference, current])

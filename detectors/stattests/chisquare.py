@@ -8,7 +8,6 @@ instead of dividing by zero.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
@@ -20,6 +19,7 @@ def contingency(reference_counts: np.ndarray, current_counts: np.ndarray) -> np.
 
 
 def _chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     table = contingency(reference_counts, current_counts)
     if table.shape[1] < 2:
         return 0.0, 1.0  # one category on both sides: nothing can have moved

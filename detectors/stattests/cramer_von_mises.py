@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
 
 
 def _cvm(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     result = stats.cramervonmises_2samp(reference, current, method="asymptotic")
     return float(result.statistic), float(result.pvalue)
 

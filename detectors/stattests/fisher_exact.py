@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
 
 
 def _fisher(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     if len(reference_counts) > 2:
         raise ValueError(f"Fisher's exact test here needs a binary feature, got {len(reference_counts)} categories")
     table = np.vstack([reference_counts, current_counts])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
@@ -11,6 +10,7 @@ from driftline.detectors.stattests.chisquare import contingency
 
 
 def _g_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     table = contingency(reference_counts, current_counts)
     if table.shape[1] < 2:
         return 0.0, 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.binning import shares
@@ -11,6 +10,7 @@ from driftline.detectors.registry import register
 
 
 def _kl(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, None]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     return float(stats.entropy(shares(reference_counts), shares(current_counts))), None
 
 

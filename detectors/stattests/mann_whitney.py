@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
 
 
 def _mann_whitney(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     result = stats.mannwhitneyu(reference, current, alternative="two-sided")
     return float(result.statistic), float(result.pvalue)
 

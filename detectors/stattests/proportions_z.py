@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
 
 
 def _z_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     if len(reference_counts) > 2:
         raise ValueError(f"the two-proportion z-test needs a binary feature, got {len(reference_counts)} categories")
     n1, n2 = reference_counts.sum(), current_counts.sum()

@@ -8,7 +8,6 @@ distance is used.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from driftline.detectors.base import StatTest
 from driftline.detectors.registry import register
@@ -19,6 +18,7 @@ def normalize(distance: float, reference_std: float) -> float:
 
 
 def _wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, None]:
+    from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
     return normalize(float(stats.wasserstein_distance(reference, current)), float(np.std(reference))), None
 
 

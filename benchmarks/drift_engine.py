@@ -1,0 +1,193 @@
+"""Drift engine benchmark: driftline vs the scan floor vs Evidently, measured in one run.
+
+    make bench            # or: .venv/bin/python -m benchmarks.drift_engine [--current-rows N]
+
+Each contender runs in a child process of its own, so its peak RSS is its own;
+seconds exclude interpreter start and imports for every contender alike.
+
+* driftline: load the stored reference profile, stream the current Parquet
+  file by row groups into a window profile, compare (all 26 features).
+* scan floor: pyarrow reads the current file, one ``np.histogram`` pass over
+  every numeric column and one ``value_counts`` over every categorical one.
+* Evidently 0.7 ``DataDriftPreset`` on the same two files, when an interpreter
+  with Evidently is found: ``$EVIDENTLY_PYTHON`` or
+  ``benchmarks/.venv-evidently/bin/python`` (``make bench-evidently-env``;
+  Evidently needs pandas < 3, so it cannot share driftline's environment).
+
+Targets (issue 3): driftline ≤ 1/30 of Evidently's time, ≤ 2× the scan floor,
+peak RSS ≤ 400 MB, all 7 shifted columns found and none of the 19 others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_driftline(profile_path: str, current_path: str) -> dict:
+    from driftline.detectors import Profile, available_tests, compare_profiles, window_profile
+    from driftline.detectors.sources import open_batches
+
+    available_tests()  # imports every test module: outside the clock, like every contender's imports
+    started = time.perf_counter()
+    with open(profile_path, "rb") as handle:
+        reference = Profile.from_bytes(handle.read())
+    with open_batches(current_path, columns=list(reference.feature_types)) as (schema, _, batches):
+        current = window_profile(reference, batches)
+    report = compare_profiles(reference, current, current_columns=schema.names)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "drifted": sorted(report.drifted_features),
+            "tests": sorted({f.result.test for f in report.features})}
+
+
+def run_scan_floor(current_path: str) -> dict:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    table = pq.read_table(current_path)
+    for column in table.column_names:
+        values = table.column(column)
+        if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
+            np.histogram(values.to_numpy(), bins=100)
+        else:
+            pc.value_counts(values)
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb()}
+
+
+EVIDENTLY_SCRIPT = r"""
+import json, resource, sys, time, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.presets import DataDriftPreset
+reference_path, current_path, numeric, categorical = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(",")
+started = time.perf_counter()
+definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+reference = Dataset.from_pandas(pd.read_parquet(reference_path), data_definition=definition)
+current = Dataset.from_pandas(pd.read_parquet(current_path), data_definition=definition)
+snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+result = snapshot.dict()
+seconds = time.perf_counter() - started
+drifted = []
+for metric in result["metrics"]:
+    config = metric.get("config", {})
+    if config.get("type", "").endswith("ValueDrift"):
+        value, threshold, method = metric["value"], config.get("threshold"), config.get("method", "")
+        is_p_value = "p_value" in method or "test" in method.lower() and "distance" not in method.lower()
+        flagged = value <= threshold if is_p_value else value >= threshold
+        if flagged:
+            drifted.append(config["column"])
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "drifted": sorted(drifted)}))
+"""
+
+
+def evidently_python() -> str | None:
+    candidates = [os.environ.get("EVIDENTLY_PYTHON"), str(HERE / ".venv-evidently" / "bin" / "python")]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            probe = subprocess.run([candidate, "-c", "import evidently"], capture_output=True)
+            if probe.returncode == 0:
+                return candidate
+    return None
+
+
+def _child(*args: str) -> dict:
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.drift_engine", "--child", *args],
+                               capture_output=True, text=True, cwd=HERE.parent)
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr[-3000:])
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference-rows", type=int, default=100_000)
+    parser.add_argument("--current-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is reported")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, *paths = args.child
+        print(json.dumps(run_driftline(*paths) if kind == "driftline" else run_scan_floor(*paths)))
+        return 0
+
+    from benchmarks.data_generator import CATEGORICAL, COLUMNS, NUMERIC, SHIFTED, ensure_data
+    from driftline.detectors import build_reference_profile
+    from driftline.detectors.sources import read_table
+
+    print(f"data: reference {args.reference_rows:,} rows, current {args.current_rows:,} rows, {len(COLUMNS)} columns "
+          f"({len(SHIFTED)} shifted) in {DATA}", flush=True)
+    reference_path, current_path = ensure_data(DATA, args.reference_rows, args.current_rows)
+    started = time.perf_counter()
+    profile = build_reference_profile(read_table(str(reference_path)))
+    profile_path = DATA / f"{reference_path.stem}.profile.npz"
+    profile_path.write_bytes(profile.to_bytes())
+    print(f"reference profile built once in {time.perf_counter() - started:.2f}s: {profile_path.stat().st_size / 1024:.0f} KiB")
+
+    def median_of(runs: list[dict]) -> dict:
+        ordered = sorted(runs, key=lambda r: r["seconds"])
+        chosen = dict(ordered[len(ordered) // 2])
+        chosen["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+        return chosen
+
+    results = {
+        "driftline": median_of([_child("driftline", str(profile_path), str(current_path)) for _ in range(args.repeat)]),
+        "scan floor": median_of([_child("scan", str(current_path)) for _ in range(args.repeat)]),
+    }
+    evidently = evidently_python()
+    if evidently:
+        completed = subprocess.run([evidently, "-c", EVIDENTLY_SCRIPT, str(reference_path), str(current_path),
+                                    ",".join([*NUMERIC, "prediction"]), ",".join(CATEGORICAL)], capture_output=True, text=True)
+        if completed.returncode == 0:
+            results["evidently"] = json.loads(completed.stdout.strip().splitlines()[-1])
+        else:
+            print(f"Evidently failed: {completed.stderr[-1500:]}")
+    else:
+        print("Evidently: not found (make bench-evidently-env, or set EVIDENTLY_PYTHON) — its ratio is skipped")
+
+    print(f"\n{'contender':12s} {'seconds':>9s} {'peak RSS MB':>12s}")
+    for name, result in results.items():
+        print(f"{name:12s} {result['seconds']:9.3f} {result['peak_rss_mb']:12.0f}")
+    ours, floor = results["driftline"], results["scan floor"]
+    unshifted = [c for c in COLUMNS if c not in SHIFTED]
+    found = sorted(set(SHIFTED) & set(ours["drifted"]))
+    false = sorted(set(unshifted) & set(ours["drifted"]))
+    checks = [
+        (f"driftline / scan floor = {ours['seconds'] / floor['seconds']:.2f}", ours["seconds"] <= 2 * floor["seconds"], "≤ 2"),
+        (f"driftline peak RSS = {ours['peak_rss_mb']:.0f} MB", ours["peak_rss_mb"] <= 400, "≤ 400 MB"),
+        (f"shifted columns found = {len(found)}/{len(SHIFTED)}", len(found) == len(SHIFTED), "7/7"),
+        (f"unshifted columns flagged = {len(false)}/{len(unshifted)}{' ' + str(false) if false else ''}", not false, "0/19"),
+    ]
+    if "evidently" in results:
+        theirs = results["evidently"]
+        checks.insert(0, (f"driftline / Evidently = 1/{theirs['seconds'] / ours['seconds']:.0f} "
+                          f"({ours['seconds']:.2f}s vs {theirs['seconds']:.2f}s)", ours["seconds"] * 30 <= theirs["seconds"], "≤ 1/30"))
+        e_found = len(set(SHIFTED) & set(theirs["drifted"]))
+        e_false = sorted(set(unshifted) & set(theirs["drifted"]))
+        print(f"Evidently found {e_found}/{len(SHIFTED)} shifted, flagged {len(e_false)}/{len(unshifted)} unshifted {e_false or ''}")
+    print(f"driftline tests used: {', '.join(ours['tests'])}")
+    print()
+    for text, ok, target in checks:
+        print(f"{'PASS' if ok else 'MISS'}  {text}  (target {target})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
