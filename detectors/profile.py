@@ -93,6 +93,10 @@ class NumericSummary:
     sample: np.ndarray = field(default_factory=lambda: np.empty(0))
     non_numeric: int = 0  # values that were text in this source (a type change)
     out_of_range: int = 0  # window profiles only: values outside the reference's [min, max]
+    # Σ (x − last edge) above the last edge and Σ (first edge − x) at or below the first: the exact
+    # tail areas the Wasserstein distance needs beyond the bins.
+    upper_excess: float = 0.0
+    lower_excess: float = 0.0
 
     @property
     def std(self) -> float:
@@ -106,6 +110,9 @@ class NumericSummary:
             self.out_of_range += int(np.count_nonzero(values < reference_range[0]) + np.count_nonzero(values > reference_range[1]))
         indices = (binner or FastBinner(self.inner_edges)).index(values)
         self.bin_counts += np.bincount(indices, minlength=len(self.inner_edges) + 1)
+        if len(self.inner_edges):
+            self.upper_excess += float((values[indices == len(self.inner_edges)] - self.inner_edges[-1]).sum())
+            self.lower_excess += float((self.inner_edges[0] - values[indices == 0]).sum())
         n, mean = values.size, float(values.mean())
         deviations = values - mean
         self._combine(n, mean, float(np.dot(deviations, deviations)), float(values.min()), float(values.max()))
@@ -172,7 +179,8 @@ class Profile:
                                      "(reference_edges=) to merge them")
                 merged = NumericSummary(mine.inner_edges, mine.bin_counts + theirs.bin_counts, mine.count, mine.missing + theirs.missing,
                                         mine.mean, mine.m2, mine.minimum, mine.maximum, sample, mine.non_numeric + theirs.non_numeric,
-                                        mine.out_of_range + theirs.out_of_range)
+                                        mine.out_of_range + theirs.out_of_range, mine.upper_excess + theirs.upper_excess,
+                                        mine.lower_excess + theirs.lower_excess)
                 if theirs.count:
                     merged._combine(theirs.count, theirs.mean, theirs.m2, theirs.minimum, theirs.maximum)
                 summaries[name] = merged
@@ -198,7 +206,8 @@ class Profile:
                 arrays[f"f{index}_sample"] = summary.sample.astype(np.float64)
                 meta["features"][name] = {"index": index, "count": summary.count, "missing": summary.missing, "mean": summary.mean,
                                           "m2": summary.m2, "min": summary.minimum, "max": summary.maximum,
-                                          "non_numeric": summary.non_numeric, "out_of_range": summary.out_of_range}
+                                          "non_numeric": summary.non_numeric, "out_of_range": summary.out_of_range,
+                                          "upper_excess": summary.upper_excess, "lower_excess": summary.lower_excess}
             else:
                 arrays[f"f{index}_sample"] = summary.sample.astype(str)
                 meta["features"][name] = {"index": index, "counts": summary.counts, "missing": summary.missing}
@@ -220,7 +229,8 @@ class Profile:
                     summaries[name] = NumericSummary(archive[f"f{index}_edges"], archive[f"f{index}_bins"], info["count"],
                                                      info["missing"], info["mean"], info["m2"], info["min"], info["max"],
                                                      archive[f"f{index}_sample"], info.get("non_numeric", 0),
-                                                     info.get("out_of_range", 0))
+                                                     info.get("out_of_range", 0), info.get("upper_excess", 0.0),
+                                                     info.get("lower_excess", 0.0))
                 else:
                     summaries[name] = CategoricalSummary({k: int(v) for k, v in info["counts"].items()}, info["missing"],
                                                          archive[f"f{index}_sample"].astype(object))

@@ -63,6 +63,18 @@ def _cmd_dag_test(args: argparse.Namespace) -> int:
     return 0 if str(run.state) in {"success", "DagRunState.SUCCESS"} else 1
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from driftline.detectors.cli import cmd_profile, run
+
+    return run(cmd_profile, args)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from driftline.detectors.cli import cmd_check, run
+
+    return run(cmd_check, args)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from driftline.infra.demo import run_demo
 
@@ -84,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     dag_test.add_argument("dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain"])
     dag_test.add_argument("--conf", help="run configuration as JSON, e.g. '{\"model\": \"churn\"}'")
     dag_test.set_defaults(func=_cmd_dag_test)
+    profile = commands.add_parser("profile", help="build a reference profile from training data (Parquet/CSV, path or URL)")
+    profile.add_argument("data")
+    profile.add_argument("-o", "--output", required=True, help="where to write the profile (.npz)")
+    profile.add_argument("--config", help="monitor config: feature types and the label column to leave out")
+    profile.add_argument("--exclude", action="append", help="a column to leave out (repeatable)")
+    profile.set_defaults(func=_cmd_profile)
+    check = commands.add_parser("check", help="drift of CURRENT against REFERENCE (a profile or data); exit 0 no drift, 1 drift, 2 error")
+    check.add_argument("reference", help="a profile (.npz) or training data (Parquet/CSV)")
+    check.add_argument("current", help="current data (Parquet/CSV, path or URL)")
+    check.add_argument("--config", help="monitor config: alpha, correction, tests, thresholds, feature types")
+    check.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
+    check.add_argument("--html", help="write a self-contained HTML report to this file")
+    check.add_argument("--alpha", type=float, help="significance level (default 0.05 or the config's)")
+    check.add_argument("--correction", choices=["fdr", "bonferroni", "none"], help="multiple-testing correction (default fdr)")
+    check.set_defaults(func=_cmd_check)
     demo = commands.add_parser("demo", help="the whole loop end to end on the embedded default")
     demo.add_argument("--rows", type=int, default=12_000, help="predictions to simulate (default 12000)")
     demo.set_defaults(func=_cmd_demo)

@@ -67,6 +67,12 @@ def test_binned_ks_and_wasserstein_are_within_their_documented_error():
     assert abs(results["amount"].statistic - exact_ks) <= bound <= 0.01
     exact_w = stats.wasserstein_distance(reference_data["age"], current_data["age"]) / reference_data["age"].std(ddof=0)
     assert abs(results["age"].statistic - exact_w) <= 0.01
+    # A heavy right tail that grows (log-normal spread × 1.5): the tails are taken from exact excess sums.
+    spread = pd.DataFrame({"amount": np.exp(np.log(current_data["amount"]) * 1.5 - 1.5), "age": current_data["age"],
+                           "plan": current_data["plan"]})
+    tail = compare_profiles(reference, window(reference, spread), tests={"amount": "wasserstein"}).features[0].result
+    exact_tail = stats.wasserstein_distance(reference_data["amount"], spread["amount"]) / reference_data["amount"].std(ddof=0)
+    assert abs(tail.statistic - exact_tail) <= 0.005
 
 
 def test_small_windows_run_exactly_on_raw_values():

@@ -1,0 +1,138 @@
+"""``driftline profile`` and ``driftline check``: drift from the command line.
+
+Exit codes of ``check``: 0 no drift, 1 drift, 2 error (bad arguments, unreadable data).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+
+
+class Progress:
+    """A one-line progress bar on stderr, shown only on a terminal and only for runs longer than a second."""
+
+    def __init__(self, total: int | None, stream: TextIO = sys.stderr) -> None:
+        self.total, self.stream, self.done = total, stream, 0
+        self.started = time.monotonic()
+        self.enabled = stream.isatty()
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        if not self.enabled or time.monotonic() - self.started < 1.0:
+            return
+        if self.total:
+            share = self.done / self.total
+            bar = "#" * int(share * 30)
+            self.stream.write(f"\r[{bar:<30}] {share:6.1%} {self.done:,}/{self.total:,} rows")
+        else:
+            self.stream.write(f"\r{self.done:,} rows")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and time.monotonic() - self.started >= 1.0:
+            self.stream.write("\n")
+
+
+def _storage_options(url: str) -> dict[str, Any]:
+    from driftline.schemas.settings import Settings
+
+    return Settings.from_env().storage_options if url.startswith("s3://") else {}
+
+
+def load_reference(path: str, config: Any = None):
+    """A stored profile (``.npz``) as it is, or data (Parquet/CSV) profiled now."""
+    import fsspec
+
+    from driftline.detectors.profile import Profile, build_reference_profile
+    from driftline.detectors.sources import read_table
+
+    if path.endswith(".npz"):
+        with fsspec.open(path, "rb", **_storage_options(path)) as handle:
+            return Profile.from_bytes(handle.read())
+    exclude = (config.label_column,) if config else ()
+    return build_reference_profile(read_table(path, _storage_options(path)), config.features if config else None, exclude=exclude)
+
+
+def cmd_profile(args: Any) -> int:
+    import fsspec
+
+    from driftline.detectors.profile import build_reference_profile
+    from driftline.detectors.sources import read_table
+    from driftline.schemas.config import load_monitor_config
+
+    config = load_monitor_config(args.config) if args.config else None
+    exclude = tuple(args.exclude or ()) + ((config.label_column,) if config else ())
+    started = time.monotonic()
+    profile = build_reference_profile(read_table(args.data, _storage_options(args.data)), config.features if config else None,
+                                      exclude=exclude)
+    data = profile.to_bytes()
+    with fsspec.open(args.output, "wb", **_storage_options(args.output)) as handle:
+        handle.write(data)
+    print(f"profiled {profile.rows:,} rows × {len(profile.feature_types)} features in {time.monotonic() - started:.1f}s "
+          f"→ {args.output} ({len(data) / 1024:.0f} KiB)")
+    return 0
+
+
+def cmd_check(args: Any) -> int:
+    from driftline.detectors.engine import compare_profiles
+    from driftline.detectors.html import render_html
+    from driftline.detectors.profile import window_profile
+    from driftline.detectors.sources import open_batches
+    from driftline.schemas.config import load_monitor_config
+
+    config = load_monitor_config(args.config) if args.config else None
+    reference = load_reference(args.reference, config)
+    with open_batches(args.current, columns=list(reference.feature_types), storage_options=_storage_options(args.current)) as (schema, total, batches):
+        progress = Progress(total)
+        current = window_profile(reference, batches, progress=progress)
+        progress.close()
+    drift = config.drift if config else None
+    report = compare_profiles(
+        reference, current,
+        alpha=args.alpha if args.alpha is not None else (drift.alpha if drift else 0.05),
+        correction=args.correction or (drift.correction if drift else "fdr"),
+        min_rows=drift.min_rows if drift else 100,
+        tests=drift.tests if drift else None, thresholds=drift.thresholds if drift else None,
+        current_columns=schema.names,
+        metadata={"reference": args.reference, "current": args.current, "current_rows": current.rows,
+                  "reference_rows": reference.rows, **({"model": config.model} if config else {})},
+    ).to_dict()
+    if args.json:
+        text = json.dumps(report, indent=2, default=str)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+    if args.html:
+        Path(args.html).write_text(render_html(report))
+    if args.json != "-":
+        _print_summary(report)
+    return EXIT_DRIFT if report["drifted_features"] else EXIT_NO_DRIFT
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    print(f"{len(report['drifted_features'])} of {len(report['features'])} features drifted "
+          f"({report['current_rows']:,} current vs {report['reference_rows']:,} reference rows; "
+          f"α={report['alpha']}, {report['correction']})")
+    for f in report["features"]:
+        verdict = "DRIFT" if f["drifted"] else ("ok" if f["drifted"] is False else "insufficient data")
+        score = "" if f["p_value"] is None else f"  p={f['p_value']:.3g}"
+        statistic = "–" if f["statistic"] is None else f"{f['statistic']:.4g}"
+        print(f"  {f['feature']:24s} {f['test']:16s} {statistic:>10s}{score}  threshold={f['threshold']:.3g}  {verdict}")
+    for issue in report["quality"]:
+        print(f"  quality: {issue['message']}")
+
+
+def run(command: Any, args: Any) -> int:
+    """Run a subcommand; any error becomes a message and exit code 2."""
+    try:
+        return command(args)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,76 @@
+"""A self-contained HTML rendering of a drift report: no scripts, no external files, works offline.
+
+Inline CSS and one small inline SVG per feature (reference vs current shares
+over 20 reference-quantile bins or the 12 largest categories) keep it small:
+about 5 KB per feature, well under 1 MB for 50 features.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}
+table{border-collapse:collapse;margin:12px 0}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
+.drift{color:#b00020;font-weight:600}.ok{color:#1b7f3b}.na{color:#777}
+.feature{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
+"""
+_REFERENCE, _CURRENT = "#8da0cb", "#fc8d62"
+
+
+def _format(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return html.escape(str(value))
+
+
+def _svg(plot: dict[str, Any], width: int = 360, height: int = 120) -> str:
+    labels, reference, current = plot.get("labels", []), plot.get("reference", []), plot.get("current", [])
+    if not labels:
+        return ""
+    top = max(max(reference, default=0), max(current, default=0)) or 1.0
+    slot = width / len(labels)
+    bar = max(slot / 2 - 1, 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 14}">']
+    for i, (label, r, c) in enumerate(zip(labels, reference, current)):
+        x = i * slot
+        for offset, share, colour in ((0, r, _REFERENCE), (bar, c, _CURRENT)):
+            h = share / top * height
+            parts.append(f'<rect x="{x + offset:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+                         f"<title>{html.escape(str(label))}: {share:.3%}</title></rect>")
+    parts.append(f'<text x="0" y="{height + 12}" font-size="10">{html.escape(str(labels[0]))}</text>')
+    parts.append(f'<text x="{width}" y="{height + 12}" font-size="10" text-anchor="end">{html.escape(str(labels[-1]))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(report: dict[str, Any]) -> str:
+    features = sorted(report["features"], key=lambda f: -f.get("severity", -1))
+    title = f"Drift report{' — ' + html.escape(str(report['model'])) if report.get('model') else ''}"
+    rows = []
+    for f in features:
+        verdict, css = ("drift", "drift") if f["drifted"] else (("no drift", "ok") if f["drifted"] is False else ("insufficient data", "na"))
+        rows.append(f"<tr><td>{html.escape(f['feature'])}</td><td>{f['feature_type']}</td><td>{f['test']}</td>"
+                    f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"
+                    f"<td class='{css}'>{verdict}</td><td>{f['reference_size']:,} / {f['current_size']:,}</td>"
+                    f"<td>{_format(f.get('approximation'))}</td></tr>")
+    quality = "".join(f"<li><b>{html.escape(q['check'])}</b>: {html.escape(q['message'])}</li>" for q in report.get("quality", []))
+    window = ""
+    if report.get("window_start"):
+        window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
+    plots = "".join(f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
+                    f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>{_svg(f.get('plot') or {})}</div>"
+                    for f in features)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{title}</h1>{window}"
+            f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
+            f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
+            "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
+            f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
+            f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
+            f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
+            f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>")
