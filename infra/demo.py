@@ -236,8 +236,10 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     print("=" * 72)
     p = s["produced"]
     print(f"events produced       {p['predictions']} predictions, {p['labels']} labels, {p['invalid']} malformed")
-    print(f"dead-letter topic     {len(s['dead_letters'])} records: " +
-          "; ".join(sorted({d['reason'][:60] for d in s['dead_letters']})))
+    print(f"dead-letter topic     {len(s['dead_letters'])} records, each with its reason:")
+    for dead in s["dead_letters"]:
+        reason = dead["reason"] if len(dead["reason"]) <= 110 else dead["reason"][:107] + "..."
+        print(f"   [{dead['source']}] {reason}")
     print(f"metric windows        {len(metrics)} of {s['expected_windows']} (5 min, model {MODEL} v1)")
     for m in (metrics[0], metrics[len(metrics) // 2], metrics[-1]) if metrics else ():
         print(f"   {m['window_start'][11:16]}  count={m['count']:4d}  error_rate={m['error_rate']:.3f}  "
@@ -260,5 +262,5 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     if manifest:
         print(f"now serving           {MODEL} {manifest['serving']} (previous {manifest['previous']}; "
               f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})")
-    print(f"report                {s['report_path']}")
+    print(f"report                {s['report_path']} (and .html beside it)")
     print(f"run folder            {s['run_dir']}")

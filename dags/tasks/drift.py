@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
+from driftline.detectors.html import render_html
 from driftline.detectors.sources import read_table
 from driftline.schemas import layout
 from driftline.schemas.config import MonitorConfig
@@ -78,6 +79,7 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
                                        and config.retrain.entry_point)
     report_path = layout.drift_report(config.model, window_end)
     storage.write_json(report_path, report)
+    storage.write_bytes(report_path.removesuffix(".json") + ".html", render_html(report).encode())
     report["report_url"] = storage.url(report_path)
     if report["retrain_requested"]:
         storage.write_json(layout.retrain_request(config.model), {

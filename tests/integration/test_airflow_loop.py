@@ -88,8 +88,9 @@ def test_the_loop_through_airflow(loop_env, slack):
 
     drift = run("dag-test", "driftline_drift")
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
-    [report_path] = storage.list("reports/model=churn")
+    report_path, html_path = sorted(storage.list("reports/model=churn"), key=lambda p: not p.endswith(".json"))
     report = storage.read_json(report_path)
+    assert html_path.endswith(".html") and b"<svg" in storage.fs.cat_file(storage.path(html_path))
     assert report["current_rows"] == ROWS_PER_HOUR
     assert sorted(report["drifted_features"]) == ["plan", "x0", "x3"]  # exactly the shifted ones
     assert report["retrain_requested"] is True
