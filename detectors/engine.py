@@ -121,8 +121,10 @@ def _numeric_plot(ref: NumericSummary, cur: NumericSummary) -> dict[str, Any]:
     group = _coarse_groups(ref.bin_counts, PLOT_BINS)
     reference = np.bincount(group, weights=ref.bin_counts, minlength=PLOT_BINS)
     current = np.bincount(group, weights=cur.bin_counts, minlength=PLOT_BINS)
-    upper = [float(ref.inner_edges[np.flatnonzero(group == g)[-1]]) if np.any(group == g) and np.flatnonzero(group == g)[-1] < len(ref.inner_edges)
-             else float(ref.maximum) for g in range(PLOT_BINS)]
+    # Label each plotted bin by its upper edge: the edge closing its last fine bin (the maximum for the top bin).
+    upper_edges = np.append(ref.inner_edges, ref.maximum)
+    last_fine_bin = np.searchsorted(group, np.arange(PLOT_BINS), side="right") - 1
+    upper = [float(upper_edges[max(i, 0)]) for i in last_fine_bin]
     return {"kind": "bins", "labels": [f"≤{u:.3g}" for u in upper],
             "reference": (reference / max(reference.sum(), 1)).round(5).tolist(),
             "current": (current / max(current.sum(), 1)).round(5).tolist()}
