@@ -7,7 +7,7 @@ import logging
 import os
 from datetime import timedelta
 
-from driftline.schemas.config import load_monitor_configs
+from driftline.schemas.config import MetricSettings, load_monitor_configs
 from driftline.schemas.events import EventError, parse_event
 from driftline.streams import topics
 from driftline.streams.alerts import deliver_with_retry, format_threshold_alert, notifier_from_settings
@@ -70,13 +70,9 @@ async def _publish_closed_windows() -> None:
     for snapshot in state.close_ready():
         await topics.metrics.send(key=f"{snapshot['model']}|{snapshot['model_version']}", value=snapshot)
         config = monitor_configs.get(snapshot["model"])
-        limits = config.metrics if config else None
-        for breach in threshold_breaches(
-            snapshot,
-            latency_p95_ms=limits.latency_p95_ms if limits else None,
-            error_rate=limits.error_rate if limits else 0.05,
-            min_count=limits.min_count if limits else 20,
-        ):
+        limits = config.metrics if config else MetricSettings()  # unconfigured models get the defaults
+        for breach in threshold_breaches(snapshot, latency_p95_ms=limits.latency_p95_ms, error_rate=limits.error_rate,
+                                         min_count=limits.min_count):
             alert = {
                 "alert_id": f"{snapshot['model']}|{snapshot['model_version']}|{snapshot['window_start']}|{breach.metric}",
                 "kind": "threshold",
@@ -105,7 +101,7 @@ async def deliver_alerts(stream):
         log.info("alert %s delivered via %s after %d attempt(s)", alert.get("alert_id"), notifier.name, attempts)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the worker (``driftline worker``)."""
+def main() -> None:
+    """Run the worker (``driftline worker``); Faust reads its options from ``sys.argv``."""
     topics.ensure_topics(settings)
-    app.main() if argv is None else app.main(argv)  # type: ignore[func-returns-value]
+    app.main()
