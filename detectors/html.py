@@ -36,7 +36,7 @@ def _svg(plot: dict[str, Any], width: int = 360, height: int = 120) -> str:
     slot = width / len(labels)
     bar = max(slot / 2 - 1, 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 14}">']
-    for i, (label, r, c) in enumerate(zip(labels, reference, current)):
+    for i, (label, r, c) in enumerate(zip(labels, reference, current, strict=True)):
         x = i * slot
         for offset, share, colour in ((0, r, _REFERENCE), (bar, c, _CURRENT)):
             h = share / top * height

@@ -308,7 +308,7 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
         rows += batch.num_rows
         chosen = reservoir.choose(batch.num_rows)
         sampled: dict[str, np.ndarray] = {}
-        for name, kind in feature_types.items():
+        for name in feature_types:
             index = batch.schema.get_field_index(name)
             if index < 0:
                 continue

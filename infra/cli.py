@@ -57,7 +57,7 @@ def _cmd_dag_test(args: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(f"driftline.dags.{args.dag_id}")
-    dag = getattr(module, "dag")
+    dag = module.dag
     run = dag.test(run_conf=json.loads(args.conf) if args.conf else None)
     print(f"{args.dag_id}: {run.state}")
     return 0 if str(run.state) in {"success", "DagRunState.SUCCESS"} else 1

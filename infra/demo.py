@@ -247,7 +247,7 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     latency_alerts = [a for a in s["alerts"] if a["metric"] == "latency_p95_ms"]
     print(f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
           f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)")
-    print(f"Airflow DAG runs      " + ", ".join(f"{k}={v}" for k, v in s["dag_results"].items()))
+    print("Airflow DAG runs      " + ", ".join(f"{k}={v}" for k, v in s["dag_results"].items()))
     print(f"Parquet rows written  {s['stored_rows']} predictions (unique request ids: {s['unique_request_ids']}), "
           f"{s['stored_labels']} labels")
     if report:

@@ -52,7 +52,7 @@ def test_snapshot_counts_and_merge_of_partials():
     b = WindowAggregate("m", "v1", start, start + timedelta(minutes=5))
     for i in range(30):
         a.add(10.0 + i, failed=i % 10 == 0)  # 3 errors
-    for i in range(10):
+    for _ in range(10):
         b.add(100.0, failed=True)
     a.partitions.add(0)
     b.partitions.add(1)
