@@ -89,11 +89,12 @@ class FastBinner:
             self._build()
         if self.lookup is None:
             return np.searchsorted(self.edges, values, side="left")
-        position = (values - self.low) * self.scale
+        position = values - self.low
+        position *= self.scale
         np.clip(position, 0, self.cells - 1, out=position)
-        result = self.lookup[position.astype(np.int64)].astype(np.int64)
-        result[values <= self.edges[0]] = 0
-        result[values > self.edges[-1]] = self.size
+        # Values beyond the outer edges land in the first or last cell, which hold edges[0] and
+        # edges[-1] and so always take the binary search below: no separate clamping pass is needed.
+        result = self.lookup[position.astype(np.int32)]
         unresolved = np.flatnonzero(result < 0)
         if unresolved.size:
             result[unresolved] = np.searchsorted(self.edges, values[unresolved], side="left")

@@ -23,6 +23,7 @@ not bit-for-bit, the same as sampling the union).
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 import json
 import math
 from dataclasses import dataclass, field
@@ -106,13 +107,17 @@ class NumericSummary:
             binner: FastBinner | None = None) -> None:
         if values.size == 0:
             return
-        if reference_range is not None:
-            self.out_of_range += int(np.count_nonzero(values < reference_range[0]) + np.count_nonzero(values > reference_range[1]))
         indices = (binner or FastBinner(self.inner_edges)).index(values)
         self.bin_counts += np.bincount(indices, minlength=len(self.inner_edges) + 1)
+        # The outer bins hold every value beyond the edges, so the tail sums and the out-of-range
+        # count (the reference's min and max lie in those bins too) need only their few values.
+        top = values[indices == len(self.inner_edges)]
+        bottom = values[indices == 0] if len(self.inner_edges) else values[:0]
         if len(self.inner_edges):
-            self.upper_excess += float((values[indices == len(self.inner_edges)] - self.inner_edges[-1]).sum())
-            self.lower_excess += float((self.inner_edges[0] - values[indices == 0]).sum())
+            self.upper_excess += float((top - self.inner_edges[-1]).sum())
+            self.lower_excess += float((self.inner_edges[0] - bottom).sum())
+        if reference_range is not None:
+            self.out_of_range += int(np.count_nonzero(bottom < reference_range[0]) + np.count_nonzero(top > reference_range[1]))
         n, mean = values.size, float(values.mean())
         deviations = values - mean
         self._combine(n, mean, float(np.dot(deviations, deviations)), float(values.min()), float(values.max()))
@@ -304,35 +309,16 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
     binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
     reservoir = _RowReservoir(sample_size, np.random.default_rng(seed))
     rows, source_types = 0, {}
-    for batch in batches:
-        rows += batch.num_rows
-        chosen = reservoir.choose(batch.num_rows)
-        sampled: dict[str, np.ndarray] = {}
-        for name in feature_types:
-            index = batch.schema.get_field_index(name)
-            if index < 0:
-                continue
-            column = batch.column(index)
-            source_types.setdefault(name, str(column.type))
-            summary = summaries[name]
-            if isinstance(summary, NumericSummary):
-                values, missing, non_numeric = _numeric_values(column)
-                summary.missing += missing
-                summary.non_numeric += non_numeric
-                summary.add(values, (reference_ranges or {}).get(name), binners[name])
-                if chosen is not None:
-                    sampled[name] = _numeric_values(column.take(pa.array(chosen[0])))[0] if column.null_count or non_numeric \
-                        else column.take(pa.array(chosen[0])).to_numpy(zero_copy_only=False).astype(np.float64)
-            else:
-                summary.missing += column.null_count
-                summary.add(column)
-                if chosen is not None:
-                    # to_pylist, not to_numpy: arrow's string-to-numpy path imports pandas (~50 MB, ~1 s cold)
-                    sampled[name] = np.array(column.take(pa.array(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
-        if chosen is not None:
-            reservoir.add(chosen[1], _align_missing(sampled, len(chosen[0])))
-        if progress is not None:
-            progress(batch.num_rows)
+    # Numeric summaries are independent and numpy releases the GIL on large arrays: fold them on two threads.
+    workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-profile")
+    try:
+        for batch in batches:
+            rows += batch.num_rows
+            _fold_batch(batch, feature_types, summaries, binners, reservoir, source_types, reference_ranges, workers)
+            if progress is not None:
+                progress(batch.num_rows)
+    finally:
+        workers.shutdown()
     for name, summary in summaries.items():
         sample = reservoir.sample(name)
         if sample is not None:
@@ -340,6 +326,39 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
         if isinstance(summary, CategoricalSummary):
             summary.truncate()
     return Profile(dict(feature_types), summaries, rows, source_types)
+
+
+def _fold_batch(batch: pa.RecordBatch, feature_types: dict[str, FeatureType], summaries: dict[str, Summary],
+                binners: dict[str, FastBinner], reservoir: _RowReservoir, source_types: dict[str, str],
+                reference_ranges: dict[str, tuple[float, float]] | None, workers: ThreadPoolExecutor) -> None:
+    chosen = reservoir.choose(batch.num_rows)
+    sampled: dict[str, np.ndarray] = {}
+    pending = []
+    for name in feature_types:
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            continue
+        column = batch.column(index)
+        source_types.setdefault(name, str(column.type))
+        summary = summaries[name]
+        if isinstance(summary, NumericSummary):
+            values, missing, non_numeric = _numeric_values(column)
+            summary.missing += missing
+            summary.non_numeric += non_numeric
+            pending.append(workers.submit(summary.add, values, (reference_ranges or {}).get(name), binners[name]))
+            if chosen is not None:
+                sampled[name] = _numeric_values(column.take(pa.array(chosen[0])))[0] if column.null_count or non_numeric \
+                    else column.take(pa.array(chosen[0])).to_numpy(zero_copy_only=False).astype(np.float64)
+        else:
+            summary.missing += column.null_count
+            summary.add(column)
+            if chosen is not None:
+                # to_pylist, not to_numpy: arrow's string-to-numpy path imports pandas (~50 MB, ~1 s cold)
+                sampled[name] = np.array(column.take(pa.array(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
+    for future in pending:
+        future.result()
+    if chosen is not None:
+        reservoir.add(chosen[1], _align_missing(sampled, len(chosen[0])))
 
 
 def _align_missing(sampled: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:

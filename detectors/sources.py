@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -39,15 +40,31 @@ def open_batches(url: str, columns: list[str] | None = None, storage_options: di
             yield reader.schema, None, iter(reader)
 
 
+def _read_row_group(parquet: pq.ParquetFile, index: int, columns: list[str], columns_at_once: int) -> pa.RecordBatch:
+    arrays, names = [], []
+    for start in range(0, len(columns), columns_at_once):
+        part = parquet.read_row_group(index, columns=columns[start:start + columns_at_once])
+        arrays.extend(part.column(i).combine_chunks() for i in range(part.num_columns))
+        names.extend(part.column_names)
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
 def _row_group_batches(parquet: pq.ParquetFile, columns: list[str], columns_at_once: int = COLUMNS_AT_ONCE) -> Iterator[pa.RecordBatch]:
-    """Each row group as one record batch, decoded ``columns_at_once`` columns at a time."""
-    for index in range(parquet.num_row_groups):
-        arrays, names = [], []
-        for start in range(0, len(columns), columns_at_once):
-            part = parquet.read_row_group(index, columns=columns[start:start + columns_at_once])
-            arrays.extend(part.column(i).combine_chunks() for i in range(part.num_columns))
-            names.extend(part.column_names)
-        yield pa.RecordBatch.from_arrays(arrays, names=names)
+    """Each row group as one record batch, decoded ``columns_at_once`` columns at a time.
+
+    The next row group is read on a second thread while the caller works on the
+    current one (Arrow releases the GIL), so reading and profiling overlap; at
+    most two row groups are in memory.
+    """
+    if parquet.num_row_groups == 0:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="driftline-read") as reader:
+        pending = reader.submit(_read_row_group, parquet, 0, columns, columns_at_once)
+        for index in range(parquet.num_row_groups):
+            batch = pending.result()
+            if index + 1 < parquet.num_row_groups:
+                pending = reader.submit(_read_row_group, parquet, index + 1, columns, columns_at_once)
+            yield batch
 
 
 def read_table(url: str, storage_options: dict | None = None) -> pa.Table:
