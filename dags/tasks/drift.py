@@ -17,7 +17,7 @@ from driftline.schemas.config import MonitorConfig
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 from driftline.streams.alerts import deliver_with_retry, format_drift_alert, notifier_from_settings
-from driftline.dags.tasks.ingest import read_events
+from driftline.dags.tasks.ingest import read_recent_events
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,13 @@ def reference_profile(settings: Settings, storage: Storage, config: MonitorConfi
 
 def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, datetime, datetime]:
     """The rows of the latest ``drift.window``, ending at the newest stored event."""
-    everything = read_events(storage, "predictions", config.model)
-    if everything.empty:
+    recent = read_recent_events(storage, "predictions", config.model, config.drift.window)
+    if recent.empty:
         raise LookupError(f"no stored predictions for model {config.model!r} under {storage.url('predictions')}; "
                           "has the ingest DAG run?")
-    window_end = everything["event_time"].max()
+    window_end = recent["event_time"].max()
     window_start = window_end - config.drift.window
-    window = everything[everything["event_time"] > window_start].reset_index(drop=True)
+    window = recent[recent["event_time"] > window_start].reset_index(drop=True)
     return window, window_start.to_pydatetime(), window_end.to_pydatetime()
 
 

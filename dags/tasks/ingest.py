@@ -23,7 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -204,8 +204,25 @@ def ingest_topic(
     return result
 
 
+def newest_hour(storage: Storage, kind: str, model: str) -> datetime | None:
+    """Start of the newest hour partition holding data of ``model``, from the paths alone."""
+    hours = {path.split("date=")[1][:10] + "T" + path.split("hour=")[1][:2]
+             for path in storage.fs.glob(storage.path(f"{kind}/model={model}/version=*/date=*/hour=*/*.parquet"))}
+    return datetime.strptime(max(hours), "%Y-%m-%dT%H").replace(tzinfo=timezone.utc) if hours else None
+
+
+def read_recent_events(storage: Storage, kind: str, model: str, window: timedelta) -> pd.DataFrame:
+    """Rows of the hour partitions that can hold events of the last ``window`` before the newest one.
+
+    Reads only those partitions, not the model's whole history; callers cut the
+    exact window by event time.
+    """
+    newest = newest_hour(storage, kind, model)
+    return pd.DataFrame() if newest is None else read_events(storage, kind, model, since=newest - window)
+
+
 def read_events(storage: Storage, kind: str, model: str, since: datetime | None = None) -> pd.DataFrame:
-    """All stored rows of one model (every version), optionally from the hour holding ``since`` on."""
+    """All stored rows of one model (every version), optionally only the hour partitions from the one holding ``since`` on."""
     pattern = storage.path(f"{kind}/model={model}/version=*/date=*/hour=*/*.parquet")
     frames = []
     for path in sorted(storage.fs.glob(pattern)):
@@ -218,5 +235,4 @@ def read_events(storage: Storage, kind: str, model: str, since: datetime | None 
             frames.append(pq.read_table(handle).to_pandas())
     if not frames:
         return pd.DataFrame()
-    frame = pd.concat(frames, ignore_index=True)
-    return frame if since is None else frame[frame["event_time"] >= pd.Timestamp(since)].reset_index(drop=True)
+    return pd.concat(frames, ignore_index=True)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.dags.tasks import deploy
-from driftline.dags.tasks.ingest import read_events
+from driftline.dags.tasks.ingest import read_recent_events
 from driftline.schemas import layout
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.storage import Storage
@@ -36,8 +36,8 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
 
 def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
     """Recent predictions joined to their labels on request id: (features, labels)."""
-    predictions = read_events(storage, "predictions", config.model)
-    labels = read_events(storage, "labels", config.model)
+    predictions = read_recent_events(storage, "predictions", config.model, config.retrain.window)
+    labels = read_recent_events(storage, "labels", config.model, config.retrain.window)
     if predictions.empty or labels.empty:
         raise RetrainError(f"model {config.model!r}: need stored predictions and labels to retrain "
                            f"(have {len(predictions)} predictions, {len(labels)} labels)")
