@@ -22,7 +22,7 @@ import io
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -50,8 +50,7 @@ class IngestResult:
     replayed_partitions: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "rows_written": self.rows_written, "invalid": self.invalid,
-                "files": self.files, "committed": self.committed, "replayed_partitions": self.replayed_partitions}
+        return asdict(self)
 
 
 def _scalar_columns(value: Any, prefix: str) -> dict[str, Any]:
