@@ -49,8 +49,12 @@ def run_driftline(profile_path: str, current_path: str) -> dict:
         current = window_profile(reference, batches)
     report = compare_profiles(reference, current, current_columns=schema.names)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "drifted": sorted(report.drifted_features),
-            "tests": sorted({f.result.test for f in report.features})}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "drifted": sorted(report.drifted_features),
+        "tests": sorted({f.result.test for f in report.features}),
+    }
 
 
 def run_scan_floor(current_path: str) -> dict:
@@ -109,8 +113,12 @@ def evidently_python() -> str | None:
 
 
 def _child(*args: str) -> dict:
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.drift_engine", "--child", *args],
-                               capture_output=True, text=True, cwd=HERE.parent)
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.drift_engine", "--child", *args],
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+    )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -132,14 +140,19 @@ def main(argv: list[str] | None = None) -> int:
     from driftline.detectors import build_reference_profile
     from driftline.detectors.sources import read_table
 
-    print(f"data: reference {args.reference_rows:,} rows, current {args.current_rows:,} rows, {len(COLUMNS)} columns "
-          f"({len(SHIFTED)} shifted) in {DATA}", flush=True)
+    print(
+        f"data: reference {args.reference_rows:,} rows, current {args.current_rows:,} rows, {len(COLUMNS)} columns "
+        f"({len(SHIFTED)} shifted) in {DATA}",
+        flush=True,
+    )
     reference_path, current_path = ensure_data(DATA, args.reference_rows, args.current_rows)
     started = time.perf_counter()
     profile = build_reference_profile(read_table(str(reference_path)))
     profile_path = DATA / f"{reference_path.stem}.profile.npz"
     profile_path.write_bytes(profile.to_bytes())
-    print(f"reference profile built once in {time.perf_counter() - started:.2f}s: {profile_path.stat().st_size / 1024:.0f} KiB")
+    print(
+        f"reference profile built once in {time.perf_counter() - started:.2f}s: {profile_path.stat().st_size / 1024:.0f} KiB"
+    )
 
     def median_of(runs: list[dict]) -> dict:
         ordered = sorted(runs, key=lambda r: r["seconds"])
@@ -153,8 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     }
     evidently = evidently_python()
     if evidently:
-        completed = subprocess.run([evidently, "-c", EVIDENTLY_SCRIPT, str(reference_path), str(current_path),
-                                    ",".join([*NUMERIC, "prediction"]), ",".join(CATEGORICAL)], capture_output=True, text=True)
+        completed = subprocess.run(
+            [
+                evidently,
+                "-c",
+                EVIDENTLY_SCRIPT,
+                str(reference_path),
+                str(current_path),
+                ",".join([*NUMERIC, "prediction"]),
+                ",".join(CATEGORICAL),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if completed.returncode == 0:
             results["evidently"] = json.loads(completed.stdout.strip().splitlines()[-1])
         else:
@@ -170,18 +194,35 @@ def main(argv: list[str] | None = None) -> int:
     found = sorted(set(SHIFTED) & set(ours["drifted"]))
     false = sorted(set(unshifted) & set(ours["drifted"]))
     checks = [
-        (f"driftline / scan floor = {ours['seconds'] / floor['seconds']:.2f}", ours["seconds"] <= 2 * floor["seconds"], "≤ 2"),
+        (
+            f"driftline / scan floor = {ours['seconds'] / floor['seconds']:.2f}",
+            ours["seconds"] <= 2 * floor["seconds"],
+            "≤ 2",
+        ),
         (f"driftline peak RSS = {ours['peak_rss_mb']:.0f} MB", ours["peak_rss_mb"] <= 400, "≤ 400 MB"),
         (f"shifted columns found = {len(found)}/{len(SHIFTED)}", len(found) == len(SHIFTED), "7/7"),
-        (f"unshifted columns flagged = {len(false)}/{len(unshifted)}{' ' + str(false) if false else ''}", not false, "0/19"),
+        (
+            f"unshifted columns flagged = {len(false)}/{len(unshifted)}{' ' + str(false) if false else ''}",
+            not false,
+            "0/19",
+        ),
     ]
     if "evidently" in results:
         theirs = results["evidently"]
-        checks.insert(0, (f"driftline / Evidently = 1/{theirs['seconds'] / ours['seconds']:.0f} "
-                          f"({ours['seconds']:.2f}s vs {theirs['seconds']:.2f}s)", ours["seconds"] * 30 <= theirs["seconds"], "≤ 1/30"))
+        checks.insert(
+            0,
+            (
+                f"driftline / Evidently = 1/{theirs['seconds'] / ours['seconds']:.0f} "
+                f"({ours['seconds']:.2f}s vs {theirs['seconds']:.2f}s)",
+                ours["seconds"] * 30 <= theirs["seconds"],
+                "≤ 1/30",
+            ),
+        )
         e_found = len(set(SHIFTED) & set(theirs["drifted"]))
         e_false = sorted(set(unshifted) & set(theirs["drifted"]))
-        print(f"Evidently found {e_found}/{len(SHIFTED)} shifted, flagged {len(e_false)}/{len(unshifted)} unshifted {e_false or ''}")
+        print(
+            f"Evidently found {e_found}/{len(SHIFTED)} shifted, flagged {len(e_false)}/{len(unshifted)} unshifted {e_false or ''}"
+        )
     print(f"driftline tests used: {', '.join(ours['tests'])}")
     print()
     for text, ok, target in checks:

@@ -36,7 +36,10 @@ def driftline_drift() -> None:
         settings = Settings.from_env()
         config = load_monitor_configs(settings.config_dir)[model]
         report = run_drift_check(settings, Storage.from_settings(settings), config)
-        return {key: report[key] for key in ("model", "drifted_features", "share_drifted", "retrain_requested", "report_url")}
+        return {
+            key: report[key]
+            for key in ("model", "drifted_features", "share_drifted", "retrain_requested", "report_url")
+        }
 
     check_model.expand(model=configured_models())
 

@@ -26,7 +26,9 @@ def driftline_ingest() -> None:
         from driftline.schemas.storage import Storage
 
         settings = Settings.from_env()
-        return ingest_topic(settings, Storage.from_settings(settings), settings.topics.predictions, kind="predictions").to_dict()
+        return ingest_topic(
+            settings, Storage.from_settings(settings), settings.topics.predictions, kind="predictions"
+        ).to_dict()
 
     @task(outlets=[STORED_EVENTS])
     def ingest_labels() -> dict:

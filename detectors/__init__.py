@@ -5,5 +5,17 @@ from driftline.detectors.engine import DriftReport, FeatureDrift, compare_profil
 from driftline.detectors.profile import Profile, build_reference_profile, infer_feature_types, window_profile
 from driftline.detectors.registry import available_tests, get_test, register
 
-__all__ = ["DriftReport", "DriftResult", "FeatureDrift", "Profile", "StatTest", "available_tests", "build_reference_profile",
-           "compare_profiles", "get_test", "infer_feature_types", "register", "window_profile"]
+__all__ = [
+    "DriftReport",
+    "DriftResult",
+    "FeatureDrift",
+    "Profile",
+    "StatTest",
+    "available_tests",
+    "build_reference_profile",
+    "compare_profiles",
+    "get_test",
+    "infer_feature_types",
+    "register",
+    "window_profile",
+]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -68,21 +69,38 @@ class StatTest:
             return bool(p_value <= threshold)
         return bool(statistic >= threshold)
 
-    def result(self, statistic: float, p_value: float | None, threshold: float | None, reference_size: int,
-               current_size: int, approximation: str | None = None) -> DriftResult:
+    def result(
+        self,
+        statistic: float,
+        p_value: float | None,
+        threshold: float | None,
+        reference_size: int,
+        current_size: int,
+        approximation: str | None = None,
+    ) -> DriftResult:
         used = self.default_threshold if threshold is None else threshold
         if self.direction == "p_value" and not 0 < used < 1:
             raise ValueError(f"{self.name}: a p-value threshold must be in (0, 1), got {used}")
-        return DriftResult(self.name, float(statistic), None if p_value is None else float(p_value), used,
-                           self.direction, self.decide(statistic, p_value, used), reference_size, current_size,
-                           approximation=approximation)
+        return DriftResult(
+            self.name,
+            float(statistic),
+            None if p_value is None else float(p_value),
+            used,
+            self.direction,
+            self.decide(statistic, p_value, used),
+            reference_size,
+            current_size,
+            approximation=approximation,
+        )
 
     def run(self, reference: np.ndarray, current: np.ndarray, *, threshold: float | None = None) -> DriftResult:
         """Run on raw values (counts-based tests bin or count them first)."""
         reference, current = np.asarray(reference), np.asarray(current)
         if len(reference) == 0 or len(current) == 0:
-            raise ValueError(f"{self.name}: reference and current must both be non-empty "
-                             f"(got {len(reference)} and {len(current)} values)")
+            raise ValueError(
+                f"{self.name}: reference and current must both be non-empty "
+                f"(got {len(reference)} and {len(current)} values)"
+            )
         if self.input_kind == "counts":
             from driftline.detectors.binning import counts_for
 
@@ -92,14 +110,17 @@ class StatTest:
             statistic, p_value = self.compute(reference, current)
         return self.result(statistic, p_value, threshold, len(reference), len(current))
 
-    def run_counts(self, reference_counts: np.ndarray, current_counts: np.ndarray, *,
-                   threshold: float | None = None) -> DriftResult:
+    def run_counts(
+        self, reference_counts: np.ndarray, current_counts: np.ndarray, *, threshold: float | None = None
+    ) -> DriftResult:
         """Run on aligned counts (from profiles); only for ``input_kind == "counts"``."""
         if self.input_kind != "counts":
             raise ValueError(f"{self.name} needs raw values, not counts")
         reference_counts, current_counts = np.asarray(reference_counts), np.asarray(current_counts)
         if reference_counts.shape != current_counts.shape:
-            raise ValueError(f"{self.name}: counts must be aligned, got shapes {reference_counts.shape} and {current_counts.shape}")
+            raise ValueError(
+                f"{self.name}: counts must be aligned, got shapes {reference_counts.shape} and {current_counts.shape}"
+            )
         if reference_counts.sum() == 0 or current_counts.sum() == 0:
             raise ValueError(f"{self.name}: reference and current must both be non-empty")
         statistic, p_value = self.compute(reference_counts, current_counts)

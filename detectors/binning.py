@@ -28,11 +28,13 @@ def category_counts(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndar
     """Counts over the union of categories (sorted), and the categories."""
     categories, inverse = np.unique(np.concatenate([reference.astype(str), current.astype(str)]), return_inverse=True)
     reference_counts = np.bincount(inverse[: len(reference)], minlength=len(categories))
-    current_counts = np.bincount(inverse[len(reference):], minlength=len(categories))
+    current_counts = np.bincount(inverse[len(reference) :], minlength=len(categories))
     return reference_counts, current_counts, categories
 
 
-def counts_for(reference: np.ndarray, current: np.ndarray, bins: int = DEFAULT_NUMERIC_BINS) -> tuple[np.ndarray, np.ndarray]:
+def counts_for(
+    reference: np.ndarray, current: np.ndarray, bins: int = DEFAULT_NUMERIC_BINS
+) -> tuple[np.ndarray, np.ndarray]:
     """Numeric values: counts in reference-quantile bins; anything else: category counts."""
     if is_numeric(reference) and is_numeric(current):
         edges = quantile_edges(reference.astype(float), bins)

@@ -56,7 +56,9 @@ def load_reference(path: str, config: Any = None):
         with fsspec.open(path, "rb", **_storage_options(path)) as handle:
             return Profile.from_bytes(handle.read())
     exclude = (config.label_column,) if config else ()
-    return build_reference_profile(read_table(path, _storage_options(path)), config.features if config else None, exclude=exclude)
+    return build_reference_profile(
+        read_table(path, _storage_options(path)), config.features if config else None, exclude=exclude
+    )
 
 
 def cmd_profile(args: Any) -> int:
@@ -69,13 +71,16 @@ def cmd_profile(args: Any) -> int:
     config = load_monitor_config(args.config) if args.config else None
     exclude = tuple(args.exclude or ()) + ((config.label_column,) if config else ())
     started = time.monotonic()
-    profile = build_reference_profile(read_table(args.data, _storage_options(args.data)), config.features if config else None,
-                                      exclude=exclude)
+    profile = build_reference_profile(
+        read_table(args.data, _storage_options(args.data)), config.features if config else None, exclude=exclude
+    )
     data = profile.to_bytes()
     with fsspec.open(args.output, "wb", **_storage_options(args.output)) as handle:
         handle.write(data)
-    print(f"profiled {profile.rows:,} rows × {len(profile.feature_types)} features in {time.monotonic() - started:.1f}s "
-          f"→ {args.output} ({len(data) / 1024:.0f} KiB)")
+    print(
+        f"profiled {profile.rows:,} rows × {len(profile.feature_types)} features in {time.monotonic() - started:.1f}s "
+        f"→ {args.output} ({len(data) / 1024:.0f} KiB)"
+    )
     return 0
 
 
@@ -88,20 +93,29 @@ def cmd_check(args: Any) -> int:
 
     config = load_monitor_config(args.config) if args.config else None
     reference = load_reference(args.reference, config)
-    with open_batches(args.current, columns=list(reference.feature_types), storage_options=_storage_options(args.current)) as (schema, total, batches):
+    with open_batches(
+        args.current, columns=list(reference.feature_types), storage_options=_storage_options(args.current)
+    ) as (schema, total, batches):
         progress = Progress(total)
         current = window_profile(reference, batches, progress=progress)
         progress.close()
     drift = config.drift if config else None
     report = compare_profiles(
-        reference, current,
+        reference,
+        current,
         alpha=args.alpha if args.alpha is not None else (drift.alpha if drift else 0.05),
         correction=args.correction or (drift.correction if drift else "fdr"),
         min_rows=drift.min_rows if drift else 100,
-        tests=drift.tests if drift else None, thresholds=drift.thresholds if drift else None,
+        tests=drift.tests if drift else None,
+        thresholds=drift.thresholds if drift else None,
         current_columns=schema.names,
-        metadata={"reference": args.reference, "current": args.current, "current_rows": current.rows,
-                  "reference_rows": reference.rows, **({"model": config.model} if config else {})},
+        metadata={
+            "reference": args.reference,
+            "current": args.current,
+            "current_rows": current.rows,
+            "reference_rows": reference.rows,
+            **({"model": config.model} if config else {}),
+        },
     ).to_dict()
     if args.json:
         text = json.dumps(report, indent=2, default=str)
@@ -117,14 +131,18 @@ def cmd_check(args: Any) -> int:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
-    print(f"{len(report['drifted_features'])} of {len(report['features'])} features drifted "
-          f"({report['current_rows']:,} current vs {report['reference_rows']:,} reference rows; "
-          f"α={report['alpha']}, {report['correction']})")
+    print(
+        f"{len(report['drifted_features'])} of {len(report['features'])} features drifted "
+        f"({report['current_rows']:,} current vs {report['reference_rows']:,} reference rows; "
+        f"α={report['alpha']}, {report['correction']})"
+    )
     for f in report["features"]:
         verdict = "DRIFT" if f["drifted"] else ("ok" if f["drifted"] is False else "insufficient data")
         score = "" if f["p_value"] is None else f"  p={f['p_value']:.3g}"
         statistic = "–" if f["statistic"] is None else f"{f['statistic']:.4g}"
-        print(f"  {f['feature']:24s} {f['test']:16s} {statistic:>10s}{score}  threshold={f['threshold']:.3g}  {verdict}")
+        print(
+            f"  {f['feature']:24s} {f['test']:16s} {statistic:>10s}{score}  threshold={f['threshold']:.3g}  {verdict}"
+        )
     for issue in report["quality"]:
         print(f"  quality: {issue['message']}")
 

@@ -20,6 +20,7 @@ def corrected_threshold(p_values: list[float], alpha: float, method: Correction 
     * ``"none"``: ``alpha``.
     """
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
+
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if method not in ("fdr", "bonferroni", "none"):

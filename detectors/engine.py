@@ -58,8 +58,13 @@ class FeatureDrift:
         return r.statistic / r.threshold if r.threshold else math.inf
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature": self.feature, "feature_type": self.feature_type, **self.result.to_dict(),
-                "severity": self.severity, "plot": self.plot}
+        return {
+            "feature": self.feature,
+            "feature_type": self.feature_type,
+            **self.result.to_dict(),
+            "severity": self.severity,
+            "plot": self.plot,
+        }
 
 
 @dataclass
@@ -125,27 +130,37 @@ def _numeric_plot(ref: NumericSummary, cur: NumericSummary) -> dict[str, Any]:
     upper_edges = np.append(ref.inner_edges, ref.maximum)
     last_fine_bin = np.searchsorted(group, np.arange(PLOT_BINS), side="right") - 1
     upper = [float(upper_edges[max(i, 0)]) for i in last_fine_bin]
-    return {"kind": "bins", "labels": [f"≤{u:.3g}" for u in upper],
-            "reference": (reference / max(reference.sum(), 1)).round(5).tolist(),
-            "current": (current / max(current.sum(), 1)).round(5).tolist()}
+    return {
+        "kind": "bins",
+        "labels": [f"≤{u:.3g}" for u in upper],
+        "reference": (reference / max(reference.sum(), 1)).round(5).tolist(),
+        "current": (current / max(current.sum(), 1)).round(5).tolist(),
+    }
 
 
 def _categorical_plot(keys: list[str], reference: np.ndarray, current: np.ndarray) -> dict[str, Any]:
     order = np.argsort(-(reference / max(reference.sum(), 1) + current / max(current.sum(), 1)))[:PLOT_CATEGORIES]
-    return {"kind": "categories", "labels": [keys[i] for i in order],
-            "reference": (reference[order] / max(reference.sum(), 1)).round(5).tolist(),
-            "current": (current[order] / max(current.sum(), 1)).round(5).tolist()}
+    return {
+        "kind": "categories",
+        "labels": [keys[i] for i in order],
+        "reference": (reference[order] / max(reference.sum(), 1)).round(5).tolist(),
+        "current": (current[order] / max(current.sum(), 1)).round(5).tolist(),
+    }
 
 
-def _numeric_feature(test: StatTest, ref: NumericSummary, cur: NumericSummary, categorical_like: bool,
-                     threshold: float | None) -> DriftResult:
+def _numeric_feature(
+    test: StatTest, ref: NumericSummary, cur: NumericSummary, categorical_like: bool, threshold: float | None
+) -> DriftResult:
     if test.input_kind == "counts":
         if categorical_like:
             keep = (ref.bin_counts + cur.bin_counts) > 0
             return test.run_counts(ref.bin_counts[keep], cur.bin_counts[keep], threshold=threshold)
         group = _coarse_groups(ref.bin_counts, COARSE_BINS)
-        return test.run_counts(np.bincount(group, weights=ref.bin_counts, minlength=COARSE_BINS),
-                               np.bincount(group, weights=cur.bin_counts, minlength=COARSE_BINS), threshold=threshold)
+        return test.run_counts(
+            np.bincount(group, weights=ref.bin_counts, minlength=COARSE_BINS),
+            np.bincount(group, weights=cur.bin_counts, minlength=COARSE_BINS),
+            threshold=threshold,
+        )
     if len(ref.sample) == ref.count and len(cur.sample) == cur.count:
         return test.run(ref.sample, cur.sample, threshold=threshold)
     ref_cdf = np.cumsum(ref.bin_counts)[:-1] / ref.count
@@ -159,18 +174,40 @@ def _numeric_feature(test: StatTest, ref: NumericSummary, cur: NumericSummary, c
         # exact tail areas from the mean excess over the outer edges (assuming the CDFs do not cross there).
         gaps = np.abs(ref_cdf - cur_cdf)
         inner = float(np.sum((gaps[:-1] + gaps[1:]) / 2 * np.diff(ref.inner_edges)))
-        tails = (abs(cur.upper_excess / cur.count - ref.upper_excess / ref.count)
-                 + abs(cur.lower_excess / cur.count - ref.lower_excess / ref.count))
-        return test.result(normalize(inner + tails, ref.std), None, threshold, ref.count, cur.count,
-                           f"binned on {len(ref.inner_edges) + 1} reference-quantile bins")
+        tails = abs(cur.upper_excess / cur.count - ref.upper_excess / ref.count) + abs(
+            cur.lower_excess / cur.count - ref.lower_excess / ref.count
+        )
+        return test.result(
+            normalize(inner + tails, ref.std),
+            None,
+            threshold,
+            ref.count,
+            cur.count,
+            f"binned on {len(ref.inner_edges) + 1} reference-quantile bins",
+        )
     result = test.run(ref.sample, cur.sample, threshold=threshold)
-    return test.result(result.statistic, result.p_value, threshold, ref.count, cur.count,
-                       f"bounded samples: {len(ref.sample)} reference vs {len(cur.sample)} current values")
+    return test.result(
+        result.statistic,
+        result.p_value,
+        threshold,
+        ref.count,
+        cur.count,
+        f"bounded samples: {len(ref.sample)} reference vs {len(cur.sample)} current values",
+    )
 
 
-def compare_profiles(reference: Profile, current: Profile, *, alpha: float = 0.05, correction: Correction = "fdr",
-                     min_rows: int = 100, tests: dict[str, str] | None = None, thresholds: dict[str, float] | None = None,
-                     current_columns: list[str] | None = None, metadata: dict[str, Any] | None = None) -> DriftReport:
+def compare_profiles(
+    reference: Profile,
+    current: Profile,
+    *,
+    alpha: float = 0.05,
+    correction: Correction = "fdr",
+    min_rows: int = 100,
+    tests: dict[str, str] | None = None,
+    thresholds: dict[str, float] | None = None,
+    current_columns: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> DriftReport:
     """Test every reference feature; see the module docstring."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -179,8 +216,10 @@ def compare_profiles(reference: Profile, current: Profile, *, alpha: float = 0.0
     tests, thresholds = tests or {}, thresholds or {}
     unknown = sorted((set(tests) | set(thresholds)) - set(reference.feature_types))
     if unknown:
-        raise ValueError(f"tests/thresholds name features the reference does not have: {unknown}; "
-                         f"features: {sorted(reference.feature_types)}")
+        raise ValueError(
+            f"tests/thresholds name features the reference does not have: {unknown}; "
+            f"features: {sorted(reference.feature_types)}"
+        )
     features: list[FeatureDrift] = []
     for name, feature_type in reference.feature_types.items():
         ref, cur = reference.summaries[name], current.summaries[name]
@@ -188,11 +227,15 @@ def compare_profiles(reference: Profile, current: Profile, *, alpha: float = 0.0
         categorical_like = is_categorical_like(feature_type, n_unique)
         test = get_test(tests.get(name) or select_test(feature_type, ref.count, cur.count, n_unique))
         if not _accepts(test, feature_type, categorical_like):
-            raise ValueError(f"test {test.name!r} does not accept {feature_type} feature {name!r}; "
-                             f"it accepts {', '.join(test.feature_types)}")
+            raise ValueError(
+                f"test {test.name!r} does not accept {feature_type} feature {name!r}; "
+                f"it accepts {', '.join(test.feature_types)}"
+            )
         threshold = alpha if test.direction == "p_value" else thresholds.get(name, test.default_threshold)
         if cur.count < min_rows or ref.count < min_rows:
-            result = DriftResult(test.name, None, None, threshold, test.direction, None, ref.count, cur.count, "insufficient_data")
+            result = DriftResult(
+                test.name, None, None, threshold, test.direction, None, ref.count, cur.count, "insufficient_data"
+            )
             features.append(FeatureDrift(name, feature_type, result))
             continue
         if isinstance(ref, NumericSummary):
@@ -215,7 +258,19 @@ def compare_profiles(reference: Profile, current: Profile, *, alpha: float = 0.0
         r = feature.result
         if r.status == "ok" and r.direction == "p_value":
             assert r.p_value is not None
-            r = DriftResult(r.test, r.statistic, r.p_value, cutoff, r.direction, bool(r.p_value <= cutoff),
-                            r.reference_size, r.current_size, r.status, r.approximation)
+            r = DriftResult(
+                r.test,
+                r.statistic,
+                r.p_value,
+                cutoff,
+                r.direction,
+                bool(r.p_value <= cutoff),
+                r.reference_size,
+                r.current_size,
+                r.status,
+                r.approximation,
+            )
         corrected.append(FeatureDrift(feature.feature, feature.feature_type, r, feature.plot))
-    return DriftReport(corrected, alpha, correction, quality_checks(reference, current, current_columns), dict(metadata or {}))
+    return DriftReport(
+        corrected, alpha, correction, quality_checks(reference, current, current_columns), dict(metadata or {})
+    )

@@ -40,10 +40,14 @@ def _svg(plot: dict[str, Any], width: int = 360, height: int = 120) -> str:
         x = i * slot
         for offset, share, colour in ((0, r, _REFERENCE), (bar, c, _CURRENT)):
             h = share / top * height
-            parts.append(f'<rect x="{x + offset:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
-                         f"<title>{html.escape(str(label))}: {share:.3%}</title></rect>")
+            parts.append(
+                f'<rect x="{x + offset:.1f}" y="{height - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+                f"<title>{html.escape(str(label))}: {share:.3%}</title></rect>"
+            )
     parts.append(f'<text x="0" y="{height + 12}" font-size="10">{html.escape(str(labels[0]))}</text>')
-    parts.append(f'<text x="{width}" y="{height + 12}" font-size="10" text-anchor="end">{html.escape(str(labels[-1]))}</text>')
+    parts.append(
+        f'<text x="{width}" y="{height + 12}" font-size="10" text-anchor="end">{html.escape(str(labels[-1]))}</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -53,24 +57,36 @@ def render_html(report: dict[str, Any]) -> str:
     title = f"Drift report{' — ' + html.escape(str(report['model'])) if report.get('model') else ''}"
     rows = []
     for f in features:
-        verdict, css = ("drift", "drift") if f["drifted"] else (("no drift", "ok") if f["drifted"] is False else ("insufficient data", "na"))
-        rows.append(f"<tr><td>{html.escape(f['feature'])}</td><td>{f['feature_type']}</td><td>{f['test']}</td>"
-                    f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"
-                    f"<td class='{css}'>{verdict}</td><td>{f['reference_size']:,} / {f['current_size']:,}</td>"
-                    f"<td>{_format(f.get('approximation'))}</td></tr>")
-    quality = "".join(f"<li><b>{html.escape(q['check'])}</b>: {html.escape(q['message'])}</li>" for q in report.get("quality", []))
+        verdict, css = (
+            ("drift", "drift")
+            if f["drifted"]
+            else (("no drift", "ok") if f["drifted"] is False else ("insufficient data", "na"))
+        )
+        rows.append(
+            f"<tr><td>{html.escape(f['feature'])}</td><td>{f['feature_type']}</td><td>{f['test']}</td>"
+            f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"
+            f"<td class='{css}'>{verdict}</td><td>{f['reference_size']:,} / {f['current_size']:,}</td>"
+            f"<td>{_format(f.get('approximation'))}</td></tr>"
+        )
+    quality = "".join(
+        f"<li><b>{html.escape(q['check'])}</b>: {html.escape(q['message'])}</li>" for q in report.get("quality", [])
+    )
     window = ""
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
-    plots = "".join(f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
-                    f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>{_svg(f.get('plot') or {})}</div>"
-                    for f in features)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
-            f"<h1>{title}</h1>{window}"
-            f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
-            f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
-            "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
-            f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
-            f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
-            f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
-            f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>")
+    plots = "".join(
+        f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
+        f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>{_svg(f.get('plot') or {})}</div>"
+        for f in features
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1>{window}"
+        f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
+        f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
+        "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
+        f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
+        f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
+        f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
+        f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"
+    )

@@ -68,16 +68,31 @@ class PageHinkley(DriftDetector):
     threshold 50, gave 56 false alarms per 100 000 at this scale.)
     """
 
-    def __init__(self, *, min_instances: int = 30, delta: float = 0.25, threshold: float = 25.0, alpha: float = 0.9999,
-                 mode: Literal["up", "down", "both"] = "both") -> None:
+    def __init__(
+        self,
+        *,
+        min_instances: int = 30,
+        delta: float = 0.25,
+        threshold: float = 25.0,
+        alpha: float = 0.9999,
+        mode: Literal["up", "down", "both"] = "both",
+    ) -> None:
         super().__init__()
         if min_instances < 1 or delta < 0 or threshold <= 0:
-            raise ValueError(f"need min_instances ≥ 1, delta ≥ 0, threshold > 0; got {min_instances}, {delta}, {threshold}")
+            raise ValueError(
+                f"need min_instances ≥ 1, delta ≥ 0, threshold > 0; got {min_instances}, {delta}, {threshold}"
+            )
         if mode not in ("up", "down", "both"):
             raise ValueError(f"mode must be 'up', 'down' or 'both', got {mode!r}")
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.min_instances, self.delta, self.threshold, self.alpha, self.mode = min_instances, delta, threshold, alpha, mode
+        self.min_instances, self.delta, self.threshold, self.alpha, self.mode = (
+            min_instances,
+            delta,
+            threshold,
+            alpha,
+            mode,
+        )
         self._reset()
 
     def _reset(self) -> None:
@@ -147,8 +162,10 @@ class Adwin(DriftDetector):
     def __init__(self, *, delta: float = 0.002, clock: int = 32, min_part: int = 5, max_window: int = 10_000) -> None:
         super().__init__()
         if not 0 < delta < 1 or clock < 1 or min_part < 1 or max_window < 2 * min_part:
-            raise ValueError(f"need 0 < delta < 1, clock ≥ 1, min_part ≥ 1, max_window ≥ 2·min_part; "
-                             f"got {delta}, {clock}, {min_part}, {max_window}")
+            raise ValueError(
+                f"need 0 < delta < 1, clock ≥ 1, min_part ≥ 1, max_window ≥ 2·min_part; "
+                f"got {delta}, {clock}, {min_part}, {max_window}"
+            )
         self.delta, self.clock, self.min_part, self.max_window = delta, clock, min_part, max_window
         self.window: deque[float] = deque(maxlen=max_window)
         self._ticks = 0

@@ -8,14 +8,24 @@ with a seeded generator, vectorised over resamples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
 Task = Literal["classification", "regression"]
-HIGHER_IS_BETTER = {"accuracy": True, "precision": True, "recall": True, "f1": True, "roc_auc": True,
-                    "log_loss": False, "mae": False, "rmse": False, "mape": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "roc_auc": True,
+    "log_loss": False,
+    "mae": False,
+    "rmse": False,
+    "mape": False,
+}
 _EPS = 1e-15
 
 
@@ -96,17 +106,32 @@ class MetricEstimate:
 def _metric_functions(task: Task) -> dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]]:
     if task == "classification":
         return {
-            "accuracy": lambda y, p, s: accuracy(y, p), "precision": lambda y, p, s: precision(y, p),
-            "recall": lambda y, p, s: recall(y, p), "f1": lambda y, p, s: f1(y, p),
-            "roc_auc": lambda y, p, s: roc_auc(y, s), "log_loss": lambda y, p, s: log_loss(y, s),
+            "accuracy": lambda y, p, s: accuracy(y, p),
+            "precision": lambda y, p, s: precision(y, p),
+            "recall": lambda y, p, s: recall(y, p),
+            "f1": lambda y, p, s: f1(y, p),
+            "roc_auc": lambda y, p, s: roc_auc(y, s),
+            "log_loss": lambda y, p, s: log_loss(y, s),
         }
     if task == "regression":
-        return {"mae": lambda y, p, s: mae(y, p), "rmse": lambda y, p, s: rmse(y, p), "mape": lambda y, p, s: mape(y, p)}
+        return {
+            "mae": lambda y, p, s: mae(y, p),
+            "rmse": lambda y, p, s: rmse(y, p),
+            "mape": lambda y, p, s: mape(y, p),
+        }
     raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
 
 
-def evaluate(labels: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None = None, *, task: Task = "classification",
-             n_bootstrap: int = 200, confidence: float = 0.95, seed: int = 0) -> dict[str, MetricEstimate]:
+def evaluate(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    scores: np.ndarray | None = None,
+    *,
+    task: Task = "classification",
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, MetricEstimate]:
     """Every metric of the task with a percentile-bootstrap interval.
 
     ``scores`` (probabilities of class 1) enable ROC AUC and log loss; without
@@ -115,8 +140,10 @@ def evaluate(labels: np.ndarray, predicted: np.ndarray, scores: np.ndarray | Non
     """
     labels, predicted = np.asarray(labels), np.asarray(predicted)
     if len(labels) == 0 or len(labels) != len(predicted) or (scores is not None and len(scores) != len(labels)):
-        raise ValueError(f"labels, predictions and scores must be non-empty and equally long "
-                         f"(got {len(labels)}, {len(predicted)}, {None if scores is None else len(scores)})")
+        raise ValueError(
+            f"labels, predictions and scores must be non-empty and equally long "
+            f"(got {len(labels)}, {len(predicted)}, {None if scores is None else len(scores)})"
+        )
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     functions = _metric_functions(task)
@@ -155,7 +182,9 @@ class Degradation:
         return {**asdict(self), "current": self.current.to_dict()}
 
 
-def degradation(reference: dict[str, float], current: dict[str, MetricEstimate], *, tolerance: float = 0.0) -> list[Degradation]:
+def degradation(
+    reference: dict[str, float], current: dict[str, MetricEstimate], *, tolerance: float = 0.0
+) -> list[Degradation]:
     """A metric degraded when even the optimistic end of its interval is worse than the reference by more than ``tolerance``.
 
     (Relative for losses and errors, absolute for scores in [0, 1].) Noise

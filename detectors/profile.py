@@ -23,11 +23,12 @@ not bit-for-bit, the same as sampling the union).
 from __future__ import annotations
 
 import io
-from concurrent.futures import ThreadPoolExecutor
 import json
 import math
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -103,8 +104,9 @@ class NumericSummary:
     def std(self) -> float:
         return math.sqrt(self.m2 / self.count) if self.count else 0.0
 
-    def add(self, values: np.ndarray, reference_range: tuple[float, float] | None = None,
-            binner: FastBinner | None = None) -> None:
+    def add(
+        self, values: np.ndarray, reference_range: tuple[float, float] | None = None, binner: FastBinner | None = None
+    ) -> None:
         if values.size == 0:
             return
         indices = (binner or FastBinner(self.inner_edges)).index(values)
@@ -117,7 +119,9 @@ class NumericSummary:
             self.upper_excess += float((top - self.inner_edges[-1]).sum())
             self.lower_excess += float((self.inner_edges[0] - bottom).sum())
         if reference_range is not None:
-            self.out_of_range += int(np.count_nonzero(bottom < reference_range[0]) + np.count_nonzero(top > reference_range[1]))
+            self.out_of_range += int(
+                np.count_nonzero(bottom < reference_range[0]) + np.count_nonzero(top > reference_range[1])
+            )
         n, mean = values.size, float(values.mean())
         deviations = values - mean
         self._combine(n, mean, float(np.dot(deviations, deviations)), float(values.min()), float(values.max()))
@@ -180,12 +184,25 @@ class Profile:
             if isinstance(mine, NumericSummary):
                 assert isinstance(theirs, NumericSummary)
                 if not np.array_equal(mine.inner_edges, theirs.inner_edges):
-                    raise ValueError(f"feature {name!r}: bin edges differ; build one profile with the other's edges "
-                                     "(reference_edges=) to merge them")
-                merged = NumericSummary(mine.inner_edges, mine.bin_counts + theirs.bin_counts, mine.count, mine.missing + theirs.missing,
-                                        mine.mean, mine.m2, mine.minimum, mine.maximum, sample, mine.non_numeric + theirs.non_numeric,
-                                        mine.out_of_range + theirs.out_of_range, mine.upper_excess + theirs.upper_excess,
-                                        mine.lower_excess + theirs.lower_excess)
+                    raise ValueError(
+                        f"feature {name!r}: bin edges differ; build one profile with the other's edges "
+                        "(reference_edges=) to merge them"
+                    )
+                merged = NumericSummary(
+                    mine.inner_edges,
+                    mine.bin_counts + theirs.bin_counts,
+                    mine.count,
+                    mine.missing + theirs.missing,
+                    mine.mean,
+                    mine.m2,
+                    mine.minimum,
+                    mine.maximum,
+                    sample,
+                    mine.non_numeric + theirs.non_numeric,
+                    mine.out_of_range + theirs.out_of_range,
+                    mine.upper_excess + theirs.upper_excess,
+                    mine.lower_excess + theirs.lower_excess,
+                )
                 if theirs.count:
                     merged._combine(theirs.count, theirs.mean, theirs.m2, theirs.minimum, theirs.maximum)
                 summaries[name] = merged
@@ -197,22 +214,38 @@ class Profile:
                 merged_categorical = CategoricalSummary(counts, mine.missing + theirs.missing, sample)
                 merged_categorical.truncate()
                 summaries[name] = merged_categorical
-        return Profile(dict(self.feature_types), summaries, self.rows + other.rows, {**other.source_types, **self.source_types})
+        return Profile(
+            dict(self.feature_types), summaries, self.rows + other.rows, {**other.source_types, **self.source_types}
+        )
 
     # -- storage --------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         arrays: dict[str, np.ndarray] = {}
-        meta: dict[str, Any] = {"profile_version": PROFILE_VERSION, "rows": self.rows, "feature_types": self.feature_types,
-                                "source_types": self.source_types, "features": {}}
+        meta: dict[str, Any] = {
+            "profile_version": PROFILE_VERSION,
+            "rows": self.rows,
+            "feature_types": self.feature_types,
+            "source_types": self.source_types,
+            "features": {},
+        }
         for index, (name, summary) in enumerate(self.summaries.items()):
             if isinstance(summary, NumericSummary):
                 arrays[f"f{index}_edges"] = summary.inner_edges
                 arrays[f"f{index}_bins"] = summary.bin_counts
                 arrays[f"f{index}_sample"] = summary.sample.astype(np.float64)
-                meta["features"][name] = {"index": index, "count": summary.count, "missing": summary.missing, "mean": summary.mean,
-                                          "m2": summary.m2, "min": summary.minimum, "max": summary.maximum,
-                                          "non_numeric": summary.non_numeric, "out_of_range": summary.out_of_range,
-                                          "upper_excess": summary.upper_excess, "lower_excess": summary.lower_excess}
+                meta["features"][name] = {
+                    "index": index,
+                    "count": summary.count,
+                    "missing": summary.missing,
+                    "mean": summary.mean,
+                    "m2": summary.m2,
+                    "min": summary.minimum,
+                    "max": summary.maximum,
+                    "non_numeric": summary.non_numeric,
+                    "out_of_range": summary.out_of_range,
+                    "upper_excess": summary.upper_excess,
+                    "lower_excess": summary.lower_excess,
+                }
             else:
                 arrays[f"f{index}_sample"] = summary.sample.astype(str)
                 meta["features"][name] = {"index": index, "counts": summary.counts, "missing": summary.missing}
@@ -225,40 +258,66 @@ class Profile:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             meta = json.loads(str(archive["__meta__"]))
             if meta.get("profile_version") != PROFILE_VERSION:
-                raise ValueError(f"profile version {meta.get('profile_version')!r} is not readable by this driftline "
-                                 f"(expects {PROFILE_VERSION}); rebuild it with 'driftline profile'")
+                raise ValueError(
+                    f"profile version {meta.get('profile_version')!r} is not readable by this driftline "
+                    f"(expects {PROFILE_VERSION}); rebuild it with 'driftline profile'"
+                )
             summaries: dict[str, Summary] = {}
             for name, info in meta["features"].items():
                 index = info["index"]
                 if meta["feature_types"][name] == "numeric":
-                    summaries[name] = NumericSummary(archive[f"f{index}_edges"], archive[f"f{index}_bins"], info["count"],
-                                                     info["missing"], info["mean"], info["m2"], info["min"], info["max"],
-                                                     archive[f"f{index}_sample"], info.get("non_numeric", 0),
-                                                     info.get("out_of_range", 0), info.get("upper_excess", 0.0),
-                                                     info.get("lower_excess", 0.0))
+                    summaries[name] = NumericSummary(
+                        archive[f"f{index}_edges"],
+                        archive[f"f{index}_bins"],
+                        info["count"],
+                        info["missing"],
+                        info["mean"],
+                        info["m2"],
+                        info["min"],
+                        info["max"],
+                        archive[f"f{index}_sample"],
+                        info.get("non_numeric", 0),
+                        info.get("out_of_range", 0),
+                        info.get("upper_excess", 0.0),
+                        info.get("lower_excess", 0.0),
+                    )
                 else:
-                    summaries[name] = CategoricalSummary({k: int(v) for k, v in info["counts"].items()}, info["missing"],
-                                                         archive[f"f{index}_sample"].astype(object))
+                    summaries[name] = CategoricalSummary(
+                        {k: int(v) for k, v in info["counts"].items()},
+                        info["missing"],
+                        archive[f"f{index}_sample"].astype(object),
+                    )
         return cls(meta["feature_types"], summaries, meta["rows"], meta.get("source_types", {}))
 
 
-def _merge_samples(first: np.ndarray, first_count: int, second: np.ndarray, second_count: int,
-                   rng: np.random.Generator, size: int = SAMPLE_SIZE) -> np.ndarray:
+def _merge_samples(
+    first: np.ndarray,
+    first_count: int,
+    second: np.ndarray,
+    second_count: int,
+    rng: np.random.Generator,
+    size: int = SAMPLE_SIZE,
+) -> np.ndarray:
     """A uniform sample of the union: draw from each side in proportion to what it stands for."""
     if len(first) + len(second) <= size:
         return np.concatenate([first, second])
     total = first_count + second_count
     take_first = min(len(first), round(size * first_count / total)) if total else 0
     take_second = min(len(second), size - take_first)
-    return np.concatenate([rng.choice(first, take_first, replace=False), rng.choice(second, take_second, replace=False)])
+    return np.concatenate(
+        [rng.choice(first, take_first, replace=False), rng.choice(second, take_second, replace=False)]
+    )
 
 
 # -- building --------------------------------------------------------------------------------------
 def infer_feature_types(schema: pa.Schema, exclude: Iterable[str] = ()) -> dict[str, FeatureType]:
     """Integer and floating columns are numeric; everything else (strings, booleans, dictionaries) categorical."""
     excluded = set(exclude)
-    return {f.name: ("numeric" if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) else "categorical")
-            for f in schema if f.name not in excluded}
+    return {
+        f.name: ("numeric" if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) else "categorical")
+        for f in schema
+        if f.name not in excluded
+    }
 
 
 def _numeric_values(array: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int, int]:
@@ -272,13 +331,21 @@ def _numeric_values(array: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int,
         return values[~nan], missing + int(nan.sum()), 0
     import pandas as pd  # only for the rare case of numbers arriving as text
 
-    values = pd.to_numeric(pd.Series(array.drop_null().to_pylist(), dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    values = pd.to_numeric(pd.Series(array.drop_null().to_pylist(), dtype=object), errors="coerce").to_numpy(
+        dtype=np.float64
+    )
     bad = np.isnan(values)
     return values[~bad], missing, int(bad.sum())
 
 
-def build_reference_profile(table: pa.Table | pd.DataFrame, feature_types: dict[str, FeatureType] | None = None, *,
-                            exclude: Iterable[str] = (), fine_bins: int = FINE_BINS, seed: int = 0) -> Profile:
+def build_reference_profile(
+    table: pa.Table | pd.DataFrame,
+    feature_types: dict[str, FeatureType] | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    fine_bins: int = FINE_BINS,
+    seed: int = 0,
+) -> Profile:
     """Profile training data held in memory (bin edges are the exact reference quantiles)."""
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
@@ -298,12 +365,21 @@ def build_reference_profile(table: pa.Table | pd.DataFrame, feature_types: dict[
     return profile_batches(iter(table.to_batches(max_chunksize=262_144)), feature_types, edges, seed=seed)
 
 
-def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, FeatureType],
-                    edges: dict[str, np.ndarray], *, seed: int = 0, sample_size: int = SAMPLE_SIZE,
-                    progress: Any = None, reference_ranges: dict[str, tuple[float, float]] | None = None) -> Profile:
+def profile_batches(
+    batches: Iterator[pa.RecordBatch],
+    feature_types: dict[str, FeatureType],
+    edges: dict[str, np.ndarray],
+    *,
+    seed: int = 0,
+    sample_size: int = SAMPLE_SIZE,
+    progress: Any = None,
+    reference_ranges: dict[str, tuple[float, float]] | None = None,
+) -> Profile:
     """Fold record batches into a profile with fixed bin edges; memory is one batch plus the summaries."""
     summaries: dict[str, Summary] = {
-        name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64)) if kind == "numeric" else CategoricalSummary()
+        name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64))
+        if kind == "numeric"
+        else CategoricalSummary()
         for name, kind in feature_types.items()
     }
     binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
@@ -328,9 +404,16 @@ def profile_batches(batches: Iterator[pa.RecordBatch], feature_types: dict[str, 
     return Profile(dict(feature_types), summaries, rows, source_types)
 
 
-def _fold_batch(batch: pa.RecordBatch, feature_types: dict[str, FeatureType], summaries: dict[str, Summary],
-                binners: dict[str, FastBinner], reservoir: _RowReservoir, source_types: dict[str, str],
-                reference_ranges: dict[str, tuple[float, float]] | None, workers: ThreadPoolExecutor) -> None:
+def _fold_batch(
+    batch: pa.RecordBatch,
+    feature_types: dict[str, FeatureType],
+    summaries: dict[str, Summary],
+    binners: dict[str, FastBinner],
+    reservoir: _RowReservoir,
+    source_types: dict[str, str],
+    reference_ranges: dict[str, tuple[float, float]] | None,
+    workers: ThreadPoolExecutor,
+) -> None:
     chosen = reservoir.choose(batch.num_rows)
     sampled: dict[str, np.ndarray] = {}
     pending = []
@@ -347,8 +430,11 @@ def _fold_batch(batch: pa.RecordBatch, feature_types: dict[str, FeatureType], su
             summary.non_numeric += non_numeric
             pending.append(workers.submit(summary.add, values, (reference_ranges or {}).get(name), binners[name]))
             if chosen is not None:
-                sampled[name] = _numeric_values(column.take(pa.array(chosen[0])))[0] if column.null_count or non_numeric \
+                sampled[name] = (
+                    _numeric_values(column.take(pa.array(chosen[0])))[0]
+                    if column.null_count or non_numeric
                     else column.take(pa.array(chosen[0])).to_numpy(zero_copy_only=False).astype(np.float64)
+                )
         else:
             summary.missing += column.null_count
             summary.add(column)
@@ -379,8 +465,16 @@ def _is_missing(values: np.ndarray) -> np.ndarray:
     return np.array([v is None for v in values], dtype=bool)
 
 
-def window_profile(reference: Profile, batches: Iterator[pa.RecordBatch], *, seed: int = 1, progress: Any = None) -> Profile:
+def window_profile(
+    reference: Profile, batches: Iterator[pa.RecordBatch], *, seed: int = 1, progress: Any = None
+) -> Profile:
     """Profile current data on the reference's bin edges (so every bin and category lines up)."""
     numeric = {name: s for name, s in reference.summaries.items() if isinstance(s, NumericSummary)}
-    return profile_batches(batches, reference.feature_types, {n: s.inner_edges for n, s in numeric.items()}, seed=seed,
-                           progress=progress, reference_ranges={n: (s.minimum, s.maximum) for n, s in numeric.items()})
+    return profile_batches(
+        batches,
+        reference.feature_types,
+        {n: s.inner_edges for n, s in numeric.items()},
+        seed=seed,
+        progress=progress,
+        reference_ranges={n: (s.minimum, s.maximum) for n, s in numeric.items()},
+    )

@@ -30,9 +30,15 @@ def _family(arrow_type: str) -> str:
     return arrow_type
 
 
-def quality_checks(reference: Profile, current: Profile, current_columns: list[str] | None = None, *,
-                   missing_rate_tolerance: float = 0.05, out_of_range_tolerance: float = 0.01,
-                   unseen_tolerance: float = 0.01) -> list[QualityIssue]:
+def quality_checks(
+    reference: Profile,
+    current: Profile,
+    current_columns: list[str] | None = None,
+    *,
+    missing_rate_tolerance: float = 0.05,
+    out_of_range_tolerance: float = 0.01,
+    unseen_tolerance: float = 0.01,
+) -> list[QualityIssue]:
     """Every problem found; an empty list means the window passed all checks.
 
     * ``missing_column`` / ``extra_column``: schema differences (extra only when
@@ -45,40 +51,87 @@ def quality_checks(reference: Profile, current: Profile, current_columns: list[s
     issues: list[QualityIssue] = []
     present = set(current.source_types)
     for name in reference.feature_types:
-        absent = name not in current_columns if current_columns is not None else (name not in present and current.rows > 0)
+        absent = (
+            name not in current_columns if current_columns is not None else (name not in present and current.rows > 0)
+        )
         if absent:
-            issues.append(QualityIssue("missing_column", name, None, None, f"column {name!r} is in the reference but not in the current data"))
+            issues.append(
+                QualityIssue(
+                    "missing_column",
+                    name,
+                    None,
+                    None,
+                    f"column {name!r} is in the reference but not in the current data",
+                )
+            )
     if current_columns is not None:
         for name in sorted(set(current_columns) - set(reference.feature_types)):
-            issues.append(QualityIssue("extra_column", name, None, None, f"column {name!r} is new: the reference has no such feature"))
+            issues.append(
+                QualityIssue(
+                    "extra_column", name, None, None, f"column {name!r} is new: the reference has no such feature"
+                )
+            )
     for name, ref in reference.summaries.items():
         cur = current.summaries.get(name)
         if cur is None or name not in present:
             continue
         ref_type, cur_type = reference.source_types.get(name), current.source_types.get(name)
         numeric_as_text = isinstance(cur, NumericSummary) and cur.non_numeric > 0
-        if ref_type and cur_type and _family(ref_type) != _family(cur_type) or numeric_as_text:
-            issues.append(QualityIssue("type_change", name, None, None,
-                                       f"column {name!r} was {ref_type} in the reference and is {cur_type} now"
-                                       + (f" ({cur.non_numeric} values are not numbers)" if numeric_as_text else "")))
+        if (ref_type and cur_type and _family(ref_type) != _family(cur_type)) or numeric_as_text:
+            issues.append(
+                QualityIssue(
+                    "type_change",
+                    name,
+                    None,
+                    None,
+                    f"column {name!r} was {ref_type} in the reference and is {cur_type} now"
+                    + (f" ({cur.non_numeric} values are not numbers)" if numeric_as_text else ""),
+                )
+            )
         ref_total, cur_total = ref.count + ref.missing, cur.count + cur.missing
         if ref_total and cur_total:
             ref_rate, cur_rate = ref.missing / ref_total, cur.missing / cur_total
             if abs(cur_rate - ref_rate) > missing_rate_tolerance:
-                issues.append(QualityIssue("missing_rate", name, cur_rate, missing_rate_tolerance,
-                                           f"{name!r}: {cur_rate:.1%} missing now vs {ref_rate:.1%} in the reference"))
+                issues.append(
+                    QualityIssue(
+                        "missing_rate",
+                        name,
+                        cur_rate,
+                        missing_rate_tolerance,
+                        f"{name!r}: {cur_rate:.1%} missing now vs {ref_rate:.1%} in the reference",
+                    )
+                )
         if isinstance(cur, NumericSummary) and cur.count:
             share = cur.out_of_range / cur.count
             if share > out_of_range_tolerance:
                 assert isinstance(ref, NumericSummary)
-                issues.append(QualityIssue("out_of_range", name, share, out_of_range_tolerance,
-                                           f"{name!r}: {share:.1%} of values outside the reference range "
-                                           f"[{ref.minimum:.4g}, {ref.maximum:.4g}]"))
-        if isinstance(cur, CategoricalSummary) and isinstance(ref, CategoricalSummary) and cur.count and OTHER not in ref.counts:
+                issues.append(
+                    QualityIssue(
+                        "out_of_range",
+                        name,
+                        share,
+                        out_of_range_tolerance,
+                        f"{name!r}: {share:.1%} of values outside the reference range "
+                        f"[{ref.minimum:.4g}, {ref.maximum:.4g}]",
+                    )
+                )
+        if (
+            isinstance(cur, CategoricalSummary)
+            and isinstance(ref, CategoricalSummary)
+            and cur.count
+            and OTHER not in ref.counts
+        ):
             unseen = {k: v for k, v in cur.counts.items() if k not in ref.counts}
             share = sum(unseen.values()) / cur.count
             if share > unseen_tolerance:
                 examples = ", ".join(sorted(unseen, key=lambda k: -unseen[k])[:5])
-                issues.append(QualityIssue("unseen_categories", name, share, unseen_tolerance,
-                                           f"{name!r}: {share:.1%} of values in categories the reference never had ({examples})"))
+                issues.append(
+                    QualityIssue(
+                        "unseen_categories",
+                        name,
+                        share,
+                        unseen_tolerance,
+                        f"{name!r}: {share:.1%} of values in categories the reference never had ({examples})",
+                    )
+                )
     return issues

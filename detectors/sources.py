@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
 
 import fsspec
 import pyarrow as pa
@@ -24,7 +24,9 @@ def source_format(url: str) -> str:
 
 
 @contextmanager
-def open_batches(url: str, columns: list[str] | None = None, storage_options: dict | None = None) -> Iterator[tuple[pa.Schema, int | None, Iterator[pa.RecordBatch]]]:
+def open_batches(
+    url: str, columns: list[str] | None = None, storage_options: dict | None = None
+) -> Iterator[tuple[pa.Schema, int | None, Iterator[pa.RecordBatch]]]:
     """``(schema, total_rows or None, batches)``; only ``columns`` are read when given (those present)."""
     fmt = source_format(url)
     with fsspec.open(url, "rb", compression="infer", **(storage_options or {})) as handle:
@@ -43,13 +45,15 @@ def open_batches(url: str, columns: list[str] | None = None, storage_options: di
 def _read_row_group(parquet: pq.ParquetFile, index: int, columns: list[str], columns_at_once: int) -> pa.RecordBatch:
     arrays, names = [], []
     for start in range(0, len(columns), columns_at_once):
-        part = parquet.read_row_group(index, columns=columns[start:start + columns_at_once])
+        part = parquet.read_row_group(index, columns=columns[start : start + columns_at_once])
         arrays.extend(part.column(i).combine_chunks() for i in range(part.num_columns))
         names.extend(part.column_names)
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def _row_group_batches(parquet: pq.ParquetFile, columns: list[str], columns_at_once: int = COLUMNS_AT_ONCE) -> Iterator[pa.RecordBatch]:
+def _row_group_batches(
+    parquet: pq.ParquetFile, columns: list[str], columns_at_once: int = COLUMNS_AT_ONCE
+) -> Iterator[pa.RecordBatch]:
     """Each row group as one record batch, decoded ``columns_at_once`` columns at a time.
 
     The next row group is read on a second thread while the caller works on the

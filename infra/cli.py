@@ -82,9 +82,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="driftline", description="Streaming drift and degradation monitoring for ML models.")
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Streaming drift and degradation monitoring for ML models."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the embedded local stack (broker, storage, Airflow home)").set_defaults(func=_cmd_up)
+    commands.add_parser("up", help="start the embedded local stack (broker, storage, Airflow home)").set_defaults(
+        func=_cmd_up
+    )
     commands.add_parser("down", help="stop the embedded local stack").set_defaults(func=_cmd_down)
     worker = commands.add_parser("worker", help="run the Faust stream worker (metrics, alerts)")
     worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
@@ -94,22 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.set_defaults(func=_cmd_rollback)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument("dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain"])
-    dag_test.add_argument("--conf", help="run configuration as JSON, e.g. '{\"model\": \"churn\"}'")
+    dag_test.add_argument("--conf", help='run configuration as JSON, e.g. \'{"model": "churn"}\'')
     dag_test.set_defaults(func=_cmd_dag_test)
-    profile = commands.add_parser("profile", help="build a reference profile from training data (Parquet/CSV, path or URL)")
+    profile = commands.add_parser(
+        "profile", help="build a reference profile from training data (Parquet/CSV, path or URL)"
+    )
     profile.add_argument("data")
     profile.add_argument("-o", "--output", required=True, help="where to write the profile (.npz)")
     profile.add_argument("--config", help="monitor config: feature types and the label column to leave out")
     profile.add_argument("--exclude", action="append", help="a column to leave out (repeatable)")
     profile.set_defaults(func=_cmd_profile)
-    check = commands.add_parser("check", help="drift of CURRENT against REFERENCE (a profile or data); exit 0 no drift, 1 drift, 2 error")
+    check = commands.add_parser(
+        "check", help="drift of CURRENT against REFERENCE (a profile or data); exit 0 no drift, 1 drift, 2 error"
+    )
     check.add_argument("reference", help="a profile (.npz) or training data (Parquet/CSV)")
     check.add_argument("current", help="current data (Parquet/CSV, path or URL)")
     check.add_argument("--config", help="monitor config: alpha, correction, tests, thresholds, feature types")
     check.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
     check.add_argument("--html", help="write a self-contained HTML report to this file")
     check.add_argument("--alpha", type=float, help="significance level (default 0.05 or the config's)")
-    check.add_argument("--correction", choices=["fdr", "bonferroni", "none"], help="multiple-testing correction (default fdr)")
+    check.add_argument(
+        "--correction", choices=["fdr", "bonferroni", "none"], help="multiple-testing correction (default fdr)"
+    )
     check.set_defaults(func=_cmd_check)
     demo = commands.add_parser("demo", help="the whole loop end to end on the embedded default")
     demo.add_argument("--rows", type=int, default=12_000, help="predictions to simulate (default 12000)")

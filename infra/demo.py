@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,16 @@ def _run(rows: int) -> dict[str, Any]:
     stack = LocalStack.from_env()
     for line in stack.up():
         print("  " + line)
-    run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = stack.home / "demo" / run_id
-    env = {**stack.environment(), "DRIFTLINE_TOPIC_PREFIX": f"demo-{run_id}",
-           "DRIFTLINE_STORAGE_URL": str(run_dir / "storage"), "DRIFTLINE_CONFIG_DIR": str(run_dir / "models"),
-           "DRIFTLINE_IDLE_CLOSE_SECONDS": "3", "DRIFTLINE_ALLOWED_LATENESS_SECONDS": "30"}
+    env = {
+        **stack.environment(),
+        "DRIFTLINE_TOPIC_PREFIX": f"demo-{run_id}",
+        "DRIFTLINE_STORAGE_URL": str(run_dir / "storage"),
+        "DRIFTLINE_CONFIG_DIR": str(run_dir / "models"),
+        "DRIFTLINE_IDLE_CLOSE_SECONDS": "3",
+        "DRIFTLINE_ALLOWED_LATENESS_SECONDS": "30",
+    }
     os.environ.update(env)
 
     from driftline.dags.tasks import deploy
@@ -78,30 +83,40 @@ def _run(rows: int) -> dict[str, Any]:
     reference_path = run_dir / "reference.parquet"
     training.to_parquet(reference_path)
     model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
-    store_model(storage, MODEL, "v1", model_v1, {"trained_at": datetime.now(timezone.utc).isoformat(), "reason": "initial"})
+    store_model(storage, MODEL, "v1", model_v1, {"trained_at": datetime.now(UTC).isoformat(), "reason": "initial"})
     deploy.switch(storage, MODEL, "v1", reason="initial deployment")
     (run_dir / "models").mkdir(parents=True, exist_ok=True)
-    (run_dir / "models" / f"{MODEL}.yaml").write_text(yaml.safe_dump({
-        "model": MODEL,
-        "reference": str(reference_path),
-        "label_column": "label",
-        "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
-        "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
-        "alerts": {"slack_channel": "#ml-alerts"},
-        "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
-    }))
+    (run_dir / "models" / f"{MODEL}.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model": MODEL,
+                "reference": str(reference_path),
+                "label_column": "label",
+                "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
+                "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
+                "alerts": {"slack_channel": "#ml-alerts"},
+                "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
+            }
+        )
+    )
     print(f"  v1 trained on {len(training)} rows; reference {reference_path}")
 
     _stage("stream worker")
     worker_log = run_dir / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
-                              stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT, env={**os.environ})
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
+        stdout=open(worker_log, "wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
     print(f"  worker started (pid {worker.pid}), log {worker_log}")
     try:
         _stage("simulated serving node")
         produced = simulate_traffic(settings, model_v1, rows, rng)
-        print(f"  {produced['predictions']} predictions, {produced['labels']} labels published; "
-              f"{produced['invalid']} malformed events sent too")
+        print(
+            f"  {produced['predictions']} predictions, {produced['labels']} labels published; "
+            f"{produced['invalid']} malformed events sent too"
+        )
         _stage("waiting for metric windows")
         expected_windows = int(TRAFFIC_SPAN / METRICS_WINDOW)
         metrics, alerts, dead = collect_stream_output(settings, expected_windows, timeout=120)
@@ -128,14 +143,32 @@ def _run(rows: int) -> dict[str, Any]:
     report = json.loads(storage.fs.cat_file(reports[-1])) if reports else None
     manifest = deploy.read_manifest(storage, MODEL)
     sent = storage.list("alerts/sent")
-    ok = (all(state == "success" for state in dag_results.values())
-          and len(stored) == produced["predictions"] and stored["request_id"].is_unique
-          and len(metrics) == expected_windows and report is not None and manifest is not None)
-    return {"ok": ok, "run_dir": str(run_dir), "storage_url": settings.storage_url, "produced": produced, "metrics": metrics, "alerts": alerts,
-            "dead_letters": dead, "dag_results": dag_results, "stored_rows": len(stored), "stored_labels": len(labels),
-            "unique_request_ids": bool(stored["request_id"].is_unique) if len(stored) else True,
-            "report": report, "report_path": reports[-1] if reports else None, "manifest": manifest,
-            "drift_alerts_sent": sent, "expected_windows": expected_windows}
+    ok = (
+        all(state == "success" for state in dag_results.values())
+        and len(stored) == produced["predictions"]
+        and stored["request_id"].is_unique
+        and len(metrics) == expected_windows
+        and report is not None
+        and manifest is not None
+    )
+    return {
+        "ok": ok,
+        "run_dir": str(run_dir),
+        "storage_url": settings.storage_url,
+        "produced": produced,
+        "metrics": metrics,
+        "alerts": alerts,
+        "dead_letters": dead,
+        "dag_results": dag_results,
+        "stored_rows": len(stored),
+        "stored_labels": len(labels),
+        "unique_request_ids": bool(stored["request_id"].is_unique) if len(stored) else True,
+        "report": report,
+        "report_path": reports[-1] if reports else None,
+        "manifest": manifest,
+        "drift_alerts_sent": sent,
+        "expected_windows": expected_windows,
+    }
 
 
 def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Generator) -> dict[str, int]:
@@ -145,12 +178,16 @@ def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Genera
     from driftline.infra import demo_model
     from driftline.streams.producer import DriftlineProducer
 
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     start = end - TRAFFIC_SPAN
     half = rows // 2
     counts = {"predictions": 0, "labels": 0, "invalid": 0}
-    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
-                           labels_topic=settings.topics.labels, dead_letter_topic=settings.topics.dead_letter) as producer:
+    with DriftlineProducer(
+        settings.bootstrap_servers,
+        predictions_topic=settings.topics.predictions,
+        labels_topic=settings.topics.labels,
+        dead_letter_topic=settings.topics.dead_letter,
+    ) as producer:
         for part, (shifted, offset) in enumerate(((False, 0), (True, half))):
             size = half if part == 0 else rows - half
             features = demo_model.sample_features(size, rng, shifted=shifted)
@@ -162,21 +199,43 @@ def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Genera
             for i in range(size):
                 event_time = start + TRAFFIC_SPAN * ((offset + i + 0.5) / rows)
                 request_id = f"req-{offset + i:07d}"
-                producer.log_prediction(model=MODEL, model_version="v1", request_id=request_id, features=records[i],
-                                        prediction=None if failed[i] else float(scores[i]), latency_ms=float(latency[i]),
-                                        error="TimeoutError" if failed[i] else None, event_time=event_time)
-                producer.log_label(model=MODEL, model_version="v1", request_id=request_id, label=int(labels[i]),
-                                   event_time=event_time + timedelta(seconds=30))
+                producer.log_prediction(
+                    model=MODEL,
+                    model_version="v1",
+                    request_id=request_id,
+                    features=records[i],
+                    prediction=None if failed[i] else float(scores[i]),
+                    latency_ms=float(latency[i]),
+                    error="TimeoutError" if failed[i] else None,
+                    event_time=event_time,
+                )
+                producer.log_label(
+                    model=MODEL,
+                    model_version="v1",
+                    request_id=request_id,
+                    label=int(labels[i]),
+                    event_time=event_time + timedelta(seconds=30),
+                )
                 counts["predictions"] += 1
                 counts["labels"] += 1
         # Malformed input: one caught by the producer's validation, two raw messages the worker rejects.
-        producer.log_prediction(model=MODEL, model_version="v1", request_id="bad-latency", features={"x0": 1.0},
-                                prediction=0.5, latency_ms=-3.0, event_time=end)
+        producer.log_prediction(
+            model=MODEL,
+            model_version="v1",
+            request_id="bad-latency",
+            features={"x0": 1.0},
+            prediction=0.5,
+            latency_ms=-3.0,
+            event_time=end,
+        )
         producer.flush(30)
     raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
     raw.produce(settings.topics.predictions, key=b"bad-json", value=b"{not json")
-    raw.produce(settings.topics.predictions, key=b"bad-field",
-                value=json.dumps({"event_type": "prediction", "model": MODEL, "model_version": "v1"}).encode())
+    raw.produce(
+        settings.topics.predictions,
+        key=b"bad-field",
+        value=json.dumps({"event_type": "prediction", "model": MODEL, "model_version": "v1"}).encode(),
+    )
     raw.flush(10)
     counts["invalid"] = 3
     if producer.stats.dropped:
@@ -188,8 +247,15 @@ def collect_stream_output(settings: Any, expected_windows: int, timeout: float) 
     """Read the metrics, alerts and dead-letter topics until every window is in (or time runs out)."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"{settings.topics.prefix}-demo-reader",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False, **settings.consumer_group_overrides()})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"{settings.topics.prefix}-demo-reader",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **settings.consumer_group_overrides(),
+        }
+    )
     consumer.subscribe([settings.topics.metrics, settings.topics.alerts, settings.topics.dead_letter])
     found: dict[str, list] = {settings.topics.metrics: [], settings.topics.alerts: [], settings.topics.dead_letter: []}
     deadline = time.monotonic() + timeout
@@ -242,25 +308,37 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
         print(f"   [{dead['source']}] {reason}")
     print(f"metric windows        {len(metrics)} of {s['expected_windows']} (5 min, model {MODEL} v1)")
     for m in (metrics[0], metrics[len(metrics) // 2], metrics[-1]) if metrics else ():
-        print(f"   {m['window_start'][11:16]}  count={m['count']:4d}  error_rate={m['error_rate']:.3f}  "
-              f"p50={m['latency_p50_ms']:.1f}ms  p95={m['latency_p95_ms']:.1f}ms  p99={m['latency_p99_ms']:.1f}ms")
+        print(
+            f"   {m['window_start'][11:16]}  count={m['count']:4d}  error_rate={m['error_rate']:.3f}  "
+            f"p50={m['latency_p50_ms']:.1f}ms  p95={m['latency_p95_ms']:.1f}ms  p99={m['latency_p99_ms']:.1f}ms"
+        )
     latency_alerts = [a for a in s["alerts"] if a["metric"] == "latency_p95_ms"]
-    print(f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
-          f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)")
+    print(
+        f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
+        f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)"
+    )
     print("Airflow DAG runs      " + ", ".join(f"{k}={v}" for k, v in s["dag_results"].items()))
-    print(f"Parquet rows written  {s['stored_rows']} predictions (unique request ids: {s['unique_request_ids']}), "
-          f"{s['stored_labels']} labels")
+    print(
+        f"Parquet rows written  {s['stored_rows']} predictions (unique request ids: {s['unique_request_ids']}), "
+        f"{s['stored_labels']} labels"
+    )
     if report:
-        print(f"drift verdict         window {report['window_start'][11:16]}→{report['window_end'][11:16]}, "
-              f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, {report['correction']} α={report['alpha']}")
+        print(
+            f"drift verdict         window {report['window_start'][11:16]}→{report['window_end'][11:16]}, "
+            f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, {report['correction']} α={report['alpha']}"
+        )
         for f in sorted(report["features"], key=lambda f: (not f["drifted"], f["feature"])):
             verdict = "DRIFT" if f["drifted"] else ("n/a" if f["drifted"] is None else "ok")
             score = "" if f["p_value"] is None else f"  p={f['p_value']:.3g}"
-            print(f"   {f['feature']:8s} {f['test']:12s} stat={f['statistic']:.4g}{score}  "
-                  f"threshold={f['threshold']:.3g}  {verdict}")
+            print(
+                f"   {f['feature']:8s} {f['test']:12s} stat={f['statistic']:.4g}{score}  "
+                f"threshold={f['threshold']:.3g}  {verdict}"
+            )
     print(f"drift alerts sent     {len(s['drift_alerts_sent'])} → console (no Slack configured)")
     if manifest:
-        print(f"now serving           {MODEL} {manifest['serving']} (previous {manifest['previous']}; "
-              f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})")
+        print(
+            f"now serving           {MODEL} {manifest['serving']} (previous {manifest['previous']}; "
+            f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})"
+        )
     print(f"report                {s['report_path']} (and .html beside it)")
     print(f"run folder            {s['run_dir']}")

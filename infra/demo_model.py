@@ -47,8 +47,11 @@ class LogisticModel:
 
     def _design(self, features: pd.DataFrame) -> np.ndarray:
         numeric = (features[NUMERIC].to_numpy(dtype=float) - self.means) / self.scales
-        one_hot = [(features[name].to_numpy() == level).astype(float)[:, None]
-                    for name, levels in CATEGORICAL.items() for level in levels]
+        one_hot = [
+            (features[name].to_numpy() == level).astype(float)[:, None]
+            for name, levels in CATEGORICAL.items()
+            for level in levels
+        ]
         return np.hstack([numeric, *one_hot])
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -58,8 +61,15 @@ class LogisticModel:
         return (self.predict_proba(features) >= 0.5).astype(int)
 
 
-def train(features: pd.DataFrame, labels: pd.Series, config: Any = None, *, iterations: int = 400,
-          learning_rate: float = 0.5, l2: float = 1e-3) -> LogisticModel:
+def train(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    config: Any = None,
+    *,
+    iterations: int = 400,
+    learning_rate: float = 0.5,
+    l2: float = 1e-3,
+) -> LogisticModel:
     """Full-batch gradient descent on the log loss; deterministic."""
     means = features[NUMERIC].to_numpy(dtype=float).mean(axis=0)
     scales = features[NUMERIC].to_numpy(dtype=float).std(axis=0) + 1e-9

@@ -79,8 +79,10 @@ class LocalStack:
             done.append(f"broker already running (pid {pid}) on {self.bootstrap_servers}")
         else:
             if port_in_use(self.port):
-                raise StackError(f"port {self.port} on 127.0.0.1 is taken by another process; stop it or choose "
-                                 f"another port with DRIFTLINE_BROKER_PORT=<free port>")
+                raise StackError(
+                    f"port {self.port} on 127.0.0.1 is taken by another process; stop it or choose "
+                    f"another port with DRIFTLINE_BROKER_PORT=<free port>"
+                )
             pid = start_broker(self.port, self.home / "broker.log")
             self.pid_file.write_text(str(pid))
             done.append(f"broker started (pid {pid}) on {self.bootstrap_servers}, log {self.home / 'broker.log'}")
@@ -115,8 +117,9 @@ def migrate_airflow_db(airflow_home: Path) -> str:
         return f"Airflow database ready in {airflow_home}"
     airflow_home.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("airflow")), "db", "migrate"]
-    completed = subprocess.run(command, env={**os.environ, **airflow_environment(airflow_home)},
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        command, env={**os.environ, **airflow_environment(airflow_home)}, capture_output=True, text=True
+    )
     if completed.returncode != 0:
         raise StackError(f"'airflow db migrate' failed:\n{completed.stderr[-2000:]}")
     marker.write_text("ok")
@@ -147,7 +150,11 @@ def start_broker(port: int, log_path: Path, timeout: float = 20.0) -> int:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", address],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -43,10 +43,18 @@ class DriftSettings(_Section):
     window: Duration = timedelta(hours=1)
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Family-wise significance level of the drift tests.")
     correction: Literal["fdr", "bonferroni", "none"] = "fdr"
-    min_rows: int = Field(default=100, ge=1, description="Fewer current rows than this is 'insufficient data', never a verdict.")
-    alert_share: float = Field(default=0.0, ge=0, le=1, description="Alert when the share of drifted features exceeds this.")
-    retrain_share: float = Field(default=0.2, ge=0, le=1, description="Request a retrain when the share of drifted features reaches this.")
-    tests: dict[str, str] = Field(default_factory=dict, description="Feature -> registered test name, instead of automatic selection.")
+    min_rows: int = Field(
+        default=100, ge=1, description="Fewer current rows than this is 'insufficient data', never a verdict."
+    )
+    alert_share: float = Field(
+        default=0.0, ge=0, le=1, description="Alert when the share of drifted features exceeds this."
+    )
+    retrain_share: float = Field(
+        default=0.2, ge=0, le=1, description="Request a retrain when the share of drifted features reaches this."
+    )
+    tests: dict[str, str] = Field(
+        default_factory=dict, description="Feature -> registered test name, instead of automatic selection."
+    )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Feature -> threshold for distance tests.")
 
 
@@ -62,10 +70,17 @@ class AlertSettings(_Section):
 
 
 class RetrainSettings(_Section):
-    entry_point: str | None = Field(default=None, description="'package.module:function' called as fn(features, labels, config) -> model")
+    entry_point: str | None = Field(
+        default=None, description="'package.module:function' called as fn(features, labels, config) -> model"
+    )
     window: Duration = timedelta(hours=1)
     min_rows: int = Field(default=200, ge=10)
-    max_accuracy_drop: float = Field(default=0.0, ge=0, le=1, description="Deploy only if the new model's holdout accuracy is at least the serving model's minus this.")
+    max_accuracy_drop: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Deploy only if the new model's holdout accuracy is at least the serving model's minus this.",
+    )
 
     @model_validator(mode="after")
     def _entry_point_shape(self) -> RetrainSettings:
@@ -83,7 +98,9 @@ class MonitorConfig(_Section):
 
     model: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
     reference: str = Field(description="Training data: a Parquet or CSV path or fsspec URL.")
-    features: dict[str, FeatureType] | None = Field(default=None, description="Feature name -> type; inferred from the reference when omitted.")
+    features: dict[str, FeatureType] | None = Field(
+        default=None, description="Feature name -> type; inferred from the reference when omitted."
+    )
     label_column: str = "label"
     drift: DriftSettings = DriftSettings()
     metrics: MetricSettings = MetricSettings()
@@ -103,13 +120,13 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with at least 'model' and 'reference', got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping with at least 'model' and 'reference', got {type(data).__name__}"
+        )
     try:
         return MonitorConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"'{'.'.join(str(p) for p in item['loc'])}': {item['msg']}" for item in exc.errors()
-        )
+        problems = "; ".join(f"'{'.'.join(str(p) for p in item['loc'])}': {item['msg']}" for item in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
 
 

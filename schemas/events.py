@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,8 +41,8 @@ class _Event(BaseModel):
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class PredictionEvent(_Event):
@@ -52,7 +52,9 @@ class PredictionEvent(_Event):
     features: dict[Name, FeatureValue]
     prediction: float | int | str | bool | None
     latency_ms: float = Field(ge=0, description="Wall time of the prediction call in milliseconds.")
-    error: str | None = Field(default=None, description="Error class or message when the prediction failed; null on success.")
+    error: str | None = Field(
+        default=None, description="Error class or message when the prediction failed; null on success."
+    )
 
     @field_validator("latency_ms")
     @classmethod

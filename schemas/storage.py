@@ -78,7 +78,7 @@ class Storage:
         if not self.fs.exists(full):
             return []
         prefix = self.root + "/"
-        return sorted(p[len(prefix):] if p.startswith(prefix) else p for p in self.fs.ls(full, detail=False))
+        return sorted(p[len(prefix) :] if p.startswith(prefix) else p for p in self.fs.ls(full, detail=False))
 
     def remove(self, relative: str) -> None:
         full = self.path(relative)

@@ -39,8 +39,9 @@ async def _dead_letter(raw: bytes, reason: str, topic: str, partition: int, offs
         original = raw.decode()
     except UnicodeDecodeError:
         original = raw.hex()
-    await topics.dead_letter.send(value=dead_letter_value(original, reason, source="worker", topic=topic,
-                                                           partition=partition, offset=offset))
+    await topics.dead_letter.send(
+        value=dead_letter_value(original, reason, source="worker", topic=topic, partition=partition, offset=offset)
+    )
 
 
 @app.agent(topics.predictions)
@@ -71,8 +72,9 @@ async def _publish_closed_windows() -> None:
         await topics.metrics.send(key=f"{snapshot['model']}|{snapshot['model_version']}", value=snapshot)
         config = monitor_configs.get(snapshot["model"])
         limits = config.metrics if config else MetricSettings()  # unconfigured models get the defaults
-        for breach in threshold_breaches(snapshot, latency_p95_ms=limits.latency_p95_ms, error_rate=limits.error_rate,
-                                         min_count=limits.min_count):
+        for breach in threshold_breaches(
+            snapshot, latency_p95_ms=limits.latency_p95_ms, error_rate=limits.error_rate, min_count=limits.min_count
+        ):
             alert = {
                 "alert_id": f"{snapshot['model']}|{snapshot['model_version']}|{snapshot['window_start']}|{breach.metric}",
                 "kind": "threshold",

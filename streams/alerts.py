@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -51,10 +52,19 @@ class SlackNotifier:
 
     name = "slack"
 
-    def __init__(self, *, token: str | None = None, channel: str | None = None, webhook_url: str | None = None,
-                 base_url: str | None = None, timeout: int = 10) -> None:
+    def __init__(
+        self,
+        *,
+        token: str | None = None,
+        channel: str | None = None,
+        webhook_url: str | None = None,
+        base_url: str | None = None,
+        timeout: int = 10,
+    ) -> None:
         if not webhook_url and not (token and channel):
-            raise ValueError("Slack needs either DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and DRIFTLINE_SLACK_CHANNEL")
+            raise ValueError(
+                "Slack needs either DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and DRIFTLINE_SLACK_CHANNEL"
+            )
         self.channel = channel
         self._webhook = WebhookClient(webhook_url, timeout=timeout) if webhook_url else None
         self._client = None
@@ -85,14 +95,25 @@ class SlackNotifier:
 
 def notifier_from_settings(settings: Settings) -> Notifier:
     if settings.slack_webhook_url or (settings.slack_token and settings.slack_channel):
-        return SlackNotifier(token=settings.slack_token, channel=settings.slack_channel,
-                             webhook_url=settings.slack_webhook_url, base_url=settings.slack_base_url)
+        return SlackNotifier(
+            token=settings.slack_token,
+            channel=settings.slack_channel,
+            webhook_url=settings.slack_webhook_url,
+            base_url=settings.slack_base_url,
+        )
     return ConsoleNotifier()
 
 
-def deliver_with_retry(notifier: Notifier, text: str, channel: str | None = None, *, max_attempts: int | None = None,
-                       initial_delay: float = 0.5, max_delay: float = 60.0,
-                       sleep: Callable[[float], None] = time.sleep) -> int:
+def deliver_with_retry(
+    notifier: Notifier,
+    text: str,
+    channel: str | None = None,
+    *,
+    max_attempts: int | None = None,
+    initial_delay: float = 0.5,
+    max_delay: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Send until it succeeds; returns the number of attempts. ``max_attempts=None`` retries forever."""
     attempt, delay = 0, initial_delay
     while True:
@@ -109,20 +130,26 @@ def deliver_with_retry(notifier: Notifier, text: str, channel: str | None = None
 
 
 def format_threshold_alert(alert: dict[str, Any]) -> str:
-    return (f":rotating_light: driftline: model *{alert['model']}* version *{alert['model_version']}* — "
-            f"{alert['metric']} = {alert['value']:.4g} exceeds {alert['threshold']:.4g} "
-            f"in window {alert['window_start']} → {alert['window_end']} ({alert['count']} events)")
+    return (
+        f":rotating_light: driftline: model *{alert['model']}* version *{alert['model_version']}* — "
+        f"{alert['metric']} = {alert['value']:.4g} exceeds {alert['threshold']:.4g} "
+        f"in window {alert['window_start']} → {alert['window_end']} ({alert['count']} events)"
+    )
 
 
 def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
     drifted = [f for f in report["features"] if f["drifted"]]
-    lines = [f":warning: driftline: data drift on model *{report['model']}* — "
-             f"{len(drifted)} of {len(report['features'])} features drifted "
-             f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"]
+    lines = [
+        f":warning: driftline: data drift on model *{report['model']}* — "
+        f"{len(drifted)} of {len(report['features'])} features drifted "
+        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
+    ]
     for feature in drifted:
         score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
-        lines.append(f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
-                     f"{score} (threshold {feature['threshold']:.3g})")
+        lines.append(
+            f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
+            f"{score} (threshold {feature['threshold']:.3g})"
+        )
     if report.get("retrain_requested"):
         lines.append("Retraining has been requested.")
     lines.append(f"Report: {report_url}")

@@ -12,9 +12,10 @@ rather than silently changing a published figure.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from driftline.schemas.events import PredictionEvent
 from driftline.streams.windows import WindowAggregate, window_start
@@ -39,9 +40,11 @@ class MetricsState:
         start = window_start(event.event_time, size)
         closed = self.closed_until.get((event.model, event.model_version))
         if closed is not None and start < closed:
-            return (f"late event: event_time {event.event_time.isoformat()} falls in window starting "
-                    f"{start.isoformat()}, already closed and published (windows up to {closed.isoformat()} are final); "
-                    "send events within the allowed lateness or raise DRIFTLINE_ALLOWED_LATENESS")
+            return (
+                f"late event: event_time {event.event_time.isoformat()} falls in window starting "
+                f"{start.isoformat()}, already closed and published (windows up to {closed.isoformat()} are final); "
+                "send events within the allowed lateness or raise DRIFTLINE_ALLOWED_LATENESS"
+            )
         key = (event.model, event.model_version, start)
         aggregate = self.open_windows.get(key)
         if aggregate is None:
@@ -58,10 +61,12 @@ class MetricsState:
         if self.max_event_time is not None:
             candidates.append(self.max_event_time - self.allowed_lateness)
         if self.last_event_wall_time is not None and self.clock() - self.last_event_wall_time >= self.idle_close_after:
-            candidates.append(datetime.fromtimestamp(self.clock(), tz=timezone.utc) - self.allowed_lateness)
+            candidates.append(datetime.fromtimestamp(self.clock(), tz=UTC) - self.allowed_lateness)
             # A quiet stream whose events are all in the past: everything seen is complete.
             if self.max_event_time is not None:
-                candidates.append(max(a.window_end for a in self.open_windows.values()) if self.open_windows else self.max_event_time)
+                candidates.append(
+                    max(a.window_end for a in self.open_windows.values()) if self.open_windows else self.max_event_time
+                )
         return max(candidates) if candidates else None
 
     def close_ready(self) -> list[dict[str, Any]]:
@@ -69,11 +74,15 @@ class MetricsState:
         watermark = self.watermark()
         if watermark is None:
             return []
-        ready = sorted((k for k, a in self.open_windows.items() if a.window_end <= watermark), key=lambda k: (k[2], k[0], k[1]))
+        ready = sorted(
+            (k for k, a in self.open_windows.items() if a.window_end <= watermark), key=lambda k: (k[2], k[0], k[1])
+        )
         snapshots = []
         for key in ready:
             aggregate = self.open_windows.pop(key)
             model_key = (aggregate.model, aggregate.model_version)
-            self.closed_until[model_key] = max(self.closed_until.get(model_key, aggregate.window_end), aggregate.window_end)
+            self.closed_until[model_key] = max(
+                self.closed_until.get(model_key, aggregate.window_end), aggregate.window_end
+            )
             snapshots.append(aggregate.snapshot())
         return snapshots

@@ -23,11 +23,10 @@ import logging
 import threading
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
-
 from pydantic import ValidationError
 
 from driftline.schemas.events import LabelEvent, PredictionEvent, describe_validation_error, encode_event
@@ -117,7 +116,7 @@ class DriftlineProducer:
             "model": model,
             "model_version": model_version,
             "request_id": request_id,
-            "event_time": event_time or datetime.now(timezone.utc),
+            "event_time": event_time or datetime.now(UTC),
             "features": features,
             "prediction": prediction,
             "latency_ms": latency_ms,
@@ -141,7 +140,7 @@ class DriftlineProducer:
             "model": model,
             "model_version": model_version,
             "request_id": request_id,
-            "event_time": event_time or datetime.now(timezone.utc),
+            "event_time": event_time or datetime.now(UTC),
             "label": label,
         }
         self._publish(self.labels_topic, payload, LabelEvent)
@@ -171,7 +170,12 @@ class DriftlineProducer:
             value, key = encode_event(event), event.request_id.encode()
         except Exception as exc:  # validation must never raise into the serving path
             reason = _reason(exc)
-            self._enqueue(self.dead_letter_topic, dead_letter_value(_jsonable(payload), reason, source="producer"), None, dead=True)
+            self._enqueue(
+                self.dead_letter_topic,
+                dead_letter_value(_jsonable(payload), reason, source="producer"),
+                None,
+                dead=True,
+            )
             return
         self._enqueue(topic, value, key)
 
@@ -184,7 +188,7 @@ class DriftlineProducer:
                 dropped = self.stats.dropped_buffer_full
             if dropped == 1 or dropped % self._log_every == 0:
                 log.warning("driftline producer buffer full: %d events dropped so far (raise max_buffered?)", dropped)
-        except Exception:  # noqa: BLE001 - anything else from the client is counted, not raised
+        except Exception:
             with self._lock:
                 self.stats.delivery_failed += 1
             log.exception("driftline producer could not enqueue an event")
@@ -220,8 +224,15 @@ def _jsonable(payload: Any) -> Any:
     return json.loads(json.dumps(payload, default=str))
 
 
-def dead_letter_value(original: Any, reason: str, *, source: str, topic: str | None = None,
-                      partition: int | None = None, offset: int | None = None) -> bytes:
+def dead_letter_value(
+    original: Any,
+    reason: str,
+    *,
+    source: str,
+    topic: str | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> bytes:
     """The dead-letter record: the original payload (or its text) with the reason and origin."""
     return json.dumps(
         {
@@ -231,7 +242,7 @@ def dead_letter_value(original: Any, reason: str, *, source: str, topic: str | N
             "partition": partition,
             "offset": offset,
             "original": original,
-            "dead_lettered_at": datetime.now(timezone.utc).isoformat(),
+            "dead_lettered_at": datetime.now(UTC).isoformat(),
         },
         default=str,
     ).encode()

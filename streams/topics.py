@@ -22,13 +22,15 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     wanted = [t for t in settings.topics.all() if t not in existing]
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in wanted])
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=settings.partitions, replication_factor=1) for t in wanted]
+    )
     created = []
     for topic, future in futures.items():
         try:
             future.result(timeout)
             created.append(topic)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise
     return created

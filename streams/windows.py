@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 _MIN_POSITIVE = 1e-6  # latencies at or below this (ms) count as zero
@@ -47,8 +48,9 @@ class LatencySketch:
     def merge(self, other: LatencySketch) -> LatencySketch:
         if other.relative_accuracy != self.relative_accuracy:
             raise ValueError("cannot merge sketches with different relative accuracy")
-        merged = LatencySketch(self.relative_accuracy, self.buckets + other.buckets, self.zeros + other.zeros,
-                               self.count + other.count)
+        merged = LatencySketch(
+            self.relative_accuracy, self.buckets + other.buckets, self.zeros + other.zeros, self.count + other.count
+        )
         return merged
 
     def quantile(self, q: float) -> float | None:
@@ -67,20 +69,28 @@ class LatencySketch:
         raise AssertionError("unreachable: rank below count")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"relative_accuracy": self.relative_accuracy, "zeros": self.zeros, "count": self.count,
-                "buckets": {str(k): v for k, v in sorted(self.buckets.items())}}
+        return {
+            "relative_accuracy": self.relative_accuracy,
+            "zeros": self.zeros,
+            "count": self.count,
+            "buckets": {str(k): v for k, v in sorted(self.buckets.items())},
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
-        return cls(data["relative_accuracy"], Counter({int(k): v for k, v in data["buckets"].items()}),
-                   data["zeros"], data["count"])
+        return cls(
+            data["relative_accuracy"],
+            Counter({int(k): v for k, v in data["buckets"].items()}),
+            data["zeros"],
+            data["count"],
+        )
 
 
 def window_start(event_time: datetime, size: timedelta) -> datetime:
     """Start of the tumbling window of ``size`` that holds ``event_time`` (aligned to the epoch)."""
     seconds = size.total_seconds()
     epoch = event_time.timestamp()
-    return datetime.fromtimestamp(math.floor(epoch / seconds) * seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(math.floor(epoch / seconds) * seconds, tz=UTC)
 
 
 @dataclass
@@ -102,11 +112,22 @@ class WindowAggregate:
         self.latency.add(latency_ms)
 
     def merge(self, other: WindowAggregate) -> WindowAggregate:
-        if (other.model, other.model_version, other.window_start) != (self.model, self.model_version, self.window_start):
+        if (other.model, other.model_version, other.window_start) != (
+            self.model,
+            self.model_version,
+            self.window_start,
+        ):
             raise ValueError("can only merge aggregates of the same model, version and window")
-        return WindowAggregate(self.model, self.model_version, self.window_start, self.window_end,
-                               self.count + other.count, self.errors + other.errors,
-                               self.latency.merge(other.latency), self.partitions | other.partitions)
+        return WindowAggregate(
+            self.model,
+            self.model_version,
+            self.window_start,
+            self.window_end,
+            self.count + other.count,
+            self.errors + other.errors,
+            self.latency.merge(other.latency),
+            self.partitions | other.partitions,
+        )
 
     @property
     def error_rate(self) -> float:
@@ -131,9 +152,16 @@ class WindowAggregate:
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> WindowAggregate:
-        return cls(data["model"], data["model_version"], datetime.fromisoformat(data["window_start"]),
-                   datetime.fromisoformat(data["window_end"]), data["count"], data["errors"],
-                   LatencySketch.from_dict(data["latency_sketch"]), set(data.get("partitions", [])))
+        return cls(
+            data["model"],
+            data["model_version"],
+            datetime.fromisoformat(data["window_start"]),
+            datetime.fromisoformat(data["window_end"]),
+            data["count"],
+            data["errors"],
+            LatencySketch.from_dict(data["latency_sketch"]),
+            set(data.get("partitions", [])),
+        )
 
 
 def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -153,8 +181,9 @@ class ThresholdBreach:
     threshold: float
 
 
-def threshold_breaches(snapshot: dict[str, Any], *, latency_p95_ms: float | None, error_rate: float | None,
-                       min_count: int) -> list[ThresholdBreach]:
+def threshold_breaches(
+    snapshot: dict[str, Any], *, latency_p95_ms: float | None, error_rate: float | None, min_count: int
+) -> list[ThresholdBreach]:
     """Which configured thresholds a closed window crosses (strictly above); none below ``min_count`` events."""
     if snapshot["count"] < min_count:
         return []

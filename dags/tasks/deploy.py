@@ -7,7 +7,7 @@ Serving nodes read ``models/<model>/routing.json`` (see :func:`read_manifest`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from driftline.schemas import layout
@@ -41,15 +41,19 @@ def next_version(storage: Storage, model: str) -> str:
 def switch(storage: Storage, model: str, version: str, *, reason: str, strategy: str = "blue_green") -> dict[str, Any]:
     """Route all traffic to ``version`` (which must be stored); the serving one becomes ``previous``."""
     if version not in stored_versions(storage, model):
-        raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored_versions(storage, model) or 'none'}")
+        raise DeployError(
+            f"model {model!r} has no stored version {version!r}; stored: {stored_versions(storage, model) or 'none'}"
+        )
     current = read_manifest(storage, model)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     history = list(current["history"]) if current else []
     history.append({"serving": version, "at": now, "reason": reason})
     manifest = {
         "model": model,
         "serving": version,
-        "previous": current["serving"] if current and current["serving"] != version else (current or {}).get("previous"),
+        "previous": current["serving"]
+        if current and current["serving"] != version
+        else (current or {}).get("previous"),
         "strategy": strategy,
         "updated_at": now,
         "history": history[-50:],
@@ -65,4 +69,6 @@ def rollback(storage: Storage, model: str) -> dict[str, Any]:
         raise DeployError(f"model {model!r} has no routing manifest yet; nothing to roll back")
     if not current.get("previous"):
         raise DeployError(f"model {model!r} serves {current['serving']} with no previous version to roll back to")
-    return switch(storage, model, current["previous"], reason=f"rollback from {current['serving']}", strategy=current["strategy"])
+    return switch(
+        storage, model, current["previous"], reason=f"rollback from {current['serving']}", strategy=current["strategy"]
+    )

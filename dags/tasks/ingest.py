@@ -23,7 +23,7 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -113,19 +113,23 @@ def ingest_topic(
     if expected is None:
         raise ValueError(f"kind must be 'predictions' or 'labels', got {kind!r}")
     group_id = group_id or f"{settings.topics.prefix}-ingest-{kind}"
-    consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers,
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-        **settings.consumer_group_overrides(),
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            **settings.consumer_group_overrides(),
+        }
+    )
     result = IngestResult(topic)
     try:
         metadata = consumer.list_topics(topic, timeout=15)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
-            raise RuntimeError(f"topic {topic!r} does not exist on {settings.bootstrap_servers}; run 'driftline up' or create it")
+            raise RuntimeError(
+                f"topic {topic!r} does not exist on {settings.bootstrap_servers}; run 'driftline up' or create it"
+            )
         partitions = sorted(metadata.topics[topic].partitions)
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=15)
         positions = {tp.partition: tp.offset if tp.offset >= 0 else -1 for tp in committed}
@@ -135,7 +139,9 @@ def ingest_topic(
             if storage.exists(ledger):
                 targets[partition] = storage.read_json(ledger)["last_offset"]
                 result.replayed_partitions.append(partition)
-        consumer.assign([TopicPartition(topic, p, positions[p] if positions[p] >= 0 else OFFSET_BEGINNING) for p in partitions])
+        consumer.assign(
+            [TopicPartition(topic, p, positions[p] if positions[p] >= 0 else OFFSET_BEGINNING) for p in partitions]
+        )
 
         records: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
         total, last_message_at = 0, time.monotonic()
@@ -159,15 +165,19 @@ def ingest_topic(
                 break
             if not replay_done and idle_for >= max(30.0, 10 * idle_timeout):
                 missing = {p: end for p, end in targets.items() if not records[p] or records[p][-1][0] < end}
-                raise RuntimeError(f"cannot replay the unfinished ingest of {topic}: offsets up to {missing} "
-                                   "(partition: last offset) are no longer readable; check the topic's retention")
+                raise RuntimeError(
+                    f"cannot replay the unfinished ingest of {topic}: offsets up to {missing} "
+                    "(partition: last offset) are no longer readable; check the topic's retention"
+                )
 
         dead_letters = Producer({"bootstrap.servers": settings.bootstrap_servers}) if kind == "labels" else None
         to_commit = []
         for partition, items in sorted(records.items()):
             first, last = items[0][0], items[-1][0]
-            storage.write_json(layout.ingest_ledger(topic, partition, max(positions[partition], 0)),
-                               {"topic": topic, "partition": partition, "first_offset": first, "last_offset": last})
+            storage.write_json(
+                layout.ingest_ledger(topic, partition, max(positions[partition], 0)),
+                {"topic": topic, "partition": partition, "first_offset": first, "last_offset": last},
+            )
             groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for offset, value in items:
                 try:
@@ -175,16 +185,26 @@ def ingest_topic(
                 except EventError as exc:
                     result.invalid += 1
                     if dead_letters is not None:
-                        dead_letters.produce(settings.topics.dead_letter, dead_letter_value(
-                            value.decode(errors="replace"), exc.reason, source="ingest", topic=topic,
-                            partition=partition, offset=offset))
+                        dead_letters.produce(
+                            settings.topics.dead_letter,
+                            dead_letter_value(
+                                value.decode(errors="replace"),
+                                exc.reason,
+                                source="ingest",
+                                topic=topic,
+                                partition=partition,
+                                offset=offset,
+                            ),
+                        )
                     continue
                 hour = event.event_time.replace(minute=0, second=0, microsecond=0)
                 groups[layout.event_partition(kind, event.model, event.model_version, hour)].append(
-                    event_row(event, partition, offset))
+                    event_row(event, partition, offset)
+                )
             for directory, rows in sorted(groups.items()):
-                path = storage.write_bytes(f"{directory}/{layout.data_file_name(topic, partition, first, last)}",
-                                           rows_to_parquet(rows))
+                path = storage.write_bytes(
+                    f"{directory}/{layout.data_file_name(topic, partition, first, last)}", rows_to_parquet(rows)
+                )
                 result.files.append(path)
                 result.rows_written += len(rows)
             to_commit.append(TopicPartition(topic, partition, last + 1))
@@ -199,15 +219,23 @@ def ingest_topic(
                 storage.remove(layout.ingest_ledger(topic, partition, max(positions[partition], 0)))
     finally:
         consumer.close()
-    log.info("ingested %d rows from %s into %d files (%d invalid)", result.rows_written, topic, len(result.files), result.invalid)
+    log.info(
+        "ingested %d rows from %s into %d files (%d invalid)",
+        result.rows_written,
+        topic,
+        len(result.files),
+        result.invalid,
+    )
     return result
 
 
 def newest_hour(storage: Storage, kind: str, model: str) -> datetime | None:
     """Start of the newest hour partition holding data of ``model``, from the paths alone."""
-    hours = {path.split("date=")[1][:10] + "T" + path.split("hour=")[1][:2]
-             for path in storage.fs.glob(storage.path(f"{kind}/model={model}/version=*/date=*/hour=*/*.parquet"))}
-    return datetime.strptime(max(hours), "%Y-%m-%dT%H").replace(tzinfo=timezone.utc) if hours else None
+    hours = {
+        path.split("date=")[1][:10] + "T" + path.split("hour=")[1][:2]
+        for path in storage.fs.glob(storage.path(f"{kind}/model={model}/version=*/date=*/hour=*/*.parquet"))
+    }
+    return datetime.strptime(max(hours), "%Y-%m-%dT%H").replace(tzinfo=UTC) if hours else None
 
 
 def read_recent_events(storage: Storage, kind: str, model: str, window: timedelta) -> pd.DataFrame:

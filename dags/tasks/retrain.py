@@ -6,8 +6,9 @@ import hashlib
 import importlib
 import logging
 import pickle
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +31,10 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
     try:
         return getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
-        raise RetrainError(f"retrain.entry_point {spec!r} cannot be loaded ({exc}); "
-                           "it must name an importable 'package.module:function'") from None
+        raise RetrainError(
+            f"retrain.entry_point {spec!r} cannot be loaded ({exc}); "
+            "it must name an importable 'package.module:function'"
+        ) from None
 
 
 def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
@@ -39,15 +42,21 @@ def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFram
     predictions = read_recent_events(storage, "predictions", config.model, config.retrain.window)
     labels = read_recent_events(storage, "labels", config.model, config.retrain.window)
     if predictions.empty or labels.empty:
-        raise RetrainError(f"model {config.model!r}: need stored predictions and labels to retrain "
-                           f"(have {len(predictions)} predictions, {len(labels)} labels)")
+        raise RetrainError(
+            f"model {config.model!r}: need stored predictions and labels to retrain "
+            f"(have {len(predictions)} predictions, {len(labels)} labels)"
+        )
     since = predictions["event_time"].max() - config.retrain.window
     recent = predictions[predictions["event_time"] > since].drop_duplicates("request_id")
     label_column = "label" if labels["label"].notna().any() else "label_class"
-    joined = recent.merge(labels.drop_duplicates("request_id")[["request_id", label_column]], on="request_id", how="inner")
+    joined = recent.merge(
+        labels.drop_duplicates("request_id")[["request_id", label_column]], on="request_id", how="inner"
+    )
     if len(joined) < config.retrain.min_rows:
-        raise RetrainError(f"model {config.model!r}: only {len(joined)} labelled rows in the last "
-                           f"{config.retrain.window}; retrain.min_rows is {config.retrain.min_rows}")
+        raise RetrainError(
+            f"model {config.model!r}: only {len(joined)} labelled rows in the last "
+            f"{config.retrain.window}; retrain.min_rows is {config.retrain.min_rows}"
+        )
     feature_columns = sorted(c for c in joined.columns if c.startswith("features."))
     features = joined[feature_columns].rename(columns=lambda c: c.removeprefix("features."))
     features.index = joined["request_id"].to_numpy()
@@ -91,22 +100,46 @@ def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False)
     manifest = deploy.read_manifest(storage, config.model)
     serving_accuracy = None
     if manifest is not None:
-        serving_accuracy = accuracy(load_model(storage, config.model, manifest["serving"]), features[holdout], labels[holdout])
+        serving_accuracy = accuracy(
+            load_model(storage, config.model, manifest["serving"]), features[holdout], labels[holdout]
+        )
     version = deploy.next_version(storage, config.model)
-    store_model(storage, config.model, version, new_model, {
-        "trained_at": datetime.now(timezone.utc).isoformat(),
-        "training_rows": int((~holdout).sum()), "holdout_rows": int(holdout.sum()),
-        "holdout_accuracy": new_accuracy, "serving_version": manifest["serving"] if manifest else None,
-        "serving_holdout_accuracy": serving_accuracy, "reason": (request or {}).get("reason", "manual"),
-    })
-    outcome = {"model": config.model, "version": version, "holdout_accuracy": new_accuracy,
-               "serving_holdout_accuracy": serving_accuracy, "holdout_rows": int(holdout.sum())}
+    store_model(
+        storage,
+        config.model,
+        version,
+        new_model,
+        {
+            "trained_at": datetime.now(UTC).isoformat(),
+            "training_rows": int((~holdout).sum()),
+            "holdout_rows": int(holdout.sum()),
+            "holdout_accuracy": new_accuracy,
+            "serving_version": manifest["serving"] if manifest else None,
+            "serving_holdout_accuracy": serving_accuracy,
+            "reason": (request or {}).get("reason", "manual"),
+        },
+    )
+    outcome = {
+        "model": config.model,
+        "version": version,
+        "holdout_accuracy": new_accuracy,
+        "serving_holdout_accuracy": serving_accuracy,
+        "holdout_rows": int(holdout.sum()),
+    }
     if serving_accuracy is not None and new_accuracy < serving_accuracy - config.retrain.max_accuracy_drop:
-        outcome.update(status="rejected", serving=manifest["serving"] if manifest else None,
-                       reason=f"holdout accuracy {new_accuracy:.4f} < serving {serving_accuracy:.4f}")
+        outcome.update(
+            status="rejected",
+            serving=manifest["serving"] if manifest else None,
+            reason=f"holdout accuracy {new_accuracy:.4f} < serving {serving_accuracy:.4f}",
+        )
     else:
-        manifest = deploy.switch(storage, config.model, version, reason=(request or {}).get("reason", "manual retrain"),
-                                 strategy=config.deployment.strategy)
+        manifest = deploy.switch(
+            storage,
+            config.model,
+            version,
+            reason=(request or {}).get("reason", "manual retrain"),
+            strategy=config.deployment.strategy,
+        )
         outcome.update(status="deployed", serving=manifest["serving"], previous=manifest["previous"])
     storage.remove(request_path)
     return outcome

@@ -16,11 +16,20 @@ from driftline.detectors.registry import register
 
 def _anderson(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the p-value cap is documented above
         result = stats.anderson_ksamp([reference, current])
     return float(result.statistic), float(result.pvalue)
 
 
-anderson_test = register(StatTest("anderson_darling", ("numeric",), 0.05, "p_value", _anderson,
-                                  description="k-sample Anderson–Darling; weights the tails more than KS."))
+anderson_test = register(
+    StatTest(
+        "anderson_darling",
+        ("numeric",),
+        0.05,
+        "p_value",
+        _anderson,
+        description="k-sample Anderson–Darling; weights the tails more than KS.",
+    )
+)

@@ -20,6 +20,7 @@ def contingency(reference_counts: np.ndarray, current_counts: np.ndarray) -> np.
 
 def _chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
+
     table = contingency(reference_counts, current_counts)
     if table.shape[1] < 2:
         return 0.0, 1.0  # one category on both sides: nothing can have moved
@@ -27,5 +28,14 @@ def _chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tupl
     return float(result.statistic), float(result.pvalue)
 
 
-chisquare_test = register(StatTest("chisquare", ("categorical",), 0.05, "p_value", _chisquare, "counts",
-                                   "Pearson's chi-square on the 2 × k table of category counts."))
+chisquare_test = register(
+    StatTest(
+        "chisquare",
+        ("categorical",),
+        0.05,
+        "p_value",
+        _chisquare,
+        "counts",
+        "Pearson's chi-square on the 2 × k table of category counts.",
+    )
+)

@@ -14,5 +14,14 @@ def _hellinger(reference_counts: np.ndarray, current_counts: np.ndarray) -> tupl
     return float(np.sqrt(np.sum((np.sqrt(r) - np.sqrt(c)) ** 2) / 2)), None
 
 
-hellinger_test = register(StatTest("hellinger", ("numeric", "categorical"), 0.1, "distance", _hellinger, "counts",
-                                   "Hellinger distance between the binned distributions."))
+hellinger_test = register(
+    StatTest(
+        "hellinger",
+        ("numeric", "categorical"),
+        0.1,
+        "distance",
+        _hellinger,
+        "counts",
+        "Hellinger distance between the binned distributions.",
+    )
+)

@@ -11,8 +11,19 @@ from driftline.detectors.registry import register
 
 
 def _jensen_shannon(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, None]:
-    return float(distance.jensenshannon(shares(reference_counts, smooth=False), shares(current_counts, smooth=False))), None
+    return float(
+        distance.jensenshannon(shares(reference_counts, smooth=False), shares(current_counts, smooth=False))
+    ), None
 
 
-jensen_shannon_test = register(StatTest("jensen_shannon", ("numeric", "categorical"), 0.1, "distance", _jensen_shannon,
-                                        "counts", "Square root of the JS divergence; symmetric, bounded by √ln 2."))
+jensen_shannon_test = register(
+    StatTest(
+        "jensen_shannon",
+        ("numeric", "categorical"),
+        0.1,
+        "distance",
+        _jensen_shannon,
+        "counts",
+        "Square root of the JS divergence; symmetric, bounded by √ln 2.",
+    )
+)

@@ -17,6 +17,7 @@ from driftline.detectors.registry import register
 
 def _z_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
+
     if len(reference_counts) > 2:
         raise ValueError(f"the two-proportion z-test needs a binary feature, got {len(reference_counts)} categories")
     n1, n2 = reference_counts.sum(), current_counts.sum()
@@ -29,5 +30,15 @@ def _z_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[f
     return float(z), float(2 * stats.norm.sf(abs(z)))
 
 
-z_test = register(StatTest("z_test", ("categorical",), 0.05, "p_value", _z_test, "counts",
-                           "Two-proportion z-test for binary features.", binary_only=True))
+z_test = register(
+    StatTest(
+        "z_test",
+        ("categorical",),
+        0.05,
+        "p_value",
+        _z_test,
+        "counts",
+        "Two-proportion z-test for binary features.",
+        binary_only=True,
+    )
+)

@@ -14,5 +14,14 @@ def _psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[floa
     return float(np.sum((c - r) * np.log(c / r))), None
 
 
-psi_test = register(StatTest("psi", ("numeric", "categorical"), 0.1, "distance", _psi, "counts",
-                             "PSI; 0.1 is the usual 'moderate shift' line, 0.25 'major'."))
+psi_test = register(
+    StatTest(
+        "psi",
+        ("numeric", "categorical"),
+        0.1,
+        "distance",
+        _psi,
+        "counts",
+        "PSI; 0.1 is the usual 'moderate shift' line, 0.25 'major'.",
+    )
+)

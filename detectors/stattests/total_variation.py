@@ -13,5 +13,14 @@ def _total_variation(reference_counts: np.ndarray, current_counts: np.ndarray) -
     return float(np.abs(shares(reference_counts, smooth=False) - shares(current_counts, smooth=False)).sum() / 2), None
 
 
-total_variation_test = register(StatTest("total_variation", ("numeric", "categorical"), 0.1, "distance", _total_variation,
-                                         "counts", "Total variation distance."))
+total_variation_test = register(
+    StatTest(
+        "total_variation",
+        ("numeric", "categorical"),
+        0.1,
+        "distance",
+        _total_variation,
+        "counts",
+        "Total variation distance.",
+    )
+)

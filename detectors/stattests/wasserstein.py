@@ -19,13 +19,24 @@ def normalize(distance: float, reference_std: float) -> float:
 
 def _wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, None]:
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
+
     return normalize(float(stats.wasserstein_distance(reference, current)), float(np.std(reference))), None
 
 
-def wasserstein_from_cdfs(points: np.ndarray, reference_cdf: np.ndarray, current_cdf: np.ndarray, reference_std: float) -> float:
+def wasserstein_from_cdfs(
+    points: np.ndarray, reference_cdf: np.ndarray, current_cdf: np.ndarray, reference_std: float
+) -> float:
     """∫|F − G| dx with both CDFs held constant between consecutive points (exact for step CDFs on those points)."""
     return normalize(float(np.sum(np.abs(reference_cdf[:-1] - current_cdf[:-1]) * np.diff(points))), reference_std)
 
 
-wasserstein_test = register(StatTest("wasserstein", ("numeric",), 0.1, "distance", _wasserstein,
-                                     description="Earth mover's distance in reference standard deviations."))
+wasserstein_test = register(
+    StatTest(
+        "wasserstein",
+        ("numeric",),
+        0.1,
+        "distance",
+        _wasserstein,
+        description="Earth mover's distance in reference standard deviations.",
+    )
+)

@@ -8,9 +8,9 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import parse_qs
 
 import pytest
@@ -68,7 +68,7 @@ class SlackEndpoint:
         endpoint = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 if endpoint.fail_next > 0:
                     endpoint.fail_next -= 1
@@ -113,8 +113,12 @@ def slack(monkeypatch) -> Iterator[SlackEndpoint]:
 def airflow_home(tmp_path_factory) -> Path:
     """An Airflow home with a migrated sqlite metadata database."""
     home = tmp_path_factory.mktemp("airflow")
-    completed = subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-                               env={**os.environ, **airflow_environment(home)}, capture_output=True, text=True)
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        env={**os.environ, **airflow_environment(home)},
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     return home
 
@@ -123,8 +127,12 @@ def airflow_home(tmp_path_factory) -> Path:
 def driftline_env(broker, monkeypatch) -> dict[str, str]:
     """Environment for one test: its own topic prefix, short group timeouts."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    values = {"DRIFTLINE_BOOTSTRAP_SERVERS": broker, "DRIFTLINE_TOPIC_PREFIX": prefix,
-              "DRIFTLINE_FAST_GROUP_TIMEOUTS": "1", "DRIFTLINE_PARTITIONS": "3"}
+    values = {
+        "DRIFTLINE_BOOTSTRAP_SERVERS": broker,
+        "DRIFTLINE_TOPIC_PREFIX": prefix,
+        "DRIFTLINE_FAST_GROUP_TIMEOUTS": "1",
+        "DRIFTLINE_PARTITIONS": "3",
+    }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     from driftline.schemas.settings import Settings
@@ -140,9 +148,16 @@ def consume_all(bootstrap: str, topic: str, *, expected: int, timeout: float = 6
 
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                         "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 7000})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 1000,
+            "max.poll.interval.ms": 7000,
+        }
+    )
     consumer.subscribe([topic])
     values: list[bytes] = []
     deadline = time.monotonic() + timeout

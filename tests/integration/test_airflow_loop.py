@@ -6,7 +6,7 @@ import io
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -24,13 +24,18 @@ from driftline.streams.alerts import AlertDeliveryError
 from driftline.streams.producer import DriftlineProducer
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 ROWS_PER_HOUR = 1500
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "driftline.infra.cli", *args], capture_output=True, text=True,
-                          env={**os.environ}, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "driftline.infra.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=240,
+    )
 
 
 @pytest.fixture
@@ -54,14 +59,16 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatc
     (config_dir / "churn.yaml").write_text(
         f"model: churn\nreference: s3://{s3_bucket}/store/reference/churn.parquet\n"
         "drift: {window: 1h, retrain_share: 0.2}\n"
-        "retrain: {entry_point: 'driftline.infra.demo_model:train', window: 1h, min_rows: 500}\n")
+        "retrain: {entry_point: 'driftline.infra.demo_model:train', window: 1h, min_rows: 500}\n"
+    )
     monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(config_dir))
     return settings, storage, v1, rng
 
 
 def publish_two_hours(settings: Settings, model, rng) -> None:
-    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
-                           labels_topic=settings.topics.labels) as producer:
+    with DriftlineProducer(
+        settings.bootstrap_servers, predictions_topic=settings.topics.predictions, labels_topic=settings.topics.labels
+    ) as producer:
         for hour, shifted in ((0, False), (1, True)):
             features = demo_model.sample_features(ROWS_PER_HOUR, rng, shifted=shifted)
             labels = demo_model.true_labels(features, rng, concept_shift=shifted)
@@ -69,9 +76,18 @@ def publish_two_hours(settings: Settings, model, rng) -> None:
             for i, record in enumerate(features.to_dict(orient="records")):
                 at = T0 + timedelta(hours=hour, seconds=i * 3600 / ROWS_PER_HOUR)
                 request_id = f"h{hour}-{i}"
-                producer.log_prediction(model="churn", model_version="v1", request_id=request_id, features=record,
-                                        prediction=float(scores[i]), latency_ms=20.0, event_time=at)
-                producer.log_label(model="churn", model_version="v1", request_id=request_id, label=int(labels[i]), event_time=at)
+                producer.log_prediction(
+                    model="churn",
+                    model_version="v1",
+                    request_id=request_id,
+                    features=record,
+                    prediction=float(scores[i]),
+                    latency_ms=20.0,
+                    event_time=at,
+                )
+                producer.log_label(
+                    model="churn", model_version="v1", request_id=request_id, label=int(labels[i]), event_time=at
+                )
         assert producer.flush(30) == 0
 
 
@@ -121,8 +137,10 @@ def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slac
     monkeypatch.setenv("DRIFTLINE_STORAGE_URL", f"s3://{s3_bucket}/outbox")
     settings = Settings.from_env()
     storage = Storage.from_settings(settings)
-    storage.write_json(layout.alert_outbox("pending", "drift-churn-1"), {"alert_id": "drift-churn-1", "channel": None,
-                                                                         "text": "drift on churn"})
+    storage.write_json(
+        layout.alert_outbox("pending", "drift-churn-1"),
+        {"alert_id": "drift-churn-1", "channel": None, "text": "drift on churn"},
+    )
     slack.fail_next = 100
     with pytest.raises(AlertDeliveryError, match="Slack answered HTTP 503"):
         deliver_pending_alerts(settings, storage, max_attempts=2)

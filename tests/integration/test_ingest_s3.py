@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,19 +16,34 @@ from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 9, 50, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 9, 50, tzinfo=UTC)
 
 
 def publish(settings: Settings, start: int, count: int) -> None:
-    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
-                           labels_topic=settings.topics.labels, dead_letter_topic=settings.topics.dead_letter) as producer:
+    with DriftlineProducer(
+        settings.bootstrap_servers,
+        predictions_topic=settings.topics.predictions,
+        labels_topic=settings.topics.labels,
+        dead_letter_topic=settings.topics.dead_letter,
+    ) as producer:
         for i in range(start, start + count):
             version = "v1" if i % 3 else "v2"
-            producer.log_prediction(model="churn", model_version=version, request_id=f"r{i:05d}",
-                                    features={"x": i * 0.5, "plan": "pro" if i % 2 else "basic"},
-                                    prediction=i % 2, latency_ms=10.0 + i, event_time=T0 + timedelta(seconds=3 * i))
-            producer.log_label(model="churn", model_version=version, request_id=f"r{i:05d}", label=i % 2,
-                               event_time=T0 + timedelta(seconds=3 * i + 1))
+            producer.log_prediction(
+                model="churn",
+                model_version=version,
+                request_id=f"r{i:05d}",
+                features={"x": i * 0.5, "plan": "pro" if i % 2 else "basic"},
+                prediction=i % 2,
+                latency_ms=10.0 + i,
+                event_time=T0 + timedelta(seconds=3 * i),
+            )
+            producer.log_label(
+                model="churn",
+                model_version=version,
+                request_id=f"r{i:05d}",
+                label=i % 2,
+                event_time=T0 + timedelta(seconds=3 * i + 1),
+            )
         assert producer.flush(20) == 0
         assert producer.stats.dropped == 0
 

@@ -28,5 +28,7 @@ def test_a_taken_port_is_reported_with_what_to_do(tmp_path):
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         stack = LocalStack(tmp_path / "home", holder.getsockname()[1])
-        with pytest.raises(StackError, match=r"port \d+ on 127.0.0.1 is taken by another process; .*DRIFTLINE_BROKER_PORT"):
+        with pytest.raises(
+            StackError, match=r"port \d+ on 127.0.0.1 is taken by another process; .*DRIFTLINE_BROKER_PORT"
+        ):
             stack.up(migrate_airflow=False)

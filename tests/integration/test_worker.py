@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 WINDOW_SIZES = [200, 150, 250]
 
 
@@ -30,9 +30,15 @@ def generate_events(seed: int = 42) -> list[dict]:
         failed = rng.random(size) < 0.04
         offsets = np.sort(rng.uniform(0, 60, size=size))
         for i in range(size):
-            events.append({"window": window, "request_id": f"w{window}-{i}", "latency_ms": float(latencies[i]),
-                           "error": "ValueError" if failed[i] else None,
-                           "event_time": T0 + timedelta(minutes=window, seconds=float(offsets[i]))})
+            events.append(
+                {
+                    "window": window,
+                    "request_id": f"w{window}-{i}",
+                    "latency_ms": float(latencies[i]),
+                    "error": "ValueError" if failed[i] else None,
+                    "event_time": T0 + timedelta(minutes=window, seconds=float(offsets[i])),
+                }
+            )
     return events
 
 
@@ -43,14 +49,19 @@ def worker(driftline_env, slack, tmp_path, monkeypatch):
     (config_dir / "svc.yaml").write_text(
         "model: svc\nreference: unused.parquet\n"
         "metrics: {window: 1m, latency_p95_ms: 100, error_rate: 0.5, min_count: 20}\n"
-        "alerts: {slack_channel: '#svc-alerts'}\n")
+        "alerts: {slack_channel: '#svc-alerts'}\n"
+    )
     monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("DRIFTLINE_IDLE_CLOSE_SECONDS", "2")
     log_path = tmp_path / "worker.log"
     import os
 
-    process = subprocess.Popen([sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
-                               stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env={**os.environ})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
     yield process, log_path
     process.terminate()
     try:
@@ -64,18 +75,30 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
     settings = Settings.from_env()
     slack.fail_next = 2  # Slack is down for the first two calls: the alert is delayed, not dropped
     events = generate_events()
-    with DriftlineProducer(settings.bootstrap_servers, predictions_topic=settings.topics.predictions,
-                           dead_letter_topic=settings.topics.dead_letter) as producer:
+    with DriftlineProducer(
+        settings.bootstrap_servers,
+        predictions_topic=settings.topics.predictions,
+        dead_letter_topic=settings.topics.dead_letter,
+    ) as producer:
         for event in events:
-            producer.log_prediction(model="svc", model_version="v7", request_id=event["request_id"], features={"x": 1.0},
-                                    prediction=1.0, latency_ms=event["latency_ms"], error=event["error"],
-                                    event_time=event["event_time"])
+            producer.log_prediction(
+                model="svc",
+                model_version="v7",
+                request_id=event["request_id"],
+                features={"x": 1.0},
+                prediction=1.0,
+                latency_ms=event["latency_ms"],
+                error=event["error"],
+                event_time=event["event_time"],
+            )
     raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
     raw.produce(settings.topics.predictions, value=b"\xff\xfe not json")
     raw.produce(settings.topics.predictions, value=json.dumps({"event_type": "prediction", "model": "svc"}).encode())
     raw.flush(10)
 
-    snapshots = [json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=3, timeout=90)]
+    snapshots = [
+        json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=3, timeout=90)
+    ]
     assert process.poll() is None, log_path.read_text()[-3000:]
     snapshots.sort(key=lambda s: s["window_start"])
     assert [s["window_start"] for s in snapshots] == [(T0 + timedelta(minutes=m)).isoformat() for m in range(3)]
@@ -91,10 +114,17 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
             exact = np.quantile(latencies, q, method="lower")
             assert abs(snapshot[key] - exact) <= 0.01 * exact  # the sketch's documented error
 
-    alerts = [json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.alerts, expected=1, timeout=20)]
-    assert [(a["metric"], a["window_start"]) for a in alerts] == [("latency_p95_ms", (T0 + timedelta(minutes=2)).isoformat())]
+    alerts = [
+        json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.alerts, expected=1, timeout=20)
+    ]
+    assert [(a["metric"], a["window_start"]) for a in alerts] == [
+        ("latency_p95_ms", (T0 + timedelta(minutes=2)).isoformat())
+    ]
 
-    dead = [json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=2, timeout=20)]
+    dead = [
+        json.loads(v)
+        for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=2, timeout=20)
+    ]
     reasons = sorted(d["reason"] for d in dead)
     assert reasons[0].startswith("field 'model_version': Field required;")
     assert "field 'event_time': Field required" in reasons[0] and "field 'latency_ms': Field required" in reasons[0]

@@ -46,7 +46,7 @@ def test_bootstrap_interval_covers_the_value_and_is_seeded():
 def test_degradation_needs_the_whole_interval_on_the_bad_side():
     rng = np.random.default_rng(10)
     labels = rng.integers(0, 2, 3000)
-    good = np.where(rng.random(3000) < 0.9, labels, 1 - labels)   # ≈ 90 % accurate
+    good = np.where(rng.random(3000) < 0.9, labels, 1 - labels)  # ≈ 90 % accurate
     worse = np.where(rng.random(3000) < 0.8, labels, 1 - labels)  # ≈ 80 % accurate
     reference = {"accuracy": 0.9}
     assert [d.degraded for d in perf.degradation(reference, perf.evaluate(labels, good))] == [False]

@@ -13,15 +13,19 @@ from driftline.detectors.sources import open_batches
 
 
 def frame(rng: np.random.Generator, n: int, *, shift: float = 0.0, plan_p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
-    return pd.DataFrame({
-        "amount": rng.lognormal(3 + shift, 0.5, n),
-        "age": rng.normal(40, 10, n),
-        "plan": rng.choice(["basic", "plus", "pro"], n, p=plan_p),
-    })
+    return pd.DataFrame(
+        {
+            "amount": rng.lognormal(3 + shift, 0.5, n),
+            "age": rng.normal(40, 10, n),
+            "plan": rng.choice(["basic", "plus", "pro"], n, p=plan_p),
+        }
+    )
 
 
 def window(reference: Profile, data: pd.DataFrame) -> Profile:
-    return window_profile(reference, iter(pa.Table.from_pandas(data, preserve_index=False).to_batches(max_chunksize=10_000)))
+    return window_profile(
+        reference, iter(pa.Table.from_pandas(data, preserve_index=False).to_batches(max_chunksize=10_000))
+    )
 
 
 def test_profile_size_does_not_grow_with_rows():
@@ -42,7 +46,13 @@ def test_merge_equals_the_profile_of_the_union_for_mergeable_statistics():
     for name in ("amount", "age"):
         m, u = merged.summaries[name], union.summaries[name]
         assert np.array_equal(m.bin_counts, u.bin_counts)
-        assert (m.count, m.missing, m.minimum, m.maximum, m.out_of_range) == (u.count, u.missing, u.minimum, u.maximum, u.out_of_range)
+        assert (m.count, m.missing, m.minimum, m.maximum, m.out_of_range) == (
+            u.count,
+            u.missing,
+            u.minimum,
+            u.maximum,
+            u.out_of_range,
+        )
         assert m.mean == pytest.approx(u.mean, rel=1e-12) and m.std == pytest.approx(u.std, rel=1e-12)
         assert len(m.sample) == 5000
     assert merged.summaries["plan"].counts == union.summaries["plan"].counts
@@ -68,10 +78,17 @@ def test_binned_ks_and_wasserstein_are_within_their_documented_error():
     exact_w = stats.wasserstein_distance(reference_data["age"], current_data["age"]) / reference_data["age"].std(ddof=0)
     assert abs(results["age"].statistic - exact_w) <= 0.01
     # A heavy right tail that grows (log-normal spread × 1.5): the tails are taken from exact excess sums.
-    spread = pd.DataFrame({"amount": np.exp(np.log(current_data["amount"]) * 1.5 - 1.5), "age": current_data["age"],
-                           "plan": current_data["plan"]})
+    spread = pd.DataFrame(
+        {
+            "amount": np.exp(np.log(current_data["amount"]) * 1.5 - 1.5),
+            "age": current_data["age"],
+            "plan": current_data["plan"],
+        }
+    )
     tail = compare_profiles(reference, window(reference, spread), tests={"amount": "wasserstein"}).features[0].result
-    exact_tail = stats.wasserstein_distance(reference_data["amount"], spread["amount"]) / reference_data["amount"].std(ddof=0)
+    exact_tail = stats.wasserstein_distance(reference_data["amount"], spread["amount"]) / reference_data["amount"].std(
+        ddof=0
+    )
     assert abs(tail.statistic - exact_tail) <= 0.005
 
 
@@ -101,15 +118,22 @@ def test_quality_checks():
     rng = np.random.default_rng(6)
     reference = build_reference_profile(frame(rng, 10_000))
     current = frame(rng, 5000)
-    current.loc[:999, "age"] = np.nan                       # 20 % missing
-    current.loc[:299, "amount"] = 1e6                       # 6 % out of range
-    current.loc[:499, "plan"] = "enterprise"                # 10 % unseen
+    current.loc[:999, "age"] = np.nan  # 20 % missing
+    current.loc[:299, "amount"] = 1e6  # 6 % out of range
+    current.loc[:499, "plan"] = "enterprise"  # 10 % unseen
     current["extra"] = 1
     profile = window(reference, current)
     report = compare_profiles(reference, profile, current_columns=list(current.columns))
     found = {(q.check, q.feature) for q in report.quality}
-    assert found == {("missing_rate", "age"), ("out_of_range", "amount"), ("unseen_categories", "plan"), ("extra_column", "extra")}
-    as_text = current.drop(columns=["age", "extra"]).assign(amount=current["amount"].astype(str).where(current.index % 2 == 0, "n/a"))
+    assert found == {
+        ("missing_rate", "age"),
+        ("out_of_range", "amount"),
+        ("unseen_categories", "plan"),
+        ("extra_column", "extra"),
+    }
+    as_text = current.drop(columns=["age", "extra"]).assign(
+        amount=current["amount"].astype(str).where(current.index % 2 == 0, "n/a")
+    )
     text_report = compare_profiles(reference, window(reference, as_text), current_columns=list(as_text.columns))
     checks = {(q.check, q.feature) for q in text_report.quality}
     assert ("missing_column", "age") in checks and ("type_change", "amount") in checks
@@ -141,11 +165,14 @@ def test_false_alarm_rate_under_no_drift_is_within_alpha():
     trials, alpha, alarms = 400, 0.05, 0
     for seed in range(trials):
         rng = np.random.default_rng(10_000 + seed)
-        reference = build_reference_profile(pd.concat([frame(rng, 600), pd.DataFrame({
-            f"x{i}": rng.normal(size=600) for i in range(5)})], axis=1))
+        reference = build_reference_profile(
+            pd.concat([frame(rng, 600), pd.DataFrame({f"x{i}": rng.normal(size=600) for i in range(5)})], axis=1)
+        )
         current = pd.concat([frame(rng, 300), pd.DataFrame({f"x{i}": rng.normal(size=300) for i in range(5)})], axis=1)
         report = compare_profiles(reference, window(reference, current), alpha=alpha)
         alarms += bool(report.drifted_features)
     excess = stats.binomtest(alarms, trials, alpha, alternative="greater").pvalue
-    print(f"false-alarm rate: {alarms}/{trials} = {alarms / trials:.4f} (alpha {alpha}; P(rate > alpha) test p = {excess:.3f})")
+    print(
+        f"false-alarm rate: {alarms}/{trials} = {alarms / trials:.4f} (alpha {alpha}; P(rate > alpha) test p = {excess:.3f})"
+    )
     assert excess > 0.01

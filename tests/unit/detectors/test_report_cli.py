@@ -12,8 +12,10 @@ from driftline.infra.cli import main
 
 def fifty_feature_report() -> dict:
     rng = np.random.default_rng(12)
-    reference = pd.DataFrame({f"n{i}": rng.normal(size=5000) for i in range(40)}
-                             | {f"c{i}": rng.choice([f"level_{k}" for k in range(30)], 5000) for i in range(10)})
+    reference = pd.DataFrame(
+        {f"n{i}": rng.normal(size=5000) for i in range(40)}
+        | {f"c{i}": rng.choice([f"level_{k}" for k in range(30)], 5000) for i in range(10)}
+    )
     current = reference.sample(frac=1, random_state=1).reset_index(drop=True)
     current["n0"] += 1.0
     profile = build_reference_profile(reference)
@@ -30,20 +32,39 @@ def test_html_report_is_self_contained_sorted_and_under_a_megabyte():
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert page.count("<svg") == 50
     first_row = page.index("<tr><td>")
-    assert page[first_row:first_row + 14] == "<tr><td>n0</td"  # the drifted feature leads the table
+    assert page[first_row : first_row + 14] == "<tr><td>n0</td"  # the drifted feature leads the table
     assert json.loads(json.dumps(report))["report_version"] == 1  # JSON-serializable as it is
 
 
 def test_cli_profile_and_check_exit_codes(tmp_path, capsys):
     rng = np.random.default_rng(13)
-    pd.DataFrame({"x": rng.normal(size=4000), "plan": rng.choice(["a", "b"], 4000), "label": rng.integers(0, 2, 4000)}) \
-        .to_parquet(tmp_path / "train.parquet")
-    pd.DataFrame({"x": rng.normal(size=3000), "plan": rng.choice(["a", "b"], 3000)}).to_csv(tmp_path / "same.csv", index=False)
-    pd.DataFrame({"x": rng.normal(2, 1, 3000), "plan": rng.choice(["a", "b"], 3000)}).to_parquet(tmp_path / "moved.parquet")
-    assert main(["profile", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "ref.npz"), "--exclude", "label"]) == 0
+    pd.DataFrame(
+        {"x": rng.normal(size=4000), "plan": rng.choice(["a", "b"], 4000), "label": rng.integers(0, 2, 4000)}
+    ).to_parquet(tmp_path / "train.parquet")
+    pd.DataFrame({"x": rng.normal(size=3000), "plan": rng.choice(["a", "b"], 3000)}).to_csv(
+        tmp_path / "same.csv", index=False
+    )
+    pd.DataFrame({"x": rng.normal(2, 1, 3000), "plan": rng.choice(["a", "b"], 3000)}).to_parquet(
+        tmp_path / "moved.parquet"
+    )
+    assert (
+        main(["profile", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "ref.npz"), "--exclude", "label"]) == 0
+    )
     assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "same.csv")]) == 0
-    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "moved.parquet"), "--json", str(tmp_path / "r.json"),
-                 "--html", str(tmp_path / "r.html")]) == 1
+    assert (
+        main(
+            [
+                "check",
+                str(tmp_path / "ref.npz"),
+                str(tmp_path / "moved.parquet"),
+                "--json",
+                str(tmp_path / "r.json"),
+                "--html",
+                str(tmp_path / "r.html"),
+            ]
+        )
+        == 1
+    )
     assert json.loads((tmp_path / "r.json").read_text())["drifted_features"] == ["x"]
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
     capsys.readouterr()

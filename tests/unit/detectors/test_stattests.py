@@ -33,21 +33,46 @@ def smoothed(counts):
 
 def test_all_fifteen_tests_are_registered_with_type_threshold_and_direction():
     tests = available_tests()
-    assert sorted(tests) == sorted(["ks", "cramer_von_mises", "anderson_darling", "mann_whitney", "wasserstein", "energy",
-                                    "psi", "kl_divergence", "jensen_shannon", "hellinger", "total_variation", "chisquare",
-                                    "g_test", "z_test", "fisher_exact"])
+    assert sorted(tests) == sorted(
+        [
+            "ks",
+            "cramer_von_mises",
+            "anderson_darling",
+            "mann_whitney",
+            "wasserstein",
+            "energy",
+            "psi",
+            "kl_divergence",
+            "jensen_shannon",
+            "hellinger",
+            "total_variation",
+            "chisquare",
+            "g_test",
+            "z_test",
+            "fisher_exact",
+        ]
+    )
     for test in tests.values():
         assert test.direction in ("p_value", "distance") and test.feature_types and test.default_threshold > 0
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("ks", lambda r, c: (stats.ks_2samp(r, c).statistic, stats.ks_2samp(r, c).pvalue)),
-    ("cramer_von_mises", lambda r, c: (stats.cramervonmises_2samp(r, c).statistic, stats.cramervonmises_2samp(r, c).pvalue)),
-    ("anderson_darling", lambda r, c: (stats.anderson_ksamp([r, c]).statistic, stats.anderson_ksamp([r, c]).pvalue)),
-    ("mann_whitney", lambda r, c: (stats.mannwhitneyu(r, c).statistic, stats.mannwhitneyu(r, c).pvalue)),
-    ("wasserstein", lambda r, c: (stats.wasserstein_distance(r, c) / np.std(r), None)),
-    ("energy", lambda r, c: (stats.energy_distance(r / np.std(r), c / np.std(r)), None)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ks", lambda r, c: (stats.ks_2samp(r, c).statistic, stats.ks_2samp(r, c).pvalue)),
+        (
+            "cramer_von_mises",
+            lambda r, c: (stats.cramervonmises_2samp(r, c).statistic, stats.cramervonmises_2samp(r, c).pvalue),
+        ),
+        (
+            "anderson_darling",
+            lambda r, c: (stats.anderson_ksamp([r, c]).statistic, stats.anderson_ksamp([r, c]).pvalue),
+        ),
+        ("mann_whitney", lambda r, c: (stats.mannwhitneyu(r, c).statistic, stats.mannwhitneyu(r, c).pvalue)),
+        ("wasserstein", lambda r, c: (stats.wasserstein_distance(r, c) / np.std(r), None)),
+        ("energy", lambda r, c: (stats.energy_distance(r / np.std(r), c / np.std(r)), None)),
+    ],
+)
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_value_tests_equal_scipy(name, expected):
     result = get_test(name).run(REFERENCE, CURRENT)
@@ -60,13 +85,16 @@ def test_value_tests_equal_scipy(name, expected):
     assert (result.reference_size, result.current_size) == (700, 450)
 
 
-@pytest.mark.parametrize(("name", "formula"), [
-    ("psi", lambda r, c: float(np.sum((smoothed(c) - smoothed(r)) * np.log(smoothed(c) / smoothed(r))))),
-    ("kl_divergence", lambda r, c: float(stats.entropy(smoothed(r), smoothed(c)))),
-    ("jensen_shannon", lambda r, c: float(distance.jensenshannon(r / r.sum(), c / c.sum()))),
-    ("hellinger", lambda r, c: float(np.sqrt(np.sum((np.sqrt(r / r.sum()) - np.sqrt(c / c.sum())) ** 2) / 2))),
-    ("total_variation", lambda r, c: float(np.abs(r / r.sum() - c / c.sum()).sum() / 2)),
-])
+@pytest.mark.parametrize(
+    ("name", "formula"),
+    [
+        ("psi", lambda r, c: float(np.sum((smoothed(c) - smoothed(r)) * np.log(smoothed(c) / smoothed(r))))),
+        ("kl_divergence", lambda r, c: float(stats.entropy(smoothed(r), smoothed(c)))),
+        ("jensen_shannon", lambda r, c: float(distance.jensenshannon(r / r.sum(), c / c.sum()))),
+        ("hellinger", lambda r, c: float(np.sqrt(np.sum((np.sqrt(r / r.sum()) - np.sqrt(c / c.sum())) ** 2) / 2))),
+        ("total_variation", lambda r, c: float(np.abs(r / r.sum() - c / c.sum()).sum() / 2)),
+    ],
+)
 @pytest.mark.parametrize("kind", ["numeric", "categorical"])
 def test_distance_tests_on_bins_and_categories(name, formula, kind):
     if kind == "numeric":
@@ -74,8 +102,8 @@ def test_distance_tests_on_bins_and_categories(name, formula, kind):
         reference_counts, current_counts = binned(REFERENCE, CURRENT)
     else:
         reference_values, current_values = CAT_REFERENCE, CAT_CURRENT
-        reference_counts = np.array([(CAT_REFERENCE == k).sum() for k in "abcde"])
-        current_counts = np.array([(CAT_CURRENT == k).sum() for k in "abcde"])
+        reference_counts = np.array([(k == CAT_REFERENCE).sum() for k in "abcde"])
+        current_counts = np.array([(k == CAT_CURRENT).sum() for k in "abcde"])
     result = get_test(name).run(reference_values, current_values)
     assert result.statistic == pytest.approx(formula(reference_counts, current_counts), abs=1e-9)
     assert result.p_value is None and result.direction == "distance"
@@ -83,7 +111,7 @@ def test_distance_tests_on_bins_and_categories(name, formula, kind):
 
 
 def test_chisquare_and_g_test_equal_scipy_on_the_count_table():
-    table = np.array([[(CAT_REFERENCE == k).sum() for k in "abcde"], [(CAT_CURRENT == k).sum() for k in "abcde"]])
+    table = np.array([[(k == CAT_REFERENCE).sum() for k in "abcde"], [(k == CAT_CURRENT).sum() for k in "abcde"]])
     pearson = stats.chi2_contingency(table, correction=False)
     likelihood = stats.chi2_contingency(table, correction=False, lambda_="log-likelihood")
     chisquare = get_test("chisquare").run(CAT_REFERENCE, CAT_CURRENT)
@@ -93,7 +121,9 @@ def test_chisquare_and_g_test_equal_scipy_on_the_count_table():
 
 
 def test_binary_tests():
-    table = np.array([[(BIN_REFERENCE == k).sum() for k in ("no", "yes")], [(BIN_CURRENT == k).sum() for k in ("no", "yes")]])
+    table = np.array(
+        [[(k == BIN_REFERENCE).sum() for k in ("no", "yes")], [(k == BIN_CURRENT).sum() for k in ("no", "yes")]]
+    )
     fisher = get_test("fisher_exact").run(BIN_REFERENCE, BIN_CURRENT)
     expected = stats.fisher_exact(table)
     assert (fisher.statistic, fisher.p_value) == pytest.approx((expected.statistic, expected.pvalue), abs=1e-9)

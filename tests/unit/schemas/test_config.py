@@ -18,8 +18,16 @@ def test_name_and_reference_are_a_complete_config(tmp_path):
     assert config.features is None and config.retrain.entry_point is None
 
 
-@pytest.mark.parametrize(("text", "expected"), [("30s", timedelta(seconds=30)), ("5m", timedelta(minutes=5)),
-                                                ("2h", timedelta(hours=2)), ("7d", timedelta(days=7)), (90, timedelta(seconds=90))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30s", timedelta(seconds=30)),
+        ("5m", timedelta(minutes=5)),
+        ("2h", timedelta(hours=2)),
+        ("7d", timedelta(days=7)),
+        (90, timedelta(seconds=90)),
+    ],
+)
 def test_durations(text, expected):
     assert parse_duration(text) == expected
 
@@ -32,7 +40,9 @@ def test_bad_durations_say_what_would_be_right(text):
 
 def test_errors_name_the_file_and_the_field(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("model: churn\nreference: x.parquet\ndrift:\n  alpha: 2\n  corection: fdr\nretrain:\n  entry_point: nope\n")
+    path.write_text(
+        "model: churn\nreference: x.parquet\ndrift:\n  alpha: 2\n  corection: fdr\nretrain:\n  entry_point: nope\n"
+    )
     with pytest.raises(ConfigError) as error:
         load_monitor_config(path)
     message = str(error.value)

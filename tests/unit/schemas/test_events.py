@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jsonschema
 import pytest
@@ -10,22 +10,28 @@ from driftline.schemas.events import EventError, LabelEvent, PredictionEvent, en
 from driftline.schemas.write_jsonschema import FOLDER, render
 
 VALID = {
-    "event_type": "prediction", "model": "churn", "model_version": "v1", "request_id": "r1",
-    "event_time": "2026-05-01T10:00:00Z", "features": {"age": 41, "plan": "pro"}, "prediction": 0.8,
-    "latency_ms": 12.5, "error": None,
+    "event_type": "prediction",
+    "model": "churn",
+    "model_version": "v1",
+    "request_id": "r1",
+    "event_time": "2026-05-01T10:00:00Z",
+    "features": {"age": 41, "plan": "pro"},
+    "prediction": 0.8,
+    "latency_ms": 12.5,
+    "error": None,
 }
 
 
 def test_valid_prediction_round_trips_through_the_wire_form():
     event = parse_event(json.dumps(VALID))
     assert isinstance(event, PredictionEvent)
-    assert event.event_time == datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    assert event.event_time == datetime(2026, 5, 1, 10, tzinfo=UTC)
     assert parse_event(encode_event(event)) == event
 
 
 def test_naive_event_time_is_read_as_utc():
     event = parse_event({**VALID, "event_time": "2026-05-01T10:00:00"})
-    assert event.event_time.tzinfo == timezone.utc
+    assert event.event_time.tzinfo == UTC
 
 
 @pytest.mark.parametrize(
@@ -65,7 +71,11 @@ def test_json_schema_accepts_what_python_accepts_and_rejects_what_it_rejects():
     jsonschema.validate(json.loads(encode_event(parse_event(VALID))), prediction_schema)
     label = LabelEvent(model="churn", model_version="v1", request_id="r1", event_time=datetime(2026, 5, 1), label=1)
     jsonschema.validate(json.loads(encode_event(label)), label_schema)
-    for bad in ({**VALID, "latency_ms": -1}, {**VALID, "surprise": 1}, {k: v for k, v in VALID.items() if k != "model"}):
+    for bad in (
+        {**VALID, "latency_ms": -1},
+        {**VALID, "surprise": 1},
+        {k: v for k, v in VALID.items() if k != "model"},
+    ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, prediction_schema)
         with pytest.raises(EventError):

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from driftline.schemas.events import PredictionEvent
 from driftline.streams.metrics_state import MetricsState
 
-T0 = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
 
 def event(seconds: float, latency: float = 10.0, error: str | None = None, version: str = "v1") -> PredictionEvent:
-    return PredictionEvent(model="m", model_version=version, request_id=f"r{seconds}", event_time=T0 + timedelta(seconds=seconds),
-                           features={}, prediction=1, latency_ms=latency, error=error)
+    return PredictionEvent(
+        model="m",
+        model_version=version,
+        request_id=f"r{seconds}",
+        event_time=T0 + timedelta(seconds=seconds),
+        features={},
+        prediction=1,
+        latency_ms=latency,
+        error=error,
+    )
 
 
 class Clock:
@@ -22,8 +30,12 @@ class Clock:
 
 
 def make_state(clock: Clock) -> MetricsState:
-    return MetricsState(window_for_model=lambda model: timedelta(minutes=1), allowed_lateness=timedelta(seconds=10),
-                        idle_close_after=5.0, clock=clock)
+    return MetricsState(
+        window_for_model=lambda model: timedelta(minutes=1),
+        allowed_lateness=timedelta(seconds=10),
+        idle_close_after=5.0,
+        clock=clock,
+    )
 
 
 def test_window_closes_when_the_watermark_passes_its_end():

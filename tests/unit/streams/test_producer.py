@@ -19,7 +19,9 @@ def test_invalid_events_go_to_the_dead_letter_topic_not_to_the_caller():
 def test_a_full_buffer_drops_and_counts_instead_of_blocking():
     producer = make_producer(max_buffered=5)
     for i in range(8):
-        producer.log_prediction(model="m", model_version="v1", request_id=f"r{i}", features={}, prediction=1, latency_ms=1.0)
+        producer.log_prediction(
+            model="m", model_version="v1", request_id=f"r{i}", features={}, prediction=1, latency_ms=1.0
+        )
     assert producer.stats.enqueued == 5
     assert producer.stats.dropped_buffer_full == 3
     assert producer.stats_dict()["dropped"] == 3

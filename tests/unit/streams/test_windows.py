@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -41,13 +41,13 @@ def test_sketch_edges():
 
 
 def test_window_start_is_epoch_aligned():
-    at = datetime(2026, 5, 1, 10, 7, 42, tzinfo=timezone.utc)
-    assert window_start(at, timedelta(minutes=5)) == datetime(2026, 5, 1, 10, 5, tzinfo=timezone.utc)
-    assert window_start(at, timedelta(hours=1)) == datetime(2026, 5, 1, 10, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 5, 1, 10, 7, 42, tzinfo=UTC)
+    assert window_start(at, timedelta(minutes=5)) == datetime(2026, 5, 1, 10, 5, tzinfo=UTC)
+    assert window_start(at, timedelta(hours=1)) == datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 
 
 def test_snapshot_counts_and_merge_of_partials():
-    start = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
     a = WindowAggregate("m", "v1", start, start + timedelta(minutes=5))
     b = WindowAggregate("m", "v1", start, start + timedelta(minutes=5))
     for i in range(30):
@@ -65,6 +65,11 @@ def test_snapshot_counts_and_merge_of_partials():
 
 def test_threshold_breaches_respect_min_count_and_are_strict():
     snapshot = {"count": 50, "latency_p95_ms": 80.0, "error_rate": 0.05}
-    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.05, min_count=20)] == ["latency_p95_ms"]
-    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.04, min_count=20)] == ["latency_p95_ms", "error_rate"]
+    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.05, min_count=20)] == [
+        "latency_p95_ms"
+    ]
+    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.04, min_count=20)] == [
+        "latency_p95_ms",
+        "error_rate",
+    ]
     assert threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.04, min_count=51) == []
