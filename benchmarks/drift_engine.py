@@ -80,7 +80,8 @@ warnings.filterwarnings("ignore")
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
-reference_path, current_path, numeric, categorical = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4].split(",")
+reference_path, current_path = sys.argv[1], sys.argv[2]
+numeric, categorical = sys.argv[3].split(","), sys.argv[4].split(",")
 started = time.perf_counter()
 definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
 reference = Dataset.from_pandas(pd.read_parquet(reference_path), data_definition=definition)
@@ -106,7 +107,7 @@ def evidently_python() -> str | None:
     candidates = [os.environ.get("EVIDENTLY_PYTHON"), str(HERE / ".venv-evidently" / "bin" / "python")]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
-            probe = subprocess.run([candidate, "-c", "import evidently"], capture_output=True)
+            probe = subprocess.run([candidate, "-c", "import evidently"], capture_output=True, check=False)
             if probe.returncode == 0:
                 return candidate
     return None
@@ -118,6 +119,7 @@ def _child(*args: str) -> dict:
         capture_output=True,
         text=True,
         cwd=HERE.parent,
+        check=False,
     )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
@@ -150,9 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = build_reference_profile(read_table(str(reference_path)))
     profile_path = DATA / f"{reference_path.stem}.profile.npz"
     profile_path.write_bytes(profile.to_bytes())
-    print(
-        f"reference profile built once in {time.perf_counter() - started:.2f}s: {profile_path.stat().st_size / 1024:.0f} KiB"
-    )
+    size_kib = profile_path.stat().st_size / 1024
+    print(f"reference profile built once in {time.perf_counter() - started:.2f}s: {size_kib:.0f} KiB")
 
     def median_of(runs: list[dict]) -> dict:
         ordered = sorted(runs, key=lambda r: r["seconds"])
@@ -178,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             capture_output=True,
             text=True,
+            check=False,
         )
         if completed.returncode == 0:
             results["evidently"] = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -221,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         e_found = len(set(SHIFTED) & set(theirs["drifted"]))
         e_false = sorted(set(unshifted) & set(theirs["drifted"]))
         print(
-            f"Evidently found {e_found}/{len(SHIFTED)} shifted, flagged {len(e_false)}/{len(unshifted)} unshifted {e_false or ''}"
+            f"Evidently found {e_found}/{len(SHIFTED)} shifted, "
+            f"flagged {len(e_false)}/{len(unshifted)} unshifted {e_false or ''}"
         )
     print(f"driftline tests used: {', '.join(ours['tests'])}")
     print()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import dag, task
 
@@ -26,7 +28,7 @@ def driftline_drift() -> None:
         return sorted(load_monitor_configs(Settings.from_env().config_dir))
 
     @task(outlets=[RETRAIN_REQUESTS])
-    def check_model(model: str) -> dict:
+    def check_model(model: str) -> dict[str, Any]:
         """Latest window vs the training reference; report, alert, retrain request."""
         from driftline.dags.tasks.drift import run_drift_check
         from driftline.schemas.config import load_monitor_configs
@@ -35,13 +37,9 @@ def driftline_drift() -> None:
 
         settings = Settings.from_env()
         config = load_monitor_configs(settings.config_dir)[model]
-        report = run_drift_check(settings, Storage.from_settings(settings), config)
-        return {
-            key: report[key]
-            for key in ("model", "drifted_features", "share_drifted", "retrain_requested", "report_url")
-        }
+        return run_drift_check(settings, Storage.from_settings(settings), config).to_jsonable()
 
     check_model.expand(model=configured_models())
 
 
-dag = driftline_drift()
+driftline_drift_dag = driftline_drift()

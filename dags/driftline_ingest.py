@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import dag, task
 
@@ -19,7 +21,7 @@ from driftline.dags.assets import STORED_EVENTS
 )
 def driftline_ingest() -> None:
     @task(outlets=[STORED_EVENTS])
-    def ingest_predictions() -> dict:
+    def ingest_predictions() -> dict[str, Any]:
         """Write new prediction events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
         from driftline.schemas.settings import Settings
@@ -31,7 +33,7 @@ def driftline_ingest() -> None:
         ).to_dict()
 
     @task(outlets=[STORED_EVENTS])
-    def ingest_labels() -> dict:
+    def ingest_labels() -> dict[str, Any]:
         """Write new label events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
         from driftline.schemas.settings import Settings
@@ -44,4 +46,4 @@ def driftline_ingest() -> None:
     ingest_labels()
 
 
-dag = driftline_ingest()
+driftline_ingest_dag = driftline_ingest()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -19,12 +21,11 @@ from driftline.dags.assets import RETRAIN_REQUESTS
 )
 def driftline_retrain() -> None:
     @task
-    def models_to_retrain() -> list[dict]:
+    def models_to_retrain() -> list[dict[str, Any]]:
         """The model named in the run's conf (forced), else every model with a pending request."""
-        from driftline.schemas import layout
         from driftline.schemas.config import load_monitor_configs
         from driftline.schemas.settings import Settings
-        from driftline.schemas.storage import Storage
+        from driftline.schemas.storage import Storage, state
 
         settings = Settings.from_env()
         configs = load_monitor_configs(settings.config_dir)
@@ -34,10 +35,10 @@ def driftline_retrain() -> None:
                 raise ValueError(f"no monitor config for model {requested!r}; configured: {sorted(configs)}")
             return [{"model": requested, "force": True}]
         storage = Storage.from_settings(settings)
-        return [{"model": m, "force": False} for m in sorted(configs) if storage.exists(layout.retrain_request(m))]
+        return [{"model": m, "force": False} for m in sorted(configs) if state.retrain_requested(storage, m)]
 
     @task
-    def retrain(job: dict) -> dict:
+    def retrain(job: dict[str, Any]) -> dict[str, Any]:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
         from driftline.dags.tasks.retrain import run_retrain
         from driftline.schemas.config import load_monitor_configs
@@ -51,4 +52,4 @@ def driftline_retrain() -> None:
     retrain.expand(job=models_to_retrain())
 
 
-dag = driftline_retrain()
+driftline_retrain_dag = driftline_retrain()

@@ -4,81 +4,80 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from dataclasses import replace
+
+from driftline.schemas.settings import Settings, SettingsError
 
 
-def _cmd_up(args: argparse.Namespace) -> int:
+def _cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.local_stack import LocalStack
-
-    stack = LocalStack.from_env()
-    for line in stack.up():
-        print(line)
-    os.environ.update(stack.environment())
-    from driftline.schemas.settings import Settings
     from driftline.streams.topics import ensure_topics
 
-    created = ensure_topics(Settings.from_env())
+    stack = LocalStack.from_settings(settings)
+    for line in stack.up():
+        print(line)
+    # The stack's own broker, whatever the environment said.
+    created = ensure_topics(replace(settings, bootstrap_servers=stack.bootstrap_servers))
     print(f"topics: {', '.join(created) if created else 'already present'}")
     return 0
 
 
-def _cmd_down(args: argparse.Namespace) -> int:
+def _cmd_down(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.local_stack import LocalStack
 
-    print(LocalStack.from_env().down())
+    print(LocalStack.from_settings(settings).down())
     return 0
 
 
-def _cmd_worker(args: argparse.Namespace) -> int:
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.streams.agents import main
 
-    sys.argv = ["driftline worker", "worker", "--loglevel", args.loglevel]
-    main()
+    sys.argv = ["driftline worker", "worker", "--loglevel", args.loglevel]  # Faust reads its options from argv
+    main(settings)
     return 0
 
 
-def _cmd_rollback(args: argparse.Namespace) -> int:
+def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.dags.tasks.deploy import DeployError, rollback
-    from driftline.schemas.settings import Settings
     from driftline.schemas.storage import Storage
 
     try:
-        manifest = rollback(Storage.from_settings(Settings.from_env()), args.model)
+        manifest = rollback(Storage.from_settings(settings), args.model)
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.model}: now serving {manifest['serving']} (previous {manifest['previous']})")
+    print(f"{args.model}: now serving {manifest.serving} (previous {manifest.previous})")
     return 0
 
 
-def _cmd_dag_test(args: argparse.Namespace) -> int:
+def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
     """Run one DAG once in this process (Airflow's dag.test): a real DAG run in the metadata DB."""
     import importlib
 
     module = importlib.import_module(f"driftline.dags.{args.dag_id}")
-    dag = module.dag
+    dag = getattr(module, f"{args.dag_id}_dag")
     run = dag.test(run_conf=json.loads(args.conf) if args.conf else None)
     print(f"{args.dag_id}: {run.state}")
     return 0 if str(run.state) in {"success", "DagRunState.SUCCESS"} else 1
 
 
-def _cmd_profile(args: argparse.Namespace) -> int:
+def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.detectors.cli import cmd_profile, run
 
     return run(cmd_profile, args)
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.detectors.cli import cmd_check, run
 
     return run(cmd_check, args)
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.demo import run_demo
 
-    return run_demo(rows=args.rows)
+    return run_demo(settings, rows=args.rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        settings = Settings.from_env()  # the one read of the environment; passed down from here
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(args, settings)
+    return result
 
 
 if __name__ == "__main__":

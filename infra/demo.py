@@ -14,12 +14,16 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+
+from driftline.schemas.settings import Settings
+from driftline.schemas.storage import Storage
 
 MODEL = "churn"
 METRICS_WINDOW = timedelta(minutes=5)
@@ -34,10 +38,10 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
-def run_demo(rows: int = 12_000) -> int:
+def run_demo(settings: Settings, rows: int = 12_000) -> int:
     started = time.monotonic()
     try:
-        summary = _run(rows)
+        summary = _run(settings, rows)
     except DemoFailure as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
@@ -45,70 +49,49 @@ def run_demo(rows: int = 12_000) -> int:
     return 0 if summary["ok"] else 1
 
 
-def _run(rows: int) -> dict[str, Any]:
-    from driftline.infra.local_stack import LocalStack
+def _run(base_settings: Settings, rows: int) -> dict[str, Any]:
+    from driftline.infra.local_stack import LocalStack, airflow_environment
 
     _stage("local stack")
-    stack = LocalStack.from_env()
+    stack = LocalStack.from_settings(base_settings)
     for line in stack.up():
         print("  " + line)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     run_dir = stack.home / "demo" / run_id
-    env = {
-        **stack.environment(),
-        "DRIFTLINE_TOPIC_PREFIX": f"demo-{run_id}",
-        "DRIFTLINE_STORAGE_URL": str(run_dir / "storage"),
-        "DRIFTLINE_CONFIG_DIR": str(run_dir / "models"),
-        "DRIFTLINE_IDLE_CLOSE_SECONDS": "3",
-        "DRIFTLINE_ALLOWED_LATENESS_SECONDS": "30",
-    }
-    os.environ.update(env)
+    settings = replace(
+        base_settings,
+        home=str(stack.home),
+        bootstrap_servers=stack.bootstrap_servers,
+        fast_group_timeouts=True,
+        topic_prefix=f"demo-{run_id}",
+        storage_url=str(run_dir / "storage"),
+        config_dir=str(run_dir / "models"),
+        idle_close_seconds=3.0,
+        allowed_lateness_seconds=30.0,
+    )
+    # The worker and the DAG runs are child processes: they read these settings from their environment.
+    child_env = {**os.environ, **settings.to_env(), **airflow_environment(stack.airflow_home)}
 
-    from driftline.dags.tasks import deploy
-    from driftline.dags.tasks.retrain import store_model
-    from driftline.infra import demo_model
-    from driftline.schemas.settings import Settings
     from driftline.schemas.storage import Storage
+    from driftline.schemas.storage import models as model_store
     from driftline.streams.topics import ensure_topics
 
-    settings = Settings.from_env()
     storage = Storage.from_settings(settings)
     ensure_topics(settings)
     print(f"  run {run_id}: topics demo-{run_id}.*, storage {storage.root}")
 
-    _stage("train v1 and write the monitor config")
     rng = np.random.default_rng(7)
-    training = demo_model.sample_features(5000, rng)
-    training["label"] = demo_model.true_labels(training, rng)
-    reference_path = run_dir / "reference.parquet"
-    training.to_parquet(reference_path)
-    model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
-    store_model(storage, MODEL, "v1", model_v1, {"trained_at": datetime.now(UTC).isoformat(), "reason": "initial"})
-    deploy.switch(storage, MODEL, "v1", reason="initial deployment")
-    (run_dir / "models").mkdir(parents=True, exist_ok=True)
-    (run_dir / "models" / f"{MODEL}.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "model": MODEL,
-                "reference": str(reference_path),
-                "label_column": "label",
-                "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
-                "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
-                "alerts": {"slack_channel": "#ml-alerts"},
-                "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
-            }
-        )
-    )
-    print(f"  v1 trained on {len(training)} rows; reference {reference_path}")
+    model_v1 = _train_first_version(storage, run_dir, rng)
 
     _stage("stream worker")
     worker_log = run_dir / "worker.log"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
-        stdout=open(worker_log, "wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
+    with open(worker_log, "wb") as log:  # the child keeps its own copy of the descriptor
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+        )
     print(f"  worker started (pid {worker.pid}), log {worker_log}")
     try:
         _stage("simulated serving node")
@@ -132,17 +115,17 @@ def _run(rows: int) -> dict[str, Any]:
     dag_results = {}
     for dag_id, conf in (("driftline_ingest", None), ("driftline_drift", None), ("driftline_retrain", None)):
         _stage(f"Airflow: {dag_id}")
-        dag_results[dag_id] = run_dag(dag_id, conf, run_dir / f"{dag_id}.log")
+        dag_results[dag_id] = run_dag(dag_id, conf, run_dir / f"{dag_id}.log", child_env)
         print(f"  {dag_id}: {dag_results[dag_id]} (log {run_dir / f'{dag_id}.log'})")
 
-    from driftline.dags.tasks.ingest import read_events
+    from driftline.schemas.storage import events, state
 
-    stored = read_events(storage, "predictions", MODEL)
-    labels = read_events(storage, "labels", MODEL)
-    reports = sorted(storage.fs.glob(storage.path(f"reports/model={MODEL}/*.json")))
-    report = json.loads(storage.fs.cat_file(reports[-1])) if reports else None
-    manifest = deploy.read_manifest(storage, MODEL)
-    sent = storage.list("alerts/sent")
+    stored = events.read_events(storage, "predictions", MODEL)
+    labels = events.read_events(storage, "labels", MODEL)
+    reports = state.drift_reports(storage, MODEL)
+    report = state.read_drift_report(storage, reports[-1]) if reports else None
+    manifest = model_store.read_deployment_state(storage, MODEL)
+    sent = state.sent_alert_ids(storage)
     ok = (
         all(state == "success" for state in dag_results.values())
         and len(stored) == produced["predictions"]
@@ -164,14 +147,47 @@ def _run(rows: int) -> dict[str, Any]:
         "stored_labels": len(labels),
         "unique_request_ids": bool(stored["request_id"].is_unique) if len(stored) else True,
         "report": report,
-        "report_path": reports[-1] if reports else None,
+        "report_path": storage.url(reports[-1]) if reports else None,
         "manifest": manifest,
         "drift_alerts_sent": sent,
         "expected_windows": expected_windows,
     }
 
 
-def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Generator) -> dict[str, int]:
+def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generator) -> Any:
+    """Train v1 on the reference data, store and deploy it, and write the model's monitor config."""
+    from driftline.dags.tasks import deploy
+    from driftline.infra import demo_model
+    from driftline.schemas.storage import models as model_store
+
+    _stage("train v1 and write the monitor config")
+    training = demo_model.sample_features(5000, rng)
+    training["label"] = demo_model.true_labels(training, rng)
+    reference_path = run_dir / "reference.parquet"
+    training.to_parquet(reference_path)
+    model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
+    model_store.save_model(storage, model_v1, name=MODEL, version="v1", reason="initial")
+    deploy.switch(storage, MODEL, "v1", reason="initial deployment")
+    (run_dir / "models").mkdir(parents=True, exist_ok=True)
+    (run_dir / "models" / f"{MODEL}.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "model": MODEL,
+                "reference": str(reference_path),
+                "label_column": "label",
+                "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
+                "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
+                "alerts": {"slack_channel": "#ml-alerts"},
+                "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
+            }
+        )
+    )
+    print(f"  v1 trained on {len(training)} rows; reference {reference_path}")
+
+    return model_v1
+
+
+def simulate_traffic(settings: Settings, model: Any, rows: int, rng: np.random.Generator) -> dict[str, int]:
     """Publish predictions and labels; the second half drifts. Also publishes a few malformed events."""
     from confluent_kafka import Producer
 
@@ -182,12 +198,7 @@ def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Genera
     start = end - TRAFFIC_SPAN
     half = rows // 2
     counts = {"predictions": 0, "labels": 0, "invalid": 0}
-    with DriftlineProducer(
-        settings.bootstrap_servers,
-        predictions_topic=settings.topics.predictions,
-        labels_topic=settings.topics.labels,
-        dead_letter_topic=settings.topics.dead_letter,
-    ) as producer:
+    with DriftlineProducer.from_settings(settings) as producer:
         for part, (shifted, offset) in enumerate(((False, 0), (True, half))):
             size = half if part == 0 else rows - half
             features = demo_model.sample_features(size, rng, shifted=shifted)
@@ -195,7 +206,7 @@ def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Genera
             scores = model.predict_proba(features)
             latency = rng.lognormal(np.log(60.0 if shifted else 20.0), 0.35, size=size)
             failed = rng.random(size) < 0.01
-            records = features.to_dict(orient="records")
+            records: list[dict[str, Any]] = features.to_dict(orient="records")  # type: ignore[assignment]
             for i in range(size):
                 event_time = start + TRAFFIC_SPAN * ((offset + i + 0.5) / rows)
                 request_id = f"req-{offset + i:07d}"
@@ -243,28 +254,35 @@ def simulate_traffic(settings: Any, model: Any, rows: int, rng: np.random.Genera
     return counts
 
 
-def collect_stream_output(settings: Any, expected_windows: int, timeout: float) -> tuple[list, list, list]:
+def collect_stream_output(
+    settings: Settings, expected_windows: int, timeout: float
+) -> tuple[list[Any], list[Any], list[Any]]:
     """Read the metrics, alerts and dead-letter topics until every window is in (or time runs out)."""
     from confluent_kafka import Consumer
 
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"{settings.topics.prefix}-demo-reader",
+            "group.id": f"{settings.topic_prefix}-demo-reader",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             **settings.consumer_group_overrides(),
         }
     )
     consumer.subscribe([settings.topics.metrics, settings.topics.alerts, settings.topics.dead_letter])
-    found: dict[str, list] = {settings.topics.metrics: [], settings.topics.alerts: [], settings.topics.dead_letter: []}
+    found: dict[str, list[Any]] = {
+        settings.topics.metrics: [],
+        settings.topics.alerts: [],
+        settings.topics.dead_letter: [],
+    }
     deadline = time.monotonic() + timeout
     settle_until = None
     try:
         while time.monotonic() < deadline:
             for message in consumer.consume(1000, timeout=0.5):
-                if not message.error():
-                    found[message.topic()].append(json.loads(message.value()))
+                topic, value = message.topic(), message.value()
+                if not message.error() and topic is not None and value is not None:
+                    found[topic].append(json.loads(value))
             if len(found[settings.topics.metrics]) >= expected_windows:
                 settle_until = settle_until or time.monotonic() + 3  # let the last alerts arrive
                 if time.monotonic() >= settle_until:
@@ -285,13 +303,13 @@ def _wait_for_alert_delivery(worker_log: Path, expected: int, timeout: float) ->
         time.sleep(0.5)
 
 
-def run_dag(dag_id: str, conf: dict | None, log_path: Path) -> str:
+def run_dag(dag_id: str, conf: dict[str, Any] | None, log_path: Path, env: dict[str, str]) -> str:
     """One real Airflow DAG run (dag.test) in a child process, its log kept in a file."""
     command = [sys.executable, "-m", "driftline.infra.cli", "dag-test", dag_id]
     if conf:
         command += ["--conf", json.dumps(conf)]
     with open(log_path, "wb") as log:
-        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
     return "success" if completed.returncode == 0 else f"failed (exit {completed.returncode})"
 
 
@@ -325,7 +343,8 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     if report:
         print(
             f"drift verdict         window {report['window_start'][11:16]}→{report['window_end'][11:16]}, "
-            f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, {report['correction']} α={report['alpha']}"
+            f"{report['current_rows']} rows vs {report['reference_rows']} reference rows, "
+            f"{report['correction']} α={report['alpha']}"
         )
         for f in sorted(report["features"], key=lambda f: (not f["drifted"], f["feature"])):
             verdict = "DRIFT" if f["drifted"] else ("n/a" if f["drifted"] is None else "ok")
@@ -337,7 +356,7 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     print(f"drift alerts sent     {len(s['drift_alerts_sent'])} → console (no Slack configured)")
     if manifest:
         print(
-            f"now serving           {MODEL} {manifest['serving']} (previous {manifest['previous']}; "
+            f"now serving           {MODEL} {manifest.serving} (previous {manifest.previous}; "
             f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})"
         )
     print(f"report                {s['report_path']} (and .html beside it)")

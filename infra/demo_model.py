@@ -35,7 +35,7 @@ def true_labels(features: pd.DataFrame, rng: np.random.Generator, *, concept_shi
     if concept_shift:
         weights[1] = -weights[1]  # the relationship of x1 to the outcome flips: old models go wrong
     logits = features[NUMERIC].to_numpy() @ weights + features["plan"].map(PLAN_EFFECT).to_numpy()
-    return (rng.random(len(features)) < 1 / (1 + np.exp(-logits))).astype(int)
+    return np.asarray(rng.random(len(features)) < 1 / (1 + np.exp(-logits)), dtype=int)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class LogisticModel:
         return np.hstack([numeric, *one_hot])
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return 1 / (1 + np.exp(-(self._design(features) @ self.weights + self.bias)))
+        return np.asarray(1 / (1 + np.exp(-(self._design(features) @ self.weights + self.bias))), dtype=float)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(features) >= 0.5).astype(int)

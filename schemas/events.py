@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 FeatureValue = float | int | str | bool | None
 Name = Annotated[str, Field(min_length=1, max_length=256)]
@@ -72,7 +72,7 @@ class LabelEvent(_Event):
 
 
 Event = PredictionEvent | LabelEvent
-_BY_TYPE: dict[str, type[_Event]] = {"prediction": PredictionEvent, "label": LabelEvent}
+_BY_TYPE: dict[str, type[PredictionEvent] | type[LabelEvent]] = {"prediction": PredictionEvent, "label": LabelEvent}
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -126,6 +126,13 @@ def parse_event(raw: bytes | str | dict[str, Any], expected: str | None = None) 
         return model_class.model_validate(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+
+
+def parse_prediction(raw: bytes | str | dict[str, Any]) -> PredictionEvent:
+    """:func:`parse_event` for the predictions topic: anything but a valid prediction is an :class:`EventError`."""
+    event = parse_event(raw, expected="prediction")
+    assert isinstance(event, PredictionEvent)  # parse_event checked event_type
+    return event
 
 
 def encode_event(event: PredictionEvent | LabelEvent) -> bytes:

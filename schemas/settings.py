@@ -1,16 +1,25 @@
-"""Where driftline's external systems are: read from the environment.
+"""Where driftline's external systems are, and how the worker behaves: read once, from the environment.
 
-Production points these at its own Kafka, S3 and Slack; the local stack
-(``driftline up``) writes an env file that sets them for the embedded default.
+Every entry point (the ``driftline`` command, the stream worker, each Airflow
+task, :meth:`DriftlineProducer.from_env`) builds one :class:`Settings` with
+:meth:`Settings.from_env` at start-up and passes it down. This module is the
+only one that reads environment variables; each default is stated once, in the
+field declarations below. Production points the variables at its own Kafka,
+S3 and Slack; the local stack (``driftline up``) writes an env file that sets
+them for the embedded default.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-DEFAULT_HOME = Path(".driftline")
+
+class SettingsError(ValueError):
+    """An environment variable with a value driftline cannot use; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -50,47 +59,143 @@ class Topics:
         return [self.predictions, self.labels, self.metrics, self.alerts, self.deployments, self.dead_letter]
 
 
+def _text(value: str) -> str:
+    return value
+
+
+def _optional_text(value: str) -> str | None:
+    return value or None
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"", "0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+
+
+def _positive_int(value: str) -> int:
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError("expected a positive whole number")
+    return int(value)
+
+
+def _port(value: str) -> int:
+    if not value.strip().isdigit() or not 0 < int(value) < 65536:
+        raise ValueError("expected a TCP port number (1-65535)")
+    return int(value)
+
+
+def _non_negative_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("expected a finite number of seconds >= 0")
+    return seconds
+
+
+def _env(name: str, parse: Callable[[str], Any] = _text, *, secret: bool = False) -> dict[str, Any]:
+    """Field metadata: the variable a setting is read from and how its text is parsed."""
+    return {"env": name, "parse": parse, "secret": secret}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Connection settings. ``from_env`` is the only constructor code should need."""
+    """All process-wide settings. Build one with :meth:`from_env` at start-up and pass it down.
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    storage_url: str = str(DEFAULT_HOME / "storage")
-    config_dir: str = str(DEFAULT_HOME / "models")
-    topics: Topics = field(default_factory=Topics)
-    partitions: int = 4
-    slack_token: str | None = None
-    slack_channel: str | None = None
-    slack_webhook_url: str | None = None
-    slack_base_url: str | None = None
+    Secrets (the Slack token and webhook URL) are left out of ``repr`` so they
+    never reach a log line through it.
+    """
+
+    bootstrap_servers: str = field(default="127.0.0.1:9092", metadata=_env("DRIFTLINE_BOOTSTRAP_SERVERS"))
+    topic_prefix: str = field(default="driftline", metadata=_env("DRIFTLINE_TOPIC_PREFIX"))
+    partitions: int = field(default=4, metadata=_env("DRIFTLINE_PARTITIONS", _positive_int))
+    home: str = field(default=".driftline", metadata=_env("DRIFTLINE_HOME"))
+    broker_port: int = field(default=9092, metadata=_env("DRIFTLINE_BROKER_PORT", _port))
+    # Empty means "under home": <home>/storage and <home>/models.
+    storage_url: str = field(default="", metadata=_env("DRIFTLINE_STORAGE_URL"))
+    config_dir: str = field(default="", metadata=_env("DRIFTLINE_CONFIG_DIR"))
+    s3_endpoint_url: str | None = field(default=None, metadata=_env("DRIFTLINE_S3_ENDPOINT_URL", _optional_text))
+    slack_token: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_SLACK_TOKEN", _optional_text, secret=True)
+    )
+    slack_channel: str | None = field(default=None, metadata=_env("DRIFTLINE_SLACK_CHANNEL", _optional_text))
+    slack_webhook_url: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_SLACK_WEBHOOK_URL", _optional_text, secret=True)
+    )
+    slack_base_url: str | None = field(default=None, metadata=_env("DRIFTLINE_SLACK_BASE_URL", _optional_text))
     # Short consumer-group timeouts make joins take seconds instead of ~24 s on
     # the embedded broker. They are opt-in (the local stack sets them) and never
     # applied silently to a production cluster.
-    fast_group_timeouts: bool = False
-    storage_options: dict[str, str] = field(default_factory=dict)
+    fast_group_timeouts: bool = field(default=False, metadata=_env("DRIFTLINE_FAST_GROUP_TIMEOUTS", _flag))
+    # When the stream worker closes a metrics window (see streams/metrics_state.py).
+    allowed_lateness_seconds: float = field(
+        default=30.0, metadata=_env("DRIFTLINE_ALLOWED_LATENESS_SECONDS", _non_negative_seconds)
+    )
+    idle_close_seconds: float = field(
+        default=10.0, metadata=_env("DRIFTLINE_IDLE_CLOSE_SECONDS", _non_negative_seconds)
+    )
+
+    def __post_init__(self) -> None:
+        if not self.storage_url:
+            object.__setattr__(self, "storage_url", str(Path(self.home) / "storage"))
+        if not self.config_dir:
+            object.__setattr__(self, "config_dir", str(Path(self.home) / "models"))
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from ``environ`` (default: the process environment).
+
+        Raises :class:`SettingsError` naming the variable, its value and what is expected.
+        """
         env = os.environ if environ is None else environ
-        storage_options = {}
-        if env.get("DRIFTLINE_S3_ENDPOINT_URL"):
-            storage_options["endpoint_url"] = env["DRIFTLINE_S3_ENDPOINT_URL"]
-        partitions_text = env.get("DRIFTLINE_PARTITIONS", "4")
-        if not partitions_text.isdigit() or int(partitions_text) < 1:
-            raise ValueError(f"DRIFTLINE_PARTITIONS must be a positive whole number, got {partitions_text!r}")
-        return cls(
-            bootstrap_servers=env.get("DRIFTLINE_BOOTSTRAP_SERVERS", cls.bootstrap_servers),
-            storage_url=env.get("DRIFTLINE_STORAGE_URL", cls.storage_url),
-            config_dir=env.get("DRIFTLINE_CONFIG_DIR", cls.config_dir),
-            topics=Topics(prefix=env.get("DRIFTLINE_TOPIC_PREFIX", "driftline")),
-            partitions=int(partitions_text),
-            slack_token=env.get("DRIFTLINE_SLACK_TOKEN") or None,
-            slack_channel=env.get("DRIFTLINE_SLACK_CHANNEL") or None,
-            slack_webhook_url=env.get("DRIFTLINE_SLACK_WEBHOOK_URL") or None,
-            slack_base_url=env.get("DRIFTLINE_SLACK_BASE_URL") or None,
-            fast_group_timeouts=env.get("DRIFTLINE_FAST_GROUP_TIMEOUTS", "") in {"1", "true", "yes"},
-            storage_options=storage_options,
-        )
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            name = spec.metadata["env"]
+            if name not in env:
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](env[name])
+            except ValueError as exc:
+                shown = "<hidden>" if spec.metadata["secret"] else repr(env[name])
+                raise SettingsError(f"{name}={shown}: {exc}") from None
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make :meth:`from_env` in a child process return these settings."""
+        variables = {}
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            variables[spec.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return variables
+
+    @staticmethod
+    def variables() -> dict[str, str]:
+        """Setting name -> the environment variable it is read from (for docs and error messages)."""
+        return {spec.name: spec.metadata["env"] for spec in fields(Settings)}
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        """fsspec options for ``storage_url`` (S3 credentials come from the usual AWS variables)."""
+        return {"endpoint_url": self.s3_endpoint_url} if self.s3_endpoint_url else {}
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_webhook_url or (self.slack_token and self.slack_channel))
+
+    def secrets(self) -> list[str]:
+        """The secret values set, for masking in logs and reports."""
+        return [value for value in (self.slack_token, self.slack_webhook_url) if value]
 
     def consumer_group_overrides(self) -> dict[str, int]:
         """librdkafka settings for short group joins, when enabled."""

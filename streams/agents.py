@@ -1,109 +1,119 @@
-"""Faust agents: rolling metrics per model version, threshold alerts, alert delivery."""
+"""The stream worker: rolling metrics per model version, threshold alerts, alert delivery.
+
+:func:`build_worker` adds the agents to an app made from one :class:`Settings`;
+:func:`main` builds and runs it (``driftline worker``). The decisions live in
+pure modules (:mod:`.metrics_state`, :mod:`.thresholds`); this module only
+reads topics, calls them and writes topics.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from datetime import timedelta
+from typing import Any
 
-from driftline.schemas.config import MetricSettings, load_monitor_configs
-from driftline.schemas.events import EventError, parse_event
-from driftline.streams import topics
-from driftline.streams.alerts import deliver_with_retry, format_threshold_alert, notifier_from_settings
-from driftline.streams.app import app, settings
+import faust
+from faust.streams import Stream
+from faust.types import StreamT
+
+from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
+from driftline.schemas.events import EventError, parse_prediction
+from driftline.schemas.records import Alert, DeadLetter
+from driftline.schemas.settings import Settings
+from driftline.streams.alerts import Notifier, deliver_with_retry, format_threshold_alert, notifier_from_settings
+from driftline.streams.app import create_app
 from driftline.streams.metrics_state import MetricsState
-from driftline.streams.producer import dead_letter_value
-from driftline.streams.windows import threshold_breaches
+from driftline.streams.thresholds import window_alerts
+from driftline.streams.topics import ensure_topics
 
 log = logging.getLogger("driftline.worker")
 
-monitor_configs = load_monitor_configs(settings.config_dir)
-_default_window = timedelta(seconds=float(os.environ.get("DRIFTLINE_METRICS_WINDOW_SECONDS", "300")))
 
+def new_metrics_state(settings: Settings, configs: dict[str, MonitorConfig]) -> MetricsState:
+    default_window = MetricSettings().window  # unconfigured models get the defaults
 
-def _window_for_model(model: str) -> timedelta:
-    config = monitor_configs.get(model)
-    return config.metrics.window if config else _default_window
+    def window_for_model(model: str) -> timedelta:
+        config = configs.get(model)
+        return config.metrics.window if config else default_window
 
-
-state = MetricsState(
-    window_for_model=_window_for_model,
-    allowed_lateness=timedelta(seconds=float(os.environ.get("DRIFTLINE_ALLOWED_LATENESS_SECONDS", "30"))),
-    idle_close_after=float(os.environ.get("DRIFTLINE_IDLE_CLOSE_SECONDS", "10")),
-)
-
-
-async def _dead_letter(raw: bytes, reason: str, topic: str, partition: int, offset: int) -> None:
-    try:
-        original = raw.decode()
-    except UnicodeDecodeError:
-        original = raw.hex()
-    await topics.dead_letter.send(
-        value=dead_letter_value(original, reason, source="worker", topic=topic, partition=partition, offset=offset)
+    return MetricsState(
+        window_for_model=window_for_model,
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+        idle_close_after=settings.idle_close_seconds,
     )
 
 
-@app.agent(topics.predictions)
-async def compute_metrics(stream):
-    """Validate predictions and fold them into the open windows, a batch at a time."""
-    async for events in stream.take_events(5000, within=0.5):
-        for event in events:
-            message = event.message
-            try:
-                prediction = parse_event(event.value, expected="prediction")
-            except EventError as exc:
-                await _dead_letter(event.value, exc.reason, message.topic, message.partition, message.offset)
-                continue
-            late_reason = state.add(prediction, message.partition)
-            if late_reason:
-                await _dead_letter(event.value, late_reason, message.topic, message.partition, message.offset)
-        await _publish_closed_windows()
+def original_text(raw: bytes) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw.hex()
 
 
-@app.timer(interval=1.0)
-async def close_windows() -> None:
-    """Close windows on a quiet stream too (the agent only wakes up on events)."""
-    await _publish_closed_windows()
+def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier: Notifier) -> faust.App:
+    """The Faust app with its topics, agents and timer; nothing runs until the app is started."""
+    app = create_app(settings)
+    # Raw bytes in: validation happens in the agent so a malformed message goes to
+    # the dead-letter topic with its reason instead of failing in Faust's codec.
+    predictions = app.topic(settings.topics.predictions, key_type=bytes, value_type=bytes, value_serializer="raw")
+    metrics_topic = app.topic(settings.topics.metrics, value_serializer="raw")
+    alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw")
+    dead_letter = app.topic(settings.topics.dead_letter, value_serializer="raw")
+    state = new_metrics_state(settings, configs)
+
+    async def send_dead_letter(raw: bytes, reason: str, message: Any) -> None:
+        record = DeadLetter(
+            reason=reason,
+            source="worker",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            original=original_text(raw),
+        )
+        await dead_letter.send(value=record.to_json())
+
+    async def publish_closed_windows() -> None:
+        for metrics in state.close_ready():
+            await metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json())
+            for alert in window_alerts(metrics, configs.get(metrics.model)):
+                await alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+
+    async def compute_metrics(stream: StreamT[bytes]) -> None:
+        """Validate predictions and fold them into the open windows, a batch at a time."""
+        assert isinstance(stream, Stream)  # take_events is on the implementation, not on StreamT
+        async for events in stream.take_events(5000, within=0.5):
+            for event in events:
+                try:
+                    prediction = parse_prediction(event.value)
+                except EventError as exc:
+                    await send_dead_letter(event.value, exc.reason, event.message)
+                    continue
+                late_reason = state.add(prediction, event.message.partition)
+                if late_reason:
+                    await send_dead_letter(event.value, late_reason, event.message)
+            await publish_closed_windows()
+
+    async def close_windows() -> None:
+        """Close windows on a quiet stream too (the agent only wakes up on events)."""
+        await publish_closed_windows()
+
+    async def deliver_alerts(stream: StreamT[bytes]) -> None:
+        """Post alerts to Slack (or the console). An alert is acknowledged only once delivered."""
+        async for raw in stream:
+            alert = Alert.parse(raw)
+            text = alert.text or format_threshold_alert(alert)
+            attempts = await asyncio.to_thread(deliver_with_retry, notifier, text, alert.channel)
+            log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, notifier.name, attempts)
+
+    app.agent(predictions, name="compute_metrics")(compute_metrics)
+    app.agent(alerts_topic, name="deliver_alerts")(deliver_alerts)
+    app.timer(interval=1.0)(close_windows)
+    return app
 
 
-async def _publish_closed_windows() -> None:
-    for snapshot in state.close_ready():
-        await topics.metrics.send(key=f"{snapshot['model']}|{snapshot['model_version']}", value=snapshot)
-        config = monitor_configs.get(snapshot["model"])
-        limits = config.metrics if config else MetricSettings()  # unconfigured models get the defaults
-        for breach in threshold_breaches(
-            snapshot, latency_p95_ms=limits.latency_p95_ms, error_rate=limits.error_rate, min_count=limits.min_count
-        ):
-            alert = {
-                "alert_id": f"{snapshot['model']}|{snapshot['model_version']}|{snapshot['window_start']}|{breach.metric}",
-                "kind": "threshold",
-                "model": snapshot["model"],
-                "model_version": snapshot["model_version"],
-                "metric": breach.metric,
-                "value": breach.value,
-                "threshold": breach.threshold,
-                "window_start": snapshot["window_start"],
-                "window_end": snapshot["window_end"],
-                "count": snapshot["count"],
-                "channel": config.alerts.slack_channel if config else None,
-            }
-            await topics.alerts.send(key=alert["model"], value=alert)
-
-
-notifier = notifier_from_settings(settings)
-
-
-@app.agent(topics.alerts)
-async def deliver_alerts(stream):
-    """Post alerts to Slack (or the console). An alert is acknowledged only once delivered."""
-    async for alert in stream:
-        text = alert.get("text") or format_threshold_alert(alert)
-        attempts = await asyncio.to_thread(deliver_with_retry, notifier, text, alert.get("channel"))
-        log.info("alert %s delivered via %s after %d attempt(s)", alert.get("alert_id"), notifier.name, attempts)
-
-
-def main() -> None:
-    """Run the worker (``driftline worker``); Faust reads its options from ``sys.argv``."""
-    topics.ensure_topics(settings)
-    app.main()
+def main(settings: Settings) -> None:
+    """Run the worker (``driftline worker``); Faust reads its own options from ``sys.argv``."""
+    configs = load_monitor_configs(settings.config_dir)
+    ensure_topics(settings)
+    build_worker(settings, configs, notifier_from_settings(settings)).main()

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
 
 log = logging.getLogger("driftline.alerts")
@@ -63,7 +64,8 @@ class SlackNotifier:
     ) -> None:
         if not webhook_url and not (token and channel):
             raise ValueError(
-                "Slack needs either DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and DRIFTLINE_SLACK_CHANNEL"
+                "Slack needs either DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and "
+                "DRIFTLINE_SLACK_CHANNEL"
             )
         self.channel = channel
         self._webhook = WebhookClient(webhook_url, timeout=timeout) if webhook_url else None
@@ -81,7 +83,7 @@ class SlackNotifier:
                 if response.status_code != 200:
                     raise AlertDeliveryError(f"Slack webhook answered HTTP {response.status_code}: {response.body!r}")
             else:
-                assert self._client is not None
+                assert self._client is not None and self.channel is not None  # the constructor insists on both
                 self._client.chat_postMessage(channel=channel or self.channel, text=text)
         except SlackApiError as exc:
             status = getattr(exc.response, "status_code", "?")
@@ -94,7 +96,7 @@ class SlackNotifier:
 
 
 def notifier_from_settings(settings: Settings) -> Notifier:
-    if settings.slack_webhook_url or (settings.slack_token and settings.slack_channel):
+    if settings.slack_configured:
         return SlackNotifier(
             token=settings.slack_token,
             channel=settings.slack_channel,
@@ -129,11 +131,11 @@ def deliver_with_retry(
             delay = min(delay * 2, max_delay)
 
 
-def format_threshold_alert(alert: dict[str, Any]) -> str:
+def format_threshold_alert(alert: Alert) -> str:
     return (
-        f":rotating_light: driftline: model *{alert['model']}* version *{alert['model_version']}* — "
-        f"{alert['metric']} = {alert['value']:.4g} exceeds {alert['threshold']:.4g} "
-        f"in window {alert['window_start']} → {alert['window_end']} ({alert['count']} events)"
+        f":rotating_light: driftline: model *{alert.model}* version *{alert.model_version}* — "
+        f"{alert.metric} = {alert.value:.4g} exceeds {alert.threshold:.4g} "
+        f"in window {alert.window_start.isoformat()} → {alert.window_end.isoformat()} ({alert.count} events)"
     )
 
 

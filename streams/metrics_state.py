@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from driftline.schemas.events import PredictionEvent
+from driftline.schemas.records import WindowMetrics
 from driftline.streams.windows import WindowAggregate, window_start
 
 WindowKey = tuple[str, str, datetime]
@@ -26,8 +26,8 @@ WindowKey = tuple[str, str, datetime]
 @dataclass
 class MetricsState:
     window_for_model: Callable[[str], timedelta]
-    allowed_lateness: timedelta = timedelta(seconds=30)
-    idle_close_after: float = 10.0
+    allowed_lateness: timedelta  # Settings.allowed_lateness_seconds
+    idle_close_after: float  # Settings.idle_close_seconds
     clock: Callable[[], float] = time.time
     open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
     closed_until: dict[tuple[str, str], datetime] = field(default_factory=dict)
@@ -43,7 +43,7 @@ class MetricsState:
             return (
                 f"late event: event_time {event.event_time.isoformat()} falls in window starting "
                 f"{start.isoformat()}, already closed and published (windows up to {closed.isoformat()} are final); "
-                "send events within the allowed lateness or raise DRIFTLINE_ALLOWED_LATENESS"
+                "send events within the allowed lateness or raise DRIFTLINE_ALLOWED_LATENESS_SECONDS"
             )
         key = (event.model, event.model_version, start)
         aggregate = self.open_windows.get(key)
@@ -69,7 +69,7 @@ class MetricsState:
                 )
         return max(candidates) if candidates else None
 
-    def close_ready(self) -> list[dict[str, Any]]:
+    def close_ready(self) -> list[WindowMetrics]:
         """Snapshots of the windows the watermark has passed, oldest first; they leave the state."""
         watermark = self.watermark()
         if watermark is None:

@@ -24,13 +24,14 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import ValidationError
 
 from driftline.schemas.events import LabelEvent, PredictionEvent, describe_validation_error, encode_event
-from driftline.schemas.settings import Settings
+from driftline.schemas.records import DeadLetter
+from driftline.schemas.settings import Settings, Topics
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,7 @@ class DriftlineProducer:
         self,
         bootstrap_servers: str,
         *,
-        predictions_topic: str = "driftline.predictions",
-        labels_topic: str = "driftline.labels",
-        dead_letter_topic: str = "driftline.dead-letter",
+        topics: Topics | None = None,
         max_buffered: int = 100_000,
         linger_ms: int = 5,
         log_every: int = 1000,
@@ -77,24 +76,23 @@ class DriftlineProducer:
             **(extra_config or {}),
         }
         self._producer = Producer(config)
-        self.predictions_topic = predictions_topic
-        self.labels_topic = labels_topic
-        self.dead_letter_topic = dead_letter_topic
+        topics = topics or Topics()
+        self.predictions_topic = topics.predictions
+        self.labels_topic = topics.labels
+        self.dead_letter_topic = topics.dead_letter
         self.stats = ProducerStats()
         self._log_every = log_every
         self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> DriftlineProducer:
+        return cls(settings.bootstrap_servers, topics=settings.topics, **kwargs)
+
+    @classmethod
     def from_env(cls, **kwargs: Any) -> DriftlineProducer:
-        settings = Settings.from_env()
-        return cls(
-            settings.bootstrap_servers,
-            predictions_topic=settings.topics.predictions,
-            labels_topic=settings.topics.labels,
-            dead_letter_topic=settings.topics.dead_letter,
-            **kwargs,
-        )
+        """Settings from the ``DRIFTLINE_*`` environment variables (see the README's configuration table)."""
+        return cls.from_settings(Settings.from_env(), **kwargs)
 
     # -- public API -------------------------------------------------------------------------
     def log_prediction(
@@ -164,15 +162,17 @@ class DriftlineProducer:
         self.close()
 
     # -- internals --------------------------------------------------------------------------
-    def _publish(self, topic: str, payload: dict[str, Any], model_class: type) -> None:
+    def _publish(
+        self, topic: str, payload: dict[str, Any], model_class: type[PredictionEvent] | type[LabelEvent]
+    ) -> None:
         try:
             event = model_class.model_validate(payload)
             value, key = encode_event(event), event.request_id.encode()
-        except Exception as exc:  # validation must never raise into the serving path
+        except Exception as exc:  # noqa: BLE001 - validation must never raise into the serving path
             reason = _reason(exc)
             self._enqueue(
                 self.dead_letter_topic,
-                dead_letter_value(_jsonable(payload), reason, source="producer"),
+                dead_letter_value(payload, reason, source="producer"),
                 None,
                 dead=True,
             )
@@ -228,21 +228,13 @@ def dead_letter_value(
     original: Any,
     reason: str,
     *,
-    source: str,
+    source: Literal["producer", "worker", "ingest"],
     topic: str | None = None,
     partition: int | None = None,
     offset: int | None = None,
 ) -> bytes:
-    """The dead-letter record: the original payload (or its text) with the reason and origin."""
-    return json.dumps(
-        {
-            "reason": reason,
-            "source": source,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "original": original,
-            "dead_lettered_at": datetime.now(UTC).isoformat(),
-        },
-        default=str,
-    ).encode()
+    """The dead-letter record's wire form: the original payload (or its text) with the reason and origin."""
+    record = DeadLetter(
+        reason=reason, source=source, topic=topic, partition=partition, offset=offset, original=_jsonable(original)
+    )
+    return record.to_json()

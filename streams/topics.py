@@ -1,18 +1,10 @@
-"""Topic handles for the Faust app, and topic creation for the local stack and tests."""
+"""Topic creation for the local stack, the worker and tests: plain confluent-kafka, no Faust."""
 
 from __future__ import annotations
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from driftline.schemas.settings import Settings
-from driftline.streams.app import app, settings
-
-# Raw bytes in: validation happens in the agent so a malformed message goes to
-# the dead-letter topic with its reason instead of failing in Faust's codec.
-predictions = app.topic(settings.topics.predictions, key_type=bytes, value_type=bytes, value_serializer="raw")
-metrics = app.topic(settings.topics.metrics, value_serializer="json")
-alerts = app.topic(settings.topics.alerts, value_serializer="json")
-dead_letter = app.topic(settings.topics.dead_letter, value_serializer="raw")
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:

@@ -17,7 +17,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from driftline.schemas.records import LatencySketchState, WindowMetrics
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 _MIN_POSITIVE = 1e-6  # latencies at or below this (ms) count as zero
@@ -68,21 +69,18 @@ class LatencySketch:
                 return 2 * self._gamma**index / (self._gamma + 1)
         raise AssertionError("unreachable: rank below count")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "relative_accuracy": self.relative_accuracy,
-            "zeros": self.zeros,
-            "count": self.count,
-            "buckets": {str(k): v for k, v in sorted(self.buckets.items())},
-        }
+    def to_record(self) -> LatencySketchState:
+        return LatencySketchState(
+            relative_accuracy=self.relative_accuracy,
+            zeros=self.zeros,
+            count=self.count,
+            buckets={str(k): v for k, v in sorted(self.buckets.items())},
+        )
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LatencySketch:
+    def from_record(cls, state: LatencySketchState) -> LatencySketch:
         return cls(
-            data["relative_accuracy"],
-            Counter({int(k): v for k, v in data["buckets"].items()}),
-            data["zeros"],
-            data["count"],
+            state.relative_accuracy, Counter({int(k): v for k, v in state.buckets.items()}), state.zeros, state.count
         )
 
 
@@ -133,64 +131,42 @@ class WindowAggregate:
     def error_rate(self) -> float:
         return self.errors / self.count if self.count else 0.0
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WindowMetrics:
         """The record published to the metrics topic for a closed window."""
-        return {
-            "model": self.model,
-            "model_version": self.model_version,
-            "window_start": self.window_start.isoformat(),
-            "window_end": self.window_end.isoformat(),
-            "count": self.count,
-            "errors": self.errors,
-            "error_rate": self.error_rate,
-            "latency_p50_ms": self.latency.quantile(0.50),
-            "latency_p95_ms": self.latency.quantile(0.95),
-            "latency_p99_ms": self.latency.quantile(0.99),
-            "latency_sketch": self.latency.to_dict(),
-            "partitions": sorted(self.partitions),
-        }
+        return WindowMetrics(
+            model=self.model,
+            model_version=self.model_version,
+            window_start=self.window_start,
+            window_end=self.window_end,
+            count=self.count,
+            errors=self.errors,
+            error_rate=self.error_rate,
+            latency_p50_ms=self.latency.quantile(0.50),
+            latency_p95_ms=self.latency.quantile(0.95),
+            latency_p99_ms=self.latency.quantile(0.99),
+            latency_sketch=self.latency.to_record(),
+            partitions=sorted(self.partitions),
+        )
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, Any]) -> WindowAggregate:
+    def from_snapshot(cls, metrics: WindowMetrics) -> WindowAggregate:
         return cls(
-            data["model"],
-            data["model_version"],
-            datetime.fromisoformat(data["window_start"]),
-            datetime.fromisoformat(data["window_end"]),
-            data["count"],
-            data["errors"],
-            LatencySketch.from_dict(data["latency_sketch"]),
-            set(data.get("partitions", [])),
+            metrics.model,
+            metrics.model_version,
+            metrics.window_start,
+            metrics.window_end,
+            metrics.count,
+            metrics.errors,
+            LatencySketch.from_record(metrics.latency_sketch),
+            set(metrics.partitions),
         )
 
 
-def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_snapshots(snapshots: Iterable[WindowMetrics]) -> list[WindowMetrics]:
     """Combine partial snapshots (one per worker) into one per model, version and window."""
-    merged: dict[tuple[str, str, str], WindowAggregate] = {}
+    merged: dict[tuple[str, str, datetime], WindowAggregate] = {}
     for snapshot in snapshots:
         aggregate = WindowAggregate.from_snapshot(snapshot)
-        key = (aggregate.model, aggregate.model_version, snapshot["window_start"])
+        key = (aggregate.model, aggregate.model_version, aggregate.window_start)
         merged[key] = merged[key].merge(aggregate) if key in merged else aggregate
     return [merged[key].snapshot() for key in sorted(merged)]
-
-
-@dataclass(frozen=True)
-class ThresholdBreach:
-    metric: str
-    value: float
-    threshold: float
-
-
-def threshold_breaches(
-    snapshot: dict[str, Any], *, latency_p95_ms: float | None, error_rate: float | None, min_count: int
-) -> list[ThresholdBreach]:
-    """Which configured thresholds a closed window crosses (strictly above); none below ``min_count`` events."""
-    if snapshot["count"] < min_count:
-        return []
-    breaches = []
-    p95 = snapshot["latency_p95_ms"]
-    if latency_p95_ms is not None and p95 is not None and p95 > latency_p95_ms:
-        breaches.append(ThresholdBreach("latency_p95_ms", p95, latency_p95_ms))
-    if error_rate is not None and snapshot["error_rate"] > error_rate:
-        breaches.append(ThresholdBreach("error_rate", snapshot["error_rate"], error_rate))
-    return breaches

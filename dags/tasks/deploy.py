@@ -1,74 +1,56 @@
-"""The routing manifest: which model version serves, and the one to roll back to.
+"""Deployment state: which model version serves, and the one to roll back to.
 
-Blue/green: the new version takes all traffic in one atomic manifest write, the
-old one stays stored and named as ``previous`` so a rollback is one more write.
-Serving nodes read ``models/<model>/routing.json`` (see :func:`read_manifest`).
+Blue/green: the new version takes all traffic in one atomic write of the
+model's :class:`DeploymentState`, the old one stays stored and named as
+``previous`` so a rollback is one more write. :func:`next_state` is the pure
+decision; :func:`switch` and :func:`rollback` read and write it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from driftline.schemas import layout
+from driftline.schemas.records import DeploymentEvent, DeploymentState, utc_now
 from driftline.schemas.storage import Storage
+from driftline.schemas.storage import models as model_store
+
+HISTORY_KEPT = 50
 
 
 class DeployError(RuntimeError):
     pass
 
 
-def read_manifest(storage: Storage, model: str) -> dict[str, Any] | None:
-    path = layout.routing_manifest(model)
-    return storage.read_json(path) if storage.exists(path) else None
-
-
-def stored_versions(storage: Storage, model: str) -> list[str]:
-    folder = f"models/{model}/versions"
-    return sorted((p.rsplit("/", 1)[-1] for p in storage.list(folder)), key=_version_number)
-
-
-def _version_number(version: str) -> tuple[int, str]:
-    digits = version.lstrip("v")
-    return (int(digits), version) if digits.isdigit() else (-1, version)
-
-
-def next_version(storage: Storage, model: str) -> str:
-    versions = [_version_number(v)[0] for v in stored_versions(storage, model)]
-    return f"v{max(versions, default=0) + 1}"
-
-
-def switch(storage: Storage, model: str, version: str, *, reason: str, strategy: str = "blue_green") -> dict[str, Any]:
-    """Route all traffic to ``version`` (which must be stored); the serving one becomes ``previous``."""
-    if version not in stored_versions(storage, model):
-        raise DeployError(
-            f"model {model!r} has no stored version {version!r}; stored: {stored_versions(storage, model) or 'none'}"
-        )
-    current = read_manifest(storage, model)
-    now = datetime.now(UTC).isoformat()
-    history = list(current["history"]) if current else []
-    history.append({"serving": version, "at": now, "reason": reason})
-    manifest = {
-        "model": model,
-        "serving": version,
-        "previous": current["serving"]
-        if current and current["serving"] != version
-        else (current or {}).get("previous"),
-        "strategy": strategy,
-        "updated_at": now,
-        "history": history[-50:],
-    }
-    storage.write_json(layout.routing_manifest(model), manifest)
-    return manifest
-
-
-def rollback(storage: Storage, model: str) -> dict[str, Any]:
-    """Route traffic back to the previous version."""
-    current = read_manifest(storage, model)
+def next_state(
+    current: DeploymentState | None, model: str, version: str, *, reason: str, at: datetime
+) -> DeploymentState:
+    """The state after routing all traffic of ``model`` to ``version``; the serving one becomes ``previous``."""
     if current is None:
-        raise DeployError(f"model {model!r} has no routing manifest yet; nothing to roll back")
-    if not current.get("previous"):
-        raise DeployError(f"model {model!r} serves {current['serving']} with no previous version to roll back to")
-    return switch(
-        storage, model, current["previous"], reason=f"rollback from {current['serving']}", strategy=current["strategy"]
-    )
+        previous = None
+    elif current.serving != version:
+        previous = current.serving
+    else:
+        previous = current.previous
+    event = DeploymentEvent(model=model, serving=version, previous=previous, reason=reason, at=at)
+    history = [*(current.history if current else []), event][-HISTORY_KEPT:]
+    return DeploymentState(model=model, serving=version, previous=previous, updated_at=at, history=history)
+
+
+def switch(storage: Storage, model: str, version: str, *, reason: str) -> DeploymentState:
+    """Route all traffic to ``version`` (which must be stored)."""
+    stored = model_store.stored_versions(storage, model)
+    if version not in stored:
+        raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored or 'none'}")
+    state = next_state(model_store.read_deployment_state(storage, model), model, version, reason=reason, at=utc_now())
+    model_store.write_deployment_state(storage, state)
+    return state
+
+
+def rollback(storage: Storage, model: str) -> DeploymentState:
+    """Route traffic back to the previous version."""
+    current = model_store.read_deployment_state(storage, model)
+    if current is None:
+        raise DeployError(f"model {model!r} has no deployment state yet; nothing to roll back")
+    if not current.previous:
+        raise DeployError(f"model {model!r} serves {current.serving} with no previous version to roll back to")
+    return switch(storage, model, current.previous, reason=f"rollback from {current.serving}")

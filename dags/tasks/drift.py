@@ -1,22 +1,28 @@
-"""The drift check of one model: latest window on storage vs the training reference."""
+"""The drift check of one model: latest window on storage vs the training reference.
+
+:func:`decide` is the pure part (a report and the config in, what to store,
+announce and request out); :func:`run_drift_check` reads the window and the
+reference, writes the report and acts on the decision.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from driftline.dags.tasks.ingest import read_recent_events
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
 from driftline.detectors.html import render_html
 from driftline.detectors.sources import read_table
-from driftline.schemas import layout
 from driftline.schemas.config import MonitorConfig
+from driftline.schemas.records import Alert, DriftSummary, RetrainRequest
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage
+from driftline.schemas.storage import Storage, events, state
+from driftline.schemas.storage import models as model_store
 from driftline.streams.alerts import deliver_with_retry, format_drift_alert, notifier_from_settings
 
 log = logging.getLogger(__name__)
@@ -24,29 +30,22 @@ log = logging.getLogger(__name__)
 
 def reference_profile(settings: Settings, storage: Storage, config: MonitorConfig) -> Profile:
     """The stored profile of the training data; built (once) when missing or when the reference moved."""
-    path = layout.reference_profile(config.model)
-    source_path = path.replace(".npz", ".source.json")
-    if (
-        storage.exists(path)
-        and storage.exists(source_path)
-        and storage.read_json(source_path) == {"reference": config.reference}
-    ):
-        with storage.fs.open(storage.path(path), "rb") as handle:
-            return Profile.from_bytes(handle.read())
+    stored = model_store.read_reference_profile(storage, config.model, config.reference)
+    if stored is not None:
+        return Profile.from_bytes(stored)
     table = read_table(config.reference, settings.storage_options)
     profile = build_reference_profile(table, config.features, exclude=(config.label_column,))
-    storage.write_bytes(path, profile.to_bytes())
-    storage.write_json(source_path, {"reference": config.reference})
+    model_store.write_reference_profile(storage, config.model, config.reference, profile.to_bytes())
     return profile
 
 
 def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, datetime, datetime]:
     """The rows of the latest ``drift.window``, ending at the newest stored event."""
-    recent = read_recent_events(storage, "predictions", config.model, config.drift.window)
+    recent = events.read_recent_events(storage, "predictions", config.model, config.drift.window)
     if recent.empty:
         raise LookupError(
-            f"no stored predictions for model {config.model!r} under {storage.url('predictions')}; "
-            "has the ingest DAG run?"
+            f"no stored predictions for model {config.model!r} under "
+            f"{events.location(storage, 'predictions', config.model)}; has the ingest DAG run?"
         )
     window_end = recent["event_time"].max()
     window_start = window_end - config.drift.window
@@ -54,7 +53,30 @@ def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFram
     return window, window_start.to_pydatetime(), window_end.to_pydatetime()
 
 
-def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DriftDecision:
+    """What a report asks for: an alert, a retrain request, or neither."""
+
+    alert: bool
+    retrain: bool
+    drifted_features: list[str]
+
+
+def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
+    """Alert when the share of drifted features exceeds ``drift.alert_share``; request a retrain when it reaches
+    ``drift.retrain_share`` and the model has a retrain entry point. Pure."""
+    drifted = list(report["drifted_features"])
+    share = float(report["share_drifted"])
+    alert = bool(drifted) and share > config.drift.alert_share
+    retrain = bool(drifted) and share >= config.drift.retrain_share and config.retrain.entry_point is not None
+    return DriftDecision(alert=alert, retrain=retrain, drifted_features=drifted)
+
+
+def drift_alert_id(model: str, window_end: datetime) -> str:
+    return f"drift-{model}-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig) -> DriftSummary:
     """Build, store and (when drifted) announce the report; request a retrain past the threshold.
 
     Idempotent for its window: the report, the alert and the retrain request are
@@ -85,38 +107,44 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
             "generated_at": datetime.now(UTC).isoformat(),
         },
     ).to_dict()
-    drifted = len(report["drifted_features"])
-    report["alert"] = drifted > 0 and report["share_drifted"] > config.drift.alert_share
-    report["retrain_requested"] = bool(
-        drifted > 0 and report["share_drifted"] >= config.drift.retrain_share and config.retrain.entry_point
-    )
-    report_path = layout.drift_report(config.model, window_end)
-    storage.write_json(report_path, report)
-    storage.write_bytes(report_path.removesuffix(".json") + ".html", render_html(report).encode())
-    report["report_url"] = storage.url(report_path)
-    if report["retrain_requested"]:
-        storage.write_json(
-            layout.retrain_request(config.model),
-            {
-                "model": config.model,
-                "reason": f"{drifted} drifted features: {', '.join(report['drifted_features'])}",
-                "report": report["report_url"],
-                "requested_at": datetime.now(UTC).isoformat(),
-            },
+    decision = decide(report, config)
+    report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
+    report_url = state.write_drift_report(storage, config.model, window_end, report, render_html(report))
+    if decision.retrain:
+        state.write_retrain_request(
+            storage,
+            RetrainRequest(
+                model=config.model,
+                reason=f"{len(decision.drifted_features)} drifted features: {', '.join(decision.drifted_features)}",
+                report=report_url,
+            ),
         )
-    if report["alert"]:
-        alert_id = f"drift-{config.model}-{window_end:%Y%m%dT%H%M%SZ}"
-        if not storage.exists(layout.alert_outbox("sent", alert_id)):
-            storage.write_json(
-                layout.alert_outbox("pending", alert_id),
-                {
-                    "alert_id": alert_id,
-                    "channel": config.alerts.slack_channel,
-                    "text": format_drift_alert(report, report["report_url"]),
-                },
-            )
-    report["alerts_delivered"] = deliver_pending_alerts(settings, storage)
-    return report
+    if decision.alert:
+        state.queue_alert(
+            storage,
+            Alert(
+                alert_id=drift_alert_id(config.model, window_end),
+                kind="drift",
+                model=config.model,
+                window_start=window_start,
+                window_end=window_end,
+                count=len(window),
+                channel=config.alerts.slack_channel,
+                text=format_drift_alert(report, report_url),
+            ),
+        )
+    return DriftSummary(
+        model=config.model,
+        window_start=window_start,
+        window_end=window_end,
+        current_rows=len(window),
+        drifted_features=decision.drifted_features,
+        share_drifted=float(report["share_drifted"]),
+        alert=decision.alert,
+        retrain_requested=decision.retrain,
+        report_url=report_url,
+        alerts_delivered=deliver_pending_alerts(settings, storage),
+    )
 
 
 def deliver_pending_alerts(settings: Settings, storage: Storage, max_attempts: int = 3) -> list[str]:
@@ -124,10 +152,8 @@ def deliver_pending_alerts(settings: Settings, storage: Storage, max_attempts: i
     (the Airflow task retries, and the next run sends it too)."""
     notifier = notifier_from_settings(settings)
     delivered = []
-    for relative in storage.list("alerts/pending"):
-        alert = storage.read_json(relative)
-        deliver_with_retry(notifier, alert["text"], alert.get("channel"), max_attempts=max_attempts)
-        storage.write_json(layout.alert_outbox("sent", alert["alert_id"]), alert)
-        storage.remove(relative)
-        delivered.append(alert["alert_id"])
+    for alert in state.pending_alerts(storage):
+        deliver_with_retry(notifier, alert.text or alert.alert_id, alert.channel, max_attempts=max_attempts)
+        state.mark_alert_sent(storage, alert)
+        delivered.append(alert.alert_id)
     return delivered

@@ -5,19 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-import pickle
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from driftline.dags.tasks import deploy
-from driftline.dags.tasks.ingest import read_recent_events
-from driftline.schemas import layout
 from driftline.schemas.config import MonitorConfig
-from driftline.schemas.storage import Storage
+from driftline.schemas.storage import Storage, state
+from driftline.schemas.storage import models as model_store
+from driftline.schemas.storage.events import read_recent_events
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +27,13 @@ class RetrainError(RuntimeError):
 def load_entry_point(spec: str) -> Callable[..., Any]:
     module_name, _, function_name = spec.partition(":")
     try:
-        return getattr(importlib.import_module(module_name), function_name)
+        function: Callable[..., Any] = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
         raise RetrainError(
             f"retrain.entry_point {spec!r} cannot be loaded ({exc}); "
             "it must name an importable 'package.module:function'"
         ) from None
+    return function
 
 
 def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
@@ -73,21 +72,9 @@ def accuracy(model: Any, features: pd.DataFrame, labels: pd.Series) -> float:
     return float(np.mean(predicted == labels.to_numpy()))
 
 
-def load_model(storage: Storage, model: str, version: str) -> Any:
-    with storage.fs.open(storage.path(f"{layout.model_version_dir(model, version)}/model.pkl"), "rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - models are written by driftline itself
-
-
-def store_model(storage: Storage, model_name: str, version: str, model: Any, metadata: dict[str, Any]) -> None:
-    folder = layout.model_version_dir(model_name, version)
-    storage.write_bytes(f"{folder}/model.pkl", pickle.dumps(model))
-    storage.write_json(f"{folder}/metadata.json", {"model": model_name, "version": version, **metadata})
-
-
 def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False) -> dict[str, Any]:
     """Retrain if requested (or ``force``), validate on a holdout against the serving version, deploy."""
-    request_path = layout.retrain_request(config.model)
-    request = storage.read_json(request_path) if storage.exists(request_path) else None
+    request = state.read_retrain_request(storage, config.model)
     if request is None and not force:
         return {"model": config.model, "status": "skipped", "reason": "no retrain request"}
     if not config.retrain.entry_point:
@@ -97,49 +84,44 @@ def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False)
     holdout = np.array([_is_holdout(r) for r in features.index])
     new_model = train(features[~holdout], labels[~holdout], config)
     new_accuracy = accuracy(new_model, features[holdout], labels[holdout])
-    manifest = deploy.read_manifest(storage, config.model)
+    serving = model_store.read_deployment_state(storage, config.model)
     serving_accuracy = None
-    if manifest is not None:
-        serving_accuracy = accuracy(
-            load_model(storage, config.model, manifest["serving"]), features[holdout], labels[holdout]
-        )
-    version = deploy.next_version(storage, config.model)
-    store_model(
+    if serving is not None:
+        serving_model = model_store.load_model(storage, config.model, serving.serving)
+        serving_accuracy = accuracy(serving_model, features[holdout], labels[holdout])
+    version = model_store.next_version(storage, config.model)
+    reason = request.reason if request else "manual retrain"
+    model_store.save_model(
         storage,
-        config.model,
-        version,
         new_model,
-        {
-            "trained_at": datetime.now(UTC).isoformat(),
-            "training_rows": int((~holdout).sum()),
-            "holdout_rows": int(holdout.sum()),
-            "holdout_accuracy": new_accuracy,
-            "serving_version": manifest["serving"] if manifest else None,
-            "serving_holdout_accuracy": serving_accuracy,
-            "reason": (request or {}).get("reason", "manual"),
-        },
+        name=config.model,
+        version=version,
+        reason=reason,
+        training_rows=int((~holdout).sum()),
+        holdout_rows=int(holdout.sum()),
+        holdout_accuracy=new_accuracy,
+        serving_version=serving.serving if serving else None,
+        serving_holdout_accuracy=serving_accuracy,
     )
-    outcome = {
+    outcome: dict[str, Any] = {
         "model": config.model,
         "version": version,
         "holdout_accuracy": new_accuracy,
         "serving_holdout_accuracy": serving_accuracy,
         "holdout_rows": int(holdout.sum()),
     }
-    if serving_accuracy is not None and new_accuracy < serving_accuracy - config.retrain.max_accuracy_drop:
+    if (
+        serving is not None
+        and serving_accuracy is not None
+        and (new_accuracy < serving_accuracy - config.retrain.max_accuracy_drop)
+    ):
         outcome.update(
             status="rejected",
-            serving=manifest["serving"] if manifest else None,
+            serving=serving.serving,
             reason=f"holdout accuracy {new_accuracy:.4f} < serving {serving_accuracy:.4f}",
         )
     else:
-        manifest = deploy.switch(
-            storage,
-            config.model,
-            version,
-            reason=(request or {}).get("reason", "manual retrain"),
-            strategy=config.deployment.strategy,
-        )
-        outcome.update(status="deployed", serving=manifest["serving"], previous=manifest["previous"])
-    storage.remove(request_path)
+        deployed = deploy.switch(storage, config.model, version, reason=reason)
+        outcome.update(status="deployed", serving=deployed.serving, previous=deployed.previous)
+    state.remove_retrain_request(storage, config.model)
     return outcome

@@ -116,6 +116,7 @@ def airflow_home(tmp_path_factory) -> Path:
     completed = subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
         env={**os.environ, **airflow_environment(home)},
+        check=False,
         capture_output=True,
         text=True,
     )

@@ -13,13 +13,13 @@ import pytest
 
 from driftline.dags.tasks import deploy
 from driftline.dags.tasks.drift import deliver_pending_alerts
-from driftline.dags.tasks.ingest import read_events
-from driftline.dags.tasks.retrain import store_model
 from driftline.infra import demo_model
 from driftline.infra.local_stack import airflow_environment
-from driftline.schemas import layout
+from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage
+from driftline.schemas.storage import Storage, state
+from driftline.schemas.storage import models as model_store
+from driftline.schemas.storage.events import read_events
 from driftline.streams.alerts import AlertDeliveryError
 from driftline.streams.producer import DriftlineProducer
 
@@ -32,6 +32,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "driftline.infra.cli", *args],
         capture_output=True,
+        check=False,
         text=True,
         env={**os.environ},
         timeout=240,
@@ -50,9 +51,9 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatc
     training["label"] = demo_model.true_labels(training, rng)
     buffer = io.BytesIO()
     training.to_parquet(buffer)
-    storage.write_bytes("reference/churn.parquet", buffer.getvalue())
+    storage.write_bytes("reference/churn.parquet", buffer.getvalue())  # the user's training data, not driftline's
     v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
-    store_model(storage, "churn", "v1", v1, {"reason": "initial"})
+    model_store.save_model(storage, v1, name="churn", version="v1", reason="initial")
     deploy.switch(storage, "churn", "v1", reason="initial")
     config_dir = tmp_path / "models"
     config_dir.mkdir()
@@ -66,9 +67,7 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatc
 
 
 def publish_two_hours(settings: Settings, model, rng) -> None:
-    with DriftlineProducer(
-        settings.bootstrap_servers, predictions_topic=settings.topics.predictions, labels_topic=settings.topics.labels
-    ) as producer:
+    with DriftlineProducer.from_settings(settings) as producer:
         for hour, shifted in ((0, False), (1, True)):
             features = demo_model.sample_features(ROWS_PER_HOUR, rng, shifted=shifted)
             labels = demo_model.true_labels(features, rng, concept_shift=shifted)
@@ -104,16 +103,16 @@ def test_the_loop_through_airflow(loop_env, slack):
 
     drift = run("dag-test", "driftline_drift")
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
-    report_path, html_path = sorted(storage.list("reports/model=churn"), key=lambda p: not p.endswith(".json"))
-    report = storage.read_json(report_path)
-    assert html_path.endswith(".html") and b"<svg" in storage.fs.cat_file(storage.path(html_path))
+    [report_path] = state.drift_reports(storage, "churn")
+    report = state.read_drift_report(storage, report_path)
+    assert b"<svg" in storage.read_bytes(report_path.removesuffix(".json") + ".html")
     assert report["current_rows"] == ROWS_PER_HOUR
     assert sorted(report["drifted_features"]) == ["plan", "x0", "x3"]  # exactly the shifted ones
     assert report["retrain_requested"] is True
     [text] = slack.texts()
     assert "*churn*" in text and all(f"• {name}:" in text for name in ("plan", "x0", "x3"))
     assert "• x1:" not in text
-    assert storage.exists(layout.retrain_request("churn"))
+    assert state.retrain_requested(storage, "churn")
 
     # A re-run of the same window (a backfill from the UI) sends no second message.
     again = run("dag-test", "driftline_drift")
@@ -121,31 +120,34 @@ def test_the_loop_through_airflow(loop_env, slack):
 
     retrain = run("dag-test", "driftline_retrain")
     assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
-    manifest = deploy.read_manifest(storage, "churn")
-    assert (manifest["serving"], manifest["previous"]) == ("v2", "v1")
-    metadata = storage.read_json(f"{layout.model_version_dir('churn', 'v2')}/metadata.json")
-    assert metadata["holdout_accuracy"] > metadata["serving_holdout_accuracy"]
-    assert not storage.exists(layout.retrain_request("churn"))
+    deployed = model_store.read_deployment_state(storage, "churn")
+    assert (deployed.serving, deployed.previous) == ("v2", "v1")
+    metadata = model_store.read_model_version(storage, "churn", "v2")
+    assert metadata.holdout_accuracy > metadata.serving_holdout_accuracy
+    assert model_store.load_model(storage, "churn", "v2") is not None  # its digest checks out
+    assert not state.retrain_requested(storage, "churn")
 
     rollback = run("rollback", "churn")
     assert rollback.returncode == 0, rollback.stderr
     assert "now serving v1" in rollback.stdout
-    assert deploy.read_manifest(storage, "churn")["serving"] == "v1"
+    assert model_store.read_deployment_state(storage, "churn").serving == "v1"
 
 
 def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slack, monkeypatch):
     monkeypatch.setenv("DRIFTLINE_STORAGE_URL", f"s3://{s3_bucket}/outbox")
     settings = Settings.from_env()
     storage = Storage.from_settings(settings)
-    storage.write_json(
-        layout.alert_outbox("pending", "drift-churn-1"),
-        {"alert_id": "drift-churn-1", "channel": None, "text": "drift on churn"},
+    state.queue_alert(
+        storage,
+        Alert(
+            alert_id="drift-churn-1", kind="drift", model="churn", window_start=T0, window_end=T0, text="drift on churn"
+        ),
     )
     slack.fail_next = 100
     with pytest.raises(AlertDeliveryError, match="Slack answered HTTP 503"):
         deliver_pending_alerts(settings, storage, max_attempts=2)
-    assert storage.list("alerts/pending") and slack.texts() == []
+    assert state.pending_alerts(storage) and slack.texts() == []
     slack.fail_next = 0
     assert deliver_pending_alerts(settings, storage) == ["drift-churn-1"]
     assert slack.texts() == ["drift on churn"]
-    assert storage.list("alerts/pending") == [] and deliver_pending_alerts(settings, storage) == []
+    assert state.pending_alerts(storage) == [] and deliver_pending_alerts(settings, storage) == []

@@ -9,9 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
-from driftline.dags.tasks.ingest import ingest_topic, read_events
+from driftline.dags.tasks.ingest import ingest_topic
+from driftline.schemas.records import DeadLetter
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
+from driftline.schemas.storage.events import read_events
 from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
 
@@ -20,12 +22,7 @@ T0 = datetime(2026, 5, 1, 9, 50, tzinfo=UTC)
 
 
 def publish(settings: Settings, start: int, count: int) -> None:
-    with DriftlineProducer(
-        settings.bootstrap_servers,
-        predictions_topic=settings.topics.predictions,
-        labels_topic=settings.topics.labels,
-        dead_letter_topic=settings.topics.dead_letter,
-    ) as producer:
+    with DriftlineProducer.from_settings(settings) as producer:
         for i in range(start, start + count):
             version = "v1" if i % 3 else "v2"
             producer.log_prediction(
@@ -93,7 +90,9 @@ def test_invalid_labels_go_to_the_dead_letter_topic_with_the_reason(driftline_en
     raw.flush(10)
     result = ingest_topic(settings, storage, settings.topics.labels, kind="labels")
     assert (result.rows_written, result.invalid) == (20, 1)
-    [dead] = [json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=1)]
-    assert dead["source"] == "ingest" and dead["topic"] == settings.topics.labels
-    assert "field 'request_id': Field required" in dead["reason"]
-    assert "field 'label': Field required" in dead["reason"]
+    [dead] = [
+        DeadLetter.parse(v) for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=1)
+    ]
+    assert dead.source == "ingest" and dead.topic == settings.topics.labels
+    assert "field 'request_id': Field required" in dead.reason
+    assert "field 'label': Field required" in dead.reason

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from confluent_kafka import Producer
 
+from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
 from driftline.schemas.settings import Settings
 from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
@@ -56,12 +57,13 @@ def worker(driftline_env, slack, tmp_path, monkeypatch):
     log_path = tmp_path / "worker.log"
     import os
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
-        stdout=open(log_path, "wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ},
-    )
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
     yield process, log_path
     process.terminate()
     try:
@@ -75,11 +77,7 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
     settings = Settings.from_env()
     slack.fail_next = 2  # Slack is down for the first two calls: the alert is delayed, not dropped
     events = generate_events()
-    with DriftlineProducer(
-        settings.bootstrap_servers,
-        predictions_topic=settings.topics.predictions,
-        dead_letter_topic=settings.topics.dead_letter,
-    ) as producer:
+    with DriftlineProducer.from_settings(settings) as producer:
         for event in events:
             producer.log_prediction(
                 model="svc",
@@ -97,39 +95,38 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
     raw.flush(10)
 
     snapshots = [
-        json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=3, timeout=90)
+        WindowMetrics.parse(v)
+        for v in consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=3, timeout=90)
     ]
     assert process.poll() is None, log_path.read_text()[-3000:]
-    snapshots.sort(key=lambda s: s["window_start"])
-    assert [s["window_start"] for s in snapshots] == [(T0 + timedelta(minutes=m)).isoformat() for m in range(3)]
+    snapshots.sort(key=lambda s: s.window_start)
+    assert [s.window_start for s in snapshots] == [T0 + timedelta(minutes=m) for m in range(3)]
     for window, snapshot in enumerate(snapshots):
         mine = [e for e in events if e["window"] == window]
         errors = sum(e["error"] is not None for e in mine)
-        assert (snapshot["model"], snapshot["model_version"]) == ("svc", "v7")
-        assert snapshot["count"] == len(mine) == WINDOW_SIZES[window]
-        assert snapshot["errors"] == errors
-        assert snapshot["error_rate"] == errors / len(mine)
+        assert (snapshot.model, snapshot.model_version) == ("svc", "v7")
+        assert snapshot.count == len(mine) == WINDOW_SIZES[window]
+        assert snapshot.errors == errors
+        assert snapshot.error_rate == errors / len(mine)
         latencies = np.array([e["latency_ms"] for e in mine])
         for q, key in ((0.5, "latency_p50_ms"), (0.95, "latency_p95_ms"), (0.99, "latency_p99_ms")):
             exact = np.quantile(latencies, q, method="lower")
-            assert abs(snapshot[key] - exact) <= 0.01 * exact  # the sketch's documented error
+            assert abs(getattr(snapshot, key) - exact) <= 0.01 * exact  # the sketch's documented error
 
     alerts = [
-        json.loads(v) for v in consume_all(settings.bootstrap_servers, settings.topics.alerts, expected=1, timeout=20)
+        Alert.parse(v) for v in consume_all(settings.bootstrap_servers, settings.topics.alerts, expected=1, timeout=20)
     ]
-    assert [(a["metric"], a["window_start"]) for a in alerts] == [
-        ("latency_p95_ms", (T0 + timedelta(minutes=2)).isoformat())
-    ]
+    assert [(a.metric, a.window_start) for a in alerts] == [("latency_p95_ms", T0 + timedelta(minutes=2))]
 
     dead = [
-        json.loads(v)
+        DeadLetter.parse(v)
         for v in consume_all(settings.bootstrap_servers, settings.topics.dead_letter, expected=2, timeout=20)
     ]
-    reasons = sorted(d["reason"] for d in dead)
+    reasons = sorted(d.reason for d in dead)
     assert reasons[0].startswith("field 'model_version': Field required;")
     assert "field 'event_time': Field required" in reasons[0] and "field 'latency_ms': Field required" in reasons[0]
     assert reasons[1].startswith("not valid JSON")
-    assert all(d["source"] == "worker" and d["topic"] == settings.topics.predictions for d in dead)
+    assert all(d.source == "worker" and d.topic == settings.topics.predictions for d in dead)
 
     deadline = time.monotonic() + 30
     while not slack.texts() and time.monotonic() < deadline:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
 from driftline.schemas.config import ConfigError, load_monitor_config, load_monitor_configs, parse_duration
-from driftline.schemas.settings import Settings
 
 
 def test_name_and_reference_are_a_complete_config(tmp_path):
@@ -59,13 +59,20 @@ def test_a_model_configured_twice_is_an_error(tmp_path):
         load_monitor_configs(tmp_path)
 
 
-def test_settings_from_env_and_fast_timeouts_only_when_asked():
-    settings = Settings.from_env({"DRIFTLINE_BOOTSTRAP_SERVERS": "k1:9092,k2:9092", "DRIFTLINE_TOPIC_PREFIX": "acme"})
-    assert settings.bootstrap_servers == "k1:9092,k2:9092"
-    assert settings.topics.predictions == "acme.predictions"
-    assert settings.topics.dead_letter == "acme.dead-letter"
-    assert settings.consumer_group_overrides() == {}
-    fast = Settings.from_env({"DRIFTLINE_FAST_GROUP_TIMEOUTS": "1"})
-    assert fast.consumer_group_overrides()["session.timeout.ms"] == 6000
-    with pytest.raises(ValueError, match="DRIFTLINE_PARTITIONS must be a positive whole number"):
-        Settings.from_env({"DRIFTLINE_PARTITIONS": "zero"})
+def test_unknown_test_names_are_rejected_at_load_with_the_valid_ones(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("model: m\nreference: r.parquet\ndrift:\n  tests: {age: kss, plan: chisquare}\n")
+    with pytest.raises(ConfigError) as error:
+        load_monitor_config(path)
+    message = str(error.value)
+    assert "unknown drift test (age: 'kss')" in message and "valid names: " in message and "'ks'" not in message
+    assert "ks, " in message or ", ks" in message
+
+
+def test_unknown_correction_is_rejected_with_the_valid_ones(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text("model: m\nreference: r.parquet\ndrift: {correction: holm}\n")
+    with pytest.raises(
+        ConfigError, match=re.escape("'drift.correction': Input should be 'fdr', 'bonferroni' or 'none'")
+    ):
+        load_monitor_config(path)

@@ -47,9 +47,9 @@ def test_window_closes_when_the_watermark_passes_its_end():
     assert state.close_ready() == []  # watermark 55 s: the first window is still open
     state.add(event(71), partition=1)
     [snapshot] = state.close_ready()  # watermark 61 s
-    assert (snapshot["count"], snapshot["errors"]) == (30, 3)
-    assert snapshot["window_start"] == T0.isoformat()
-    assert snapshot["partitions"] == [0, 1, 2, 3]
+    assert (snapshot.count, snapshot.errors) == (30, 3)
+    assert snapshot.window_start == T0
+    assert snapshot.partitions == [0, 1, 2, 3]
 
 
 def test_late_events_are_refused_with_a_reason():
@@ -60,6 +60,7 @@ def test_late_events_are_refused_with_a_reason():
     assert len(state.close_ready()) == 1
     reason = state.add(event(30), partition=0)
     assert reason is not None and "already closed" in reason
+    assert "DRIFTLINE_ALLOWED_LATENESS_SECONDS" in reason  # names a setting that exists
     assert state.add(event(30, version="v2"), partition=0) is None  # other versions have their own windows
 
 
@@ -68,10 +69,10 @@ def test_a_quiet_stream_closes_its_last_windows():
     state = make_state(clock)
     state.add(event(5), partition=0)
     state.add(event(70), partition=0)
-    assert [s["window_start"] for s in state.close_ready()] == [T0.isoformat()]  # watermark 60 s = its end
+    assert [s.window_start for s in state.close_ready()] == [T0]  # watermark 60 s = its end
     clock.now += 4
     assert state.close_ready() == []  # not idle long enough yet
     clock.now += 2
     [snapshot] = state.close_ready()
-    assert snapshot["count"] == 1 and snapshot["window_start"] == (T0 + timedelta(minutes=1)).isoformat()
+    assert snapshot.count == 1 and snapshot.window_start == T0 + timedelta(minutes=1)
     assert state.open_windows == {}

@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from driftline.streams.windows import LatencySketch, WindowAggregate, merge_snapshots, threshold_breaches, window_start
+from driftline.schemas.records import WindowMetrics
+from driftline.streams.windows import LatencySketch, WindowAggregate, merge_snapshots, window_start
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -28,7 +29,7 @@ def test_merged_sketches_answer_like_one_sketch_over_all_values():
     merged = left.merge(right)
     assert merged.buckets == whole.buckets and merged.count == 5000
     assert [merged.quantile(q) for q in (0.5, 0.95, 0.99)] == [whole.quantile(q) for q in (0.5, 0.95, 0.99)]
-    assert LatencySketch.from_dict(merged.to_dict()).quantile(0.95) == whole.quantile(0.95)
+    assert LatencySketch.from_record(merged.to_record()).quantile(0.95) == whole.quantile(0.95)
 
 
 def test_sketch_edges():
@@ -58,18 +59,17 @@ def test_snapshot_counts_and_merge_of_partials():
     b.partitions.add(1)
     merged = merge_snapshots([a.snapshot(), b.snapshot()])
     assert len(merged) == 1
-    assert merged[0]["count"] == 40 and merged[0]["errors"] == 13
-    assert merged[0]["error_rate"] == 13 / 40
-    assert merged[0]["partitions"] == [0, 1]
+    assert merged[0].count == 40 and merged[0].errors == 13
+    assert merged[0].error_rate == 13 / 40
+    assert merged[0].partitions == [0, 1]
 
 
-def test_threshold_breaches_respect_min_count_and_are_strict():
-    snapshot = {"count": 50, "latency_p95_ms": 80.0, "error_rate": 0.05}
-    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.05, min_count=20)] == [
-        "latency_p95_ms"
-    ]
-    assert [b.metric for b in threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.04, min_count=20)] == [
-        "latency_p95_ms",
-        "error_rate",
-    ]
-    assert threshold_breaches(snapshot, latency_p95_ms=50, error_rate=0.04, min_count=51) == []
+def test_a_snapshot_survives_its_wire_form():
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    aggregate = WindowAggregate("m", "v1", start, start + timedelta(minutes=5))
+    for latency in (1.0, 2.0, 40.0):
+        aggregate.add(latency, failed=False)
+    snapshot = aggregate.snapshot()
+    again = WindowMetrics.parse(snapshot.to_json())
+    assert again == snapshot
+    assert WindowAggregate.from_snapshot(again).latency.quantile(0.5) == aggregate.latency.quantile(0.5)

@@ -1,9 +1,15 @@
-"""Storage access through fsspec: a local directory by default, ``s3://`` via s3fs."""
+"""Storage access through fsspec: a local directory by default, ``s3://`` via s3fs.
+
+:class:`Storage` is the filesystem plus the root every layout path is relative
+to. It refuses any relative path that would resolve outside the root,
+whatever the caller, and writes atomically.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,8 +17,15 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from driftline.schemas import layout
 from driftline.schemas.settings import Settings
+
+
+class StorageError(RuntimeError):
+    """A storage operation that cannot be done; the message names the path."""
+
+
+class OutsideRootError(StorageError, ValueError):
+    """A relative path that would resolve outside the storage root."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,22 @@ class Storage:
         return cls.from_url(settings.storage_url, **settings.storage_options)
 
     def path(self, relative: str) -> str:
-        return layout.join(self.root, relative)
+        """The full path of ``relative``; :class:`OutsideRootError` if it would leave the root."""
+        normalized = posixpath.normpath("/" + relative.replace("\\", "/")).lstrip("/")
+        if normalized != relative.strip("/") or normalized in {"", "."}:
+            raise OutsideRootError(
+                f"refusing storage path {relative!r}: it must be a plain relative path under {self.root} "
+                "(no '..', '.', empty or backslash segments)"
+            )
+        return f"{self.root}/{normalized}"
+
+    def relative(self, full: str) -> str:
+        """The inverse of :meth:`path` for paths returned by listings."""
+        prefix = self.root + "/"
+        full = full.split("://", 1)[-1] if "://" in full else full
+        if not full.startswith(prefix):
+            raise OutsideRootError(f"{full!r} is not under the storage root {self.root}")
+        return full[len(prefix) :]
 
     def url(self, relative: str) -> str:
         """A full URL for messages meant for people (``s3://…`` or a local path)."""
@@ -67,18 +95,25 @@ class Storage:
         return self.write_bytes(relative, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
 
     def read_json(self, relative: str) -> Any:
-        return json.loads(self.fs.cat_file(self.path(relative)))
+        return json.loads(self.read_bytes(relative))
+
+    def read_bytes(self, relative: str) -> bytes:
+        data: bytes = self.fs.cat_file(self.path(relative))
+        return data
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths matching a glob pattern under the root, sorted."""
+        return sorted(self.relative(p) for p in self.fs.glob(self.path(pattern)))
 
     def exists(self, relative: str) -> bool:
-        return self.fs.exists(self.path(relative))
+        return bool(self.fs.exists(self.path(relative)))
 
     def list(self, relative: str) -> list[str]:
         """Relative paths of the files directly under a folder; empty if it does not exist."""
         full = self.path(relative)
         if not self.fs.exists(full):
             return []
-        prefix = self.root + "/"
-        return sorted(p[len(prefix) :] if p.startswith(prefix) else p for p in self.fs.ls(full, detail=False))
+        return sorted(self.relative(p) for p in self.fs.ls(full, detail=False))
 
     def remove(self, relative: str) -> None:
         full = self.path(relative)

@@ -1,0 +1,289 @@
+"""Typed records for everything that crosses a boundary: a topic, a file in storage, another folder's module.
+
+One definition each; producers build them and readers parse them with
+:meth:`Record.parse`, never with dicts assembled by hand. Every record carries
+``schema_version``. A reader given a record of another version, or one with a
+field it does not know (written by a newer driftline) or without one it needs
+(written by an older one), gets a :class:`RecordError` naming the record type
+and the field. ``make schemas`` writes their JSON Schemas to
+``schemas/jsonschema/`` for non-Python producers and consumers.
+
+| record | where it travels |
+|---|---|
+| :class:`DeadLetter` | the dead-letter topic |
+| :class:`WindowMetrics` | the metrics topic (one per model, version and closed window) |
+| :class:`Alert` | the alerts topic; the alert outbox in storage |
+| :class:`DriftSummary` | the drift task's return value (XCom), read by the demo |
+| :class:`RetrainRequest` | ``retrain/requests/<model>.json`` |
+| :class:`ModelVersion` | ``models/<model>/versions/<version>/metadata.json`` |
+| :class:`DeploymentState`, :class:`DeploymentEvent` | ``models/<model>/routing.json``; the deployments topic |
+| :class:`IngestLedger` | ``_ingest/...`` (an ingest run's offset range before its commit) |
+| :class:`ReferenceSource` | beside the stored reference profile: what it was built from |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
+
+RECORD_SCHEMA_VERSION: Final = 1
+
+
+class RecordError(ValueError):
+    """A record that does not match its definition; the message names the record type and the field."""
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="Lower-case hex SHA-256 digest.")]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    """Base of every record: frozen, unknown fields rejected, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+    record_type: ClassVar[str]
+
+    schema_version: Literal[1] = RECORD_SCHEMA_VERSION
+
+    @classmethod
+    def parse(cls, raw: bytes | str | Mapping[str, Any]) -> Self:
+        """Decode and validate; raises :class:`RecordError` naming the field, what was wrong and what is expected."""
+        if isinstance(raw, bytes | str):
+            try:
+                data = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise RecordError(f"{cls.record_type} record: not valid JSON ({exc})") from None
+        else:
+            data = raw
+        if not isinstance(data, Mapping):
+            raise RecordError(f"{cls.record_type} record: expected a JSON object, got {type(data).__name__}")
+        version = data.get("schema_version", RECORD_SCHEMA_VERSION)
+        if version != RECORD_SCHEMA_VERSION:
+            raise RecordError(
+                f"{cls.record_type} record: field 'schema_version': this driftline reads version "
+                f"{RECORD_SCHEMA_VERSION}, got {version!r}; read it with the driftline release that wrote it"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise RecordError(f"{cls.record_type} record: {describe_record_error(exc)}") from None
+
+    def to_json(self) -> bytes:
+        """The wire and file form: compact UTF-8 JSON."""
+        return self.model_dump_json().encode()
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """Plain JSON types (datetimes as ISO text), e.g. for an Airflow task's return value."""
+        return self.model_dump(mode="json")
+
+
+def describe_record_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"field '{where}' is unknown to this driftline (written by a newer release?)")
+        elif item["type"] == "missing":
+            parts.append(f"field '{where}' is missing (written by an older release?)")
+        else:
+            got = item.get("input")
+            got_text = "" if isinstance(got, dict | list) else f" (got {got!r:.80})"
+            parts.append(f"field '{where}': {item['msg']}{got_text}")
+    return "; ".join(parts)
+
+
+class DeadLetter(Record):
+    """An event that could not be used, with the reason and where it came from."""
+
+    record_type: ClassVar[str] = "dead_letter"
+
+    reason: str = Field(description="What was wrong and what would be right, for people.")
+    source: Literal["producer", "worker", "ingest"]
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    original: JsonValue = Field(description="The original payload, or its text when it was not JSON.")
+    dead_lettered_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class LatencySketchState(Record):
+    """The mergeable latency sketch of a window (see streams/windows.py)."""
+
+    record_type: ClassVar[str] = "latency_sketch"
+
+    relative_accuracy: float = Field(gt=0, lt=1)
+    zeros: int = Field(ge=0)
+    count: int = Field(ge=0)
+    buckets: dict[str, int] = Field(description="Bucket index (as text) -> count.")
+
+
+class WindowMetrics(Record):
+    """One model version's closed tumbling window, as published on the metrics topic."""
+
+    record_type: ClassVar[str] = "window_metrics"
+
+    model: str
+    model_version: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    count: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    latency_sketch: LatencySketchState
+    partitions: list[int] = Field(description="Source partitions whose events the window holds.")
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}|{self.model_version}"
+
+
+class Alert(Record):
+    """Something a person must look at; delivered to Slack (or the console) at least once, announced once."""
+
+    record_type: ClassVar[str] = "alert"
+
+    alert_id: str = Field(description="Stable for the same model, window and kind, so re-runs do not re-announce.")
+    kind: Literal["threshold", "drift"]
+    model: str
+    model_version: str | None = None
+    metric: str | None = Field(default=None, description="The metric that crossed its threshold (threshold alerts).")
+    value: float | None = None
+    threshold: float | None = None
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    count: int | None = Field(default=None, description="Events (or rows) in the window.")
+    channel: str | None = Field(default=None, description="Slack channel; the settings' default when null.")
+    text: str | None = Field(default=None, description="The message, when rendered by the sender.")
+
+
+class DriftSummary(Record):
+    """What a drift check found for one model and window: the drift task's return value."""
+
+    record_type: ClassVar[str] = "drift_summary"
+
+    model: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    current_rows: int = Field(ge=0)
+    drifted_features: list[str]
+    share_drifted: float = Field(ge=0, le=1)
+    alert: bool
+    retrain_requested: bool
+    report_url: str
+    alerts_delivered: list[str] = Field(default_factory=list)
+
+
+class RetrainRequest(Record):
+    """Written by the drift check, consumed (and removed) by the retrain DAG."""
+
+    record_type: ClassVar[str] = "retrain_request"
+
+    model: str
+    reason: str
+    report: str = Field(description="URL or path of the drift report behind the request.")
+    requested_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class ModelVersion(Record):
+    """A stored model version: its artifact, the artifact's digest, and how it was trained and validated."""
+
+    record_type: ClassVar[str] = "model_version"
+
+    model: str
+    version: str
+    artifact: str = Field(description="File name of the artifact beside this record.")
+    artifact_format: Literal["pickle"] = "pickle"
+    sha256: Sha256 = Field(description="Digest of the artifact; loading refuses an artifact that does not match.")
+    trained_at: UtcDatetime = Field(default_factory=utc_now)
+    reason: str = "manual"
+    training_rows: int | None = None
+    holdout_rows: int | None = None
+    holdout_accuracy: float | None = None
+    serving_version: str | None = None
+    serving_holdout_accuracy: float | None = None
+
+
+class DeploymentEvent(Record):
+    """One change of what serves a model."""
+
+    record_type: ClassVar[str] = "deployment_event"
+
+    model: str
+    serving: str
+    previous: str | None = None
+    strategy: Literal["blue_green"] = "blue_green"
+    reason: str
+    at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class DeploymentState(Record):
+    """Which version serves a model, the one to roll back to, and the recent history of changes."""
+
+    record_type: ClassVar[str] = "deployment_state"
+
+    model: str
+    serving: str
+    previous: str | None = None
+    strategy: Literal["blue_green"] = "blue_green"
+    updated_at: UtcDatetime
+    history: list[DeploymentEvent] = Field(default_factory=list)
+
+
+class IngestLedger(Record):
+    """The offset range an ingest run wrote files for, kept until its offsets are committed."""
+
+    record_type: ClassVar[str] = "ingest_ledger"
+
+    topic: str
+    partition: int = Field(ge=0)
+    first_offset: int = Field(ge=0)
+    last_offset: int = Field(ge=0)
+
+
+class ReferenceSource(Record):
+    """What a stored reference profile was built from; a different reference rebuilds it."""
+
+    record_type: ClassVar[str] = "reference_source"
+
+    reference: str
+
+
+RECORDS: tuple[type[Record], ...] = (
+    DeadLetter,
+    WindowMetrics,
+    Alert,
+    DriftSummary,
+    RetrainRequest,
+    ModelVersion,
+    DeploymentEvent,
+    DeploymentState,
+    IngestLedger,
+    ReferenceSource,
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the records, by file name, as checked in under ``schemas/jsonschema/``."""
+    return {
+        f"{record.record_type}.v{RECORD_SCHEMA_VERSION}.json": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://driftline.dev/schemas/{record.record_type}.v{RECORD_SCHEMA_VERSION}.json",
+            **record.model_json_schema(),
+        }
+        for record in RECORDS
+    }

@@ -1,0 +1,117 @@
+"""Event Parquet files: rows from validated events, written by source offset range, read by model and hours.
+
+A file holds the events of one model version and one hour that came from one
+source partition's offset range; its name carries the range, so writing the
+same range again replaces the same file (see :func:`.layout.event_file`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from driftline.schemas.events import LabelEvent, PredictionEvent
+from driftline.schemas.storage import layout
+from driftline.schemas.storage.base import Storage
+
+
+def _scalar_columns(value: Any, prefix: str) -> dict[str, Any]:
+    """Numbers and booleans in a float column, anything else in a ``*_class`` text column."""
+    if isinstance(value, int | float) or value is None:  # bool is an int here
+        return {prefix: None if value is None else float(value), f"{prefix}_class": None}
+    return {prefix: None, f"{prefix}_class": str(value)}
+
+
+def event_row(event: PredictionEvent | LabelEvent, partition: int, offset: int) -> dict[str, Any]:
+    """One Parquet row: the event's fields, features flattened as ``features.<name>``, and its source offset."""
+    row: dict[str, Any] = {
+        "request_id": event.request_id,
+        "model": event.model,
+        "model_version": event.model_version,
+        "event_time": event.event_time,
+        "kafka_partition": partition,
+        "kafka_offset": offset,
+    }
+    if isinstance(event, PredictionEvent):
+        row.update(_scalar_columns(event.prediction, "prediction"))
+        row["latency_ms"] = event.latency_ms
+        row["error"] = event.error
+        for name, value in event.features.items():
+            row[f"features.{name}"] = value
+    else:
+        row.update(_scalar_columns(event.label, "label"))
+    return row
+
+
+def rows_to_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
+    frame = pd.DataFrame(list(rows))
+    for column in frame.columns:
+        if column.startswith("features.") and frame[column].dtype == object:
+            values = frame[column].dropna()
+            if not values.map(lambda v: isinstance(v, str)).all():
+                frame[column] = frame[column].map(lambda v: None if v is None else str(v))
+    frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def write_event_file(
+    storage: Storage,
+    kind: str,
+    partition_key: tuple[str, str, datetime],
+    source: tuple[str, int, int, int],
+    rows: Sequence[dict[str, Any]],
+) -> str:
+    """Write the rows of one (model, version, hour) from one (topic, partition, first, last) range; returns the path."""
+    relative = layout.event_file(kind, partition_key, source)
+    return storage.write_bytes(relative, rows_to_parquet(rows))
+
+
+def event_files(storage: Storage, kind: str, model: str, *, since: datetime | None = None) -> list[str]:
+    """Relative paths of ``model``'s event files (every version), from the hour holding ``since`` on."""
+    paths = storage.glob(layout.event_files_glob(kind, model))
+    if since is None:
+        return paths
+    first_hour = layout.hour_of(since)
+    return [path for path in paths if layout.parse_event_file(path).hour >= first_hour]
+
+
+def newest_hour(storage: Storage, kind: str, model: str) -> datetime | None:
+    """Start of the newest hour partition holding data of ``model``, from the paths alone."""
+    hours = [layout.parse_event_file(path).hour for path in event_files(storage, kind, model)]
+    return max(hours) if hours else None
+
+
+def read_event_files(storage: Storage, paths: Iterable[str]) -> pd.DataFrame:
+    frames = []
+    for relative in paths:
+        with storage.fs.open(storage.path(relative), "rb") as handle:
+            frames.append(pq.read_table(handle).to_pandas())
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def read_events(storage: Storage, kind: str, model: str, *, since: datetime | None = None) -> pd.DataFrame:
+    """All stored rows of one model (every version), optionally only the hour partitions from ``since``'s on."""
+    return read_event_files(storage, event_files(storage, kind, model, since=since))
+
+
+def read_recent_events(storage: Storage, kind: str, model: str, window: timedelta) -> pd.DataFrame:
+    """Rows of the hour partitions that can hold events of the last ``window`` before the newest one.
+
+    Reads only those partitions, not the model's whole history; callers cut the
+    exact window by event time.
+    """
+    newest = newest_hour(storage, kind, model)
+    return pd.DataFrame() if newest is None else read_events(storage, kind, model, since=newest - window)
+
+
+def location(storage: Storage, kind: str, model: str) -> str:
+    """Where ``model``'s events of ``kind`` are stored, for messages meant for people."""
+    return storage.url(layout.event_model_folder(kind, model))

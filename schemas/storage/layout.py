@@ -1,0 +1,161 @@
+"""Storage layout: every path driftline reads or writes, relative to the storage root. Pure; no IO.
+
+Only the storage package uses these; everything else calls its functions.
+Paths are Hive-style so that pyarrow datasets discover the partitions::
+
+    {root}/predictions/model=M/version=V/date=YYYY-MM-DD/hour=HH/{topic}+{partition}+{first}+{last}.parquet
+    {root}/labels/...                                  # the same shape
+    {root}/reports/model=M/drift-{window_end}.json     # + .html beside it
+    {root}/models/M/routing.json                       # deployment state: which version serves
+    {root}/models/M/versions/V/model.pkl               # + metadata.json (ModelVersion, with the SHA-256)
+    {root}/models/M/reference_profile.npz              # + reference_profile.source.json
+    {root}/retrain/requests/M.json
+    {root}/alerts/{pending,sent}/{alert_id}.json
+    {root}/_ingest/{topic}/{partition}/{first_offset}.json
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+EVENT_KINDS = ("predictions", "labels")
+_SEGMENT_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
+_EVENT_FILE = re.compile(
+    r"^(?P<kind>predictions|labels)/model=(?P<model>[^/]+)/version=(?P<version>[^/]+)/"
+    r"date=(?P<date>\d{4}-\d{2}-\d{2})/hour=(?P<hour>\d{2})/(?P<name>[^/]+\.parquet)$"
+)
+
+
+class LayoutError(ValueError):
+    """A name that cannot be part of a storage path."""
+
+
+def segment(value: str, what: str) -> str:
+    """``value`` as one path segment; refuses separators, control characters, ``.`` and ``..``."""
+    if not value or value in {".", ".."} or _SEGMENT_FORBIDDEN.search(value):
+        raise LayoutError(
+            f"{what} {value!r} cannot be used in a storage path: it must be non-empty, not '.' or '..', "
+            "and hold no '/', '\\' or control characters"
+        )
+    return value
+
+
+def event_kind(kind: str) -> str:
+    if kind not in EVENT_KINDS:
+        raise LayoutError(f"event kind must be one of {EVENT_KINDS}, got {kind!r}")
+    return kind
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def event_model_folder(kind: str, model: str) -> str:
+    return f"{event_kind(kind)}/model={segment(model, 'model')}"
+
+
+def event_partition(kind: str, model: str, model_version: str, hour: datetime) -> str:
+    hour = hour_of(hour)
+    return (
+        f"{event_model_folder(kind, model)}/version={segment(model_version, 'model version')}"
+        f"/date={hour:%Y-%m-%d}/hour={hour:%H}"
+    )
+
+
+def data_file_name(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """Named by source partition and offset range, so rewriting a range replaces the file."""
+    return f"{segment(topic, 'topic')}+{partition}+{first_offset:020d}+{last_offset:020d}.parquet"
+
+
+def event_file(kind: str, partition_key: tuple[str, str, datetime], source: tuple[str, int, int, int]) -> str:
+    """The file of one (model, version, hour) holding rows of one (topic, partition, first, last offset) range."""
+    model, model_version, hour = partition_key
+    return f"{event_partition(kind, model, model_version, hour)}/{data_file_name(*source)}"
+
+
+def event_files_glob(kind: str, model: str) -> str:
+    return f"{event_model_folder(kind, model)}/version=*/date=*/hour=*/*.parquet"
+
+
+@dataclass(frozen=True)
+class EventFile:
+    """What an event file's path says about its rows."""
+
+    kind: str
+    model: str
+    model_version: str
+    hour: datetime
+    name: str
+
+
+def parse_event_file(relative: str) -> EventFile:
+    """The partition values of a path written by :func:`event_file`; :class:`LayoutError` for any other path."""
+    match = _EVENT_FILE.match(relative)
+    if not match:
+        raise LayoutError(f"{relative!r} is not an event file path ({event_files_glob('<kind>', '<model>')})")
+    hour = datetime.strptime(f"{match['date']}T{match['hour']}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
+    return EventFile(match["kind"], match["model"], match["version"], hour, match["name"])
+
+
+def ingest_ledger(topic: str, partition: int, first_offset: int) -> str:
+    return f"_ingest/{segment(topic, 'topic')}/{partition}/{first_offset:020d}.json"
+
+
+def reports_folder(model: str) -> str:
+    return f"reports/model={segment(model, 'model')}"
+
+
+def drift_report(model: str, window_end: datetime) -> str:
+    return f"{reports_folder(model)}/drift-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
+
+
+def model_folder(model: str) -> str:
+    return f"models/{segment(model, 'model')}"
+
+
+def deployment_state(model: str) -> str:
+    return f"{model_folder(model)}/routing.json"
+
+
+def model_versions_folder(model: str) -> str:
+    return f"{model_folder(model)}/versions"
+
+
+def model_version_dir(model: str, version: str) -> str:
+    return f"{model_versions_folder(model)}/{segment(version, 'model version')}"
+
+
+def model_artifact(model: str, version: str, file_name: str) -> str:
+    return f"{model_version_dir(model, version)}/{segment(file_name, 'artifact name')}"
+
+
+def model_version_metadata(model: str, version: str) -> str:
+    return f"{model_version_dir(model, version)}/metadata.json"
+
+
+def reference_profile(model: str) -> str:
+    """Built once from the training data, stored next to the model."""
+    return f"{model_folder(model)}/reference_profile.npz"
+
+
+def reference_profile_source(model: str) -> str:
+    return f"{model_folder(model)}/reference_profile.source.json"
+
+
+def retrain_request(model: str) -> str:
+    return f"retrain/requests/{segment(model, 'model')}.json"
+
+
+ALERT_STATES = ("pending", "sent")
+
+
+def alert_outbox_folder(state: str) -> str:
+    if state not in ALERT_STATES:
+        raise LayoutError(f"alert outbox state must be one of {ALERT_STATES}, got {state!r}")
+    return f"alerts/{state}"
+
+
+def alert_outbox(state: str, alert_id: str) -> str:
+    return f"{alert_outbox_folder(state)}/{segment(alert_id, 'alert id')}.json"

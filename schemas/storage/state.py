@@ -1,0 +1,95 @@
+"""Drift reports, retrain requests, the alert outbox and ingest ledgers: small files that carry state between runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, TypeVar
+
+from driftline.schemas.records import Alert, IngestLedger, RecordError, RetrainRequest
+from driftline.schemas.storage import layout
+from driftline.schemas.storage.base import Storage, StorageError
+
+
+def write_drift_report(storage: Storage, model: str, window_end: datetime, report: dict[str, Any], html: str) -> str:
+    """Write the JSON report and its HTML beside it (same name, ``.html``); returns the JSON report's URL."""
+    path = layout.drift_report(model, window_end)
+    storage.write_json(path, report)
+    storage.write_bytes(path.removesuffix(".json") + ".html", html.encode())
+    return storage.url(path)
+
+
+def drift_reports(storage: Storage, model: str) -> list[str]:
+    """Relative paths of ``model``'s JSON drift reports, oldest window first."""
+    return storage.glob(f"{layout.reports_folder(model)}/drift-*.json")
+
+
+def read_drift_report(storage: Storage, relative: str) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(storage.read_bytes(relative))
+    return report
+
+
+RecordT = TypeVar("RecordT", RetrainRequest, Alert, IngestLedger)
+
+
+def _parse(storage: Storage, record_class: type[RecordT], relative: str) -> RecordT:
+    try:
+        return record_class.parse(storage.read_bytes(relative))
+    except RecordError as exc:
+        raise StorageError(f"{storage.url(relative)}: {exc}") from None
+
+
+# -- retrain requests -------------------------------------------------------------------------------
+def write_retrain_request(storage: Storage, request: RetrainRequest) -> str:
+    return storage.write_bytes(layout.retrain_request(request.model), request.to_json())
+
+
+def read_retrain_request(storage: Storage, model: str) -> RetrainRequest | None:
+    path = layout.retrain_request(model)
+    return _parse(storage, RetrainRequest, path) if storage.exists(path) else None
+
+
+def retrain_requested(storage: Storage, model: str) -> bool:
+    return storage.exists(layout.retrain_request(model))
+
+
+def remove_retrain_request(storage: Storage, model: str) -> None:
+    storage.remove(layout.retrain_request(model))
+
+
+# -- alert outbox -------------------------------------------------------------------------------------
+def queue_alert(storage: Storage, alert: Alert) -> bool:
+    """Put ``alert`` in the outbox unless one with its id was already sent; returns whether it was queued."""
+    if storage.exists(layout.alert_outbox("sent", alert.alert_id)):
+        return False
+    storage.write_bytes(layout.alert_outbox("pending", alert.alert_id), alert.to_json())
+    return True
+
+
+def pending_alerts(storage: Storage) -> list[Alert]:
+    return [_parse(storage, Alert, path) for path in storage.list(layout.alert_outbox_folder("pending"))]
+
+
+def sent_alert_ids(storage: Storage) -> list[str]:
+    return [path.rsplit("/", 1)[-1].removesuffix(".json") for path in storage.list(layout.alert_outbox_folder("sent"))]
+
+
+def mark_alert_sent(storage: Storage, alert: Alert) -> None:
+    """Record delivery first, then drop the pending copy: a crash in between cannot send it twice."""
+    storage.write_bytes(layout.alert_outbox("sent", alert.alert_id), alert.to_json())
+    storage.remove(layout.alert_outbox("pending", alert.alert_id))
+
+
+# -- ingest ledgers -----------------------------------------------------------------------------------
+def read_ingest_ledger(storage: Storage, topic: str, partition: int, first_offset: int) -> IngestLedger | None:
+    path = layout.ingest_ledger(topic, partition, first_offset)
+    return _parse(storage, IngestLedger, path) if storage.exists(path) else None
+
+
+def write_ingest_ledger(storage: Storage, ledger: IngestLedger, start_offset: int) -> str:
+    """Keyed by the committed offset the run started from, so the next run finds it there."""
+    return storage.write_bytes(layout.ingest_ledger(ledger.topic, ledger.partition, start_offset), ledger.to_json())
+
+
+def remove_ingest_ledger(storage: Storage, topic: str, partition: int, start_offset: int) -> None:
+    storage.remove(layout.ingest_ledger(topic, partition, start_offset))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from driftline.schemas.events import PredictionEvent
+from driftline.schemas.storage import Storage, events, layout
+
+T0 = datetime(2026, 5, 1, 6, tzinfo=UTC)
+
+
+def store_hour(storage: Storage, hour: int, count: int) -> str:
+    at = T0 + timedelta(hours=hour)
+    rows = [
+        events.event_row(
+            PredictionEvent(
+                model="m",
+                model_version="v1",
+                request_id=f"{hour}-{i}",
+                event_time=at + timedelta(minutes=i),
+                features={"x": 1.0},
+                prediction=1,
+                latency_ms=1.0,
+            ),
+            0,
+            i,
+        )
+        for i in range(count)
+    ]
+    return events.write_event_file(storage, "predictions", ("m", "v1", at), ("t", 0, 0, count - 1), rows)
+
+
+def test_only_the_partitions_of_the_window_are_read(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    assert events.newest_hour(storage, "predictions", "m") is None
+    assert events.read_recent_events(storage, "predictions", "m", timedelta(hours=1)).empty
+    for hour, count in ((0, 5), (1, 6), (2, 7), (3, 8)):
+        store_hour(storage, hour, count)
+    assert events.newest_hour(storage, "predictions", "m") == T0 + timedelta(hours=3)
+    recent = events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))
+    assert sorted(recent["request_id"].str[0].unique()) == ["2", "3"]  # hours 08 and 09, not 06 or 07
+    assert len(recent) == 15
+
+
+def test_files_are_named_by_their_source_range_and_parse_back(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    path = store_hour(storage, 2, 3)
+    relative = storage.relative(path)
+    assert relative == (
+        "predictions/model=m/version=v1/date=2026-05-01/hour=08/t+0+00000000000000000000+00000000000000000002.parquet"
+    )
+    parsed = layout.parse_event_file(relative)
+    assert (parsed.kind, parsed.model, parsed.model_version, parsed.hour) == (
+        "predictions",
+        "m",
+        "v1",
+        T0 + timedelta(hours=2),
+    )
+    assert store_hour(storage, 2, 3) == path  # the same range rewrites the same file
+    assert events.event_files(storage, "predictions", "m") == [relative]
+
+
+def test_hostile_names_cannot_become_paths(tmp_path):
+    storage = Storage.from_url(str(tmp_path / "root"))
+    with pytest.raises(
+        layout.LayoutError, match=re.escape("model version '../../outside' cannot be used in a storage path")
+    ):
+        events.write_event_file(storage, "predictions", ("m", "../../outside", T0), ("t", 0, 0, 0), [])
+    with pytest.raises(layout.LayoutError, match=re.escape("model '..' cannot be used")):
+        events.event_files(storage, "labels", "..")
+    assert not (tmp_path / "outside").exists()

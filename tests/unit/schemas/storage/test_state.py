@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from driftline.schemas.records import Alert, IngestLedger, RetrainRequest
+from driftline.schemas.storage import Storage, StorageError, layout, state
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+
+
+def test_an_alert_already_sent_is_not_queued_again(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    alert = Alert(alert_id="drift-m-1", kind="drift", model="m", window_start=T0, window_end=T0, text="t")
+    assert state.queue_alert(storage, alert)
+    assert state.pending_alerts(storage) == [alert]
+    state.mark_alert_sent(storage, alert)
+    assert state.pending_alerts(storage) == [] and state.sent_alert_ids(storage) == ["drift-m-1"]
+    assert not state.queue_alert(storage, alert)
+    assert state.pending_alerts(storage) == []
+
+
+def test_retrain_requests_and_ledgers_round_trip(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    assert state.read_retrain_request(storage, "m") is None and not state.retrain_requested(storage, "m")
+    request = RetrainRequest(model="m", reason="drift", report="s3://b/r.json", requested_at=T0)
+    state.write_retrain_request(storage, request)
+    assert state.read_retrain_request(storage, "m") == request
+    state.remove_retrain_request(storage, "m")
+    assert not state.retrain_requested(storage, "m")
+    ledger = IngestLedger(topic="t", partition=2, first_offset=10, last_offset=19)
+    state.write_ingest_ledger(storage, ledger, start_offset=10)
+    assert state.read_ingest_ledger(storage, "t", 2, 10) == ledger
+    assert state.read_ingest_ledger(storage, "t", 2, 20) is None
+
+
+def test_a_record_of_another_shape_names_the_file_and_the_field(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    storage.write_json(layout.retrain_request("m"), {"model": "m", "reason": "r"})
+    with pytest.raises(StorageError) as error:
+        state.read_retrain_request(storage, "m")
+    assert "retrain/requests/m.json: retrain_request record: field 'report' is missing" in str(error.value)
+
+
+def test_reports_are_written_beside_their_html_and_listed_oldest_first(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    for hour in (11, 10):
+        state.write_drift_report(storage, "m", T0.replace(hour=hour), {"hour": hour}, "<html></html>")
+    reports = state.drift_reports(storage, "m")
+    assert reports == ["reports/model=m/drift-20260501T100000Z.json", "reports/model=m/drift-20260501T110000Z.json"]
+    assert state.read_drift_report(storage, reports[-1]) == {"hour": 11}
+    assert storage.exists("reports/model=m/drift-20260501T110000Z.html")
