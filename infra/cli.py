@@ -77,7 +77,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.demo import run_demo
 
-    return run_demo(settings, rows=args.rows)
+    return run_demo(settings, rows=args.rows, keep=args.keep)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
     demo = commands.add_parser("demo", help="the whole loop end to end on the embedded default")
     demo.add_argument("--rows", type=int, default=12_000, help="predictions to simulate (default 12000)")
+    demo.add_argument("--keep", action="store_true", help="leave the broker running if the demo started it")
     demo.set_defaults(func=_cmd_demo)
     return parser
 

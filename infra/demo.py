@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from driftline.infra.local_stack import LocalStack
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 
@@ -38,22 +39,29 @@ def _stage(name: str) -> None:
     print(f"\n== {name}", flush=True)
 
 
-def run_demo(settings: Settings, rows: int = 12_000) -> int:
+def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> int:
+    """Run the loop; stop the broker afterwards if the demo started it (unless ``keep``)."""
+    from driftline.infra.local_stack import LocalStack
+
     started = time.monotonic()
+    stack = LocalStack.from_settings(settings)
+    broker_was_running = stack.broker_pid() is not None
     try:
-        summary = _run(settings, rows)
+        summary = _run(settings, stack, rows)
+        _print_summary(summary, time.monotonic() - started)
+        return 0 if summary["ok"] else 1
     except DemoFailure as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
-    _print_summary(summary, time.monotonic() - started)
-    return 0 if summary["ok"] else 1
+    finally:
+        if not keep and not broker_was_running:
+            print(f"{stack.down()} (the demo started it; 'driftline demo --keep' leaves it running)")
 
 
-def _run(base_settings: Settings, rows: int) -> dict[str, Any]:
-    from driftline.infra.local_stack import LocalStack, airflow_environment
+def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any]:
+    from driftline.infra.local_stack import airflow_environment
 
     _stage("local stack")
-    stack = LocalStack.from_settings(base_settings)
     for line in stack.up():
         print("  " + line)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
