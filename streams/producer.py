@@ -38,17 +38,30 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ProducerStats:
-    """Counters since the producer was created."""
+    """Counters since the producer was created; every message ends in exactly one outcome.
+
+    ``enqueued`` counts messages handed to the client (``dead_lettered`` of them
+    went to the dead-letter topic). Each ends ``delivered`` or ``delivery_failed``
+    (timed out, refused, or purged from a client discarded after a fatal error);
+    until then it is ``pending``. A message never handed over was dropped at the
+    call: ``dropped_buffer_full`` or ``dropped_error``.
+    """
 
     enqueued: int = 0
-    delivered: int = 0
-    dropped_buffer_full: int = 0
-    delivery_failed: int = 0
     dead_lettered: int = 0
+    delivered: int = 0
+    delivery_failed: int = 0
+    dropped_buffer_full: int = 0
+    dropped_error: int = 0
+    producers_rebuilt: int = 0
+
+    @property
+    def pending(self) -> int:
+        return self.enqueued - self.delivered - self.delivery_failed
 
     @property
     def dropped(self) -> int:
-        return self.dropped_buffer_full + self.delivery_failed
+        return self.dropped_buffer_full + self.dropped_error + self.delivery_failed
 
 
 class DriftlineProducer:
@@ -66,7 +79,7 @@ class DriftlineProducer:
     ) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
-        config = {
+        self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "linger.ms": linger_ms,
             "queue.buffering.max.messages": max_buffered,
@@ -74,8 +87,10 @@ class DriftlineProducer:
             "acks": "all",
             "client.id": "driftline-producer",
             **(extra_config or {}),
+            "error_cb": self._on_client_error,
         }
-        self._producer = Producer(config)
+        self._fatal_error: KafkaError | None = None
+        self._producer = Producer(self._config)
         topics = topics or Topics()
         self.predictions_topic = topics.predictions
         self.labels_topic = topics.labels
@@ -145,7 +160,12 @@ class DriftlineProducer:
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for buffered events; returns how many are still queued."""
-        return self._producer.flush(timeout)
+        try:
+            self._recover_if_fatal()
+            return int(self._producer.flush(timeout))
+        except Exception:  # flush must not raise into a shutdown path either
+            log.exception("driftline producer flush failed")
+            return self.stats.pending
 
     def close(self, timeout: float = 10.0) -> None:
         if self._closed:
@@ -181,6 +201,7 @@ class DriftlineProducer:
 
     def _enqueue(self, topic: str, value: bytes, key: bytes | None, dead: bool = False) -> None:
         try:
+            self._recover_if_fatal()
             self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
         except BufferError:
             with self._lock:
@@ -188,17 +209,50 @@ class DriftlineProducer:
                 dropped = self.stats.dropped_buffer_full
             if dropped == 1 or dropped % self._log_every == 0:
                 log.warning("driftline producer buffer full: %d events dropped so far (raise max_buffered?)", dropped)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - anything else from the client is counted, not raised
+            self._note_fatal(exc)
             with self._lock:
-                self.stats.delivery_failed += 1
-            log.exception("driftline producer could not enqueue an event")
+                self.stats.dropped_error += 1
+            log.warning("driftline producer could not enqueue an event: %s", exc)
         else:
             with self._lock:
-                if dead:
-                    self.stats.dead_lettered += 1
-                else:
-                    self.stats.enqueued += 1
-        self._producer.poll(0)
+                self.stats.enqueued += 1
+                self.stats.dead_lettered += int(dead)
+        try:
+            self._producer.poll(0)
+        except Exception as exc:  # noqa: BLE001 - a fatal error surfaces here too; recover on the next call
+            self._note_fatal(exc)
+            log.warning("driftline producer poll failed: %s", exc)
+
+    # -- fatal errors: the client is unusable (e.g. UnknownProducerId after a broker lost its state) ---------
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal_error = error
+        log.warning("driftline producer: %s", error)
+
+    def _note_fatal(self, exc: Exception) -> None:
+        error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+        if error is not None and error.fatal():
+            self._fatal_error = error
+
+    def _recover_if_fatal(self) -> None:
+        """Replace a client that hit a fatal error; what it still held is counted as failed, not lost silently."""
+        if self._fatal_error is None:
+            return
+        error, old = self._fatal_error, self._producer
+        self._fatal_error = None
+        stranded = len(old)
+        try:
+            old.purge(in_queue=True, in_flight=True)
+            old.poll(0)  # runs the purged messages' delivery callbacks: they count as failed
+        except Exception:  # the old client is being thrown away
+            log.debug("purging the failed driftline producer raised", exc_info=True)
+        self._producer = Producer(self._config)
+        with self._lock:
+            self.stats.producers_rebuilt += 1
+        log.warning(
+            "driftline producer hit a fatal error (%s); replaced the client, %d queued events failed", error, stranded
+        )
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         with self._lock:
@@ -211,7 +265,7 @@ class DriftlineProducer:
             log.warning("driftline producer delivery failed (%s); %d failures so far", error, failed)
 
     def stats_dict(self) -> dict[str, int]:
-        return {**asdict(self.stats), "dropped": self.stats.dropped}
+        return {**asdict(self.stats), "dropped": self.stats.dropped, "pending": self.stats.pending}
 
 
 def _reason(exc: Exception) -> str:
