@@ -51,9 +51,12 @@ class PredictionEvent(_Event):
     event_type: Literal["prediction"] = "prediction"
     features: dict[Name, FeatureValue]
     prediction: float | int | str | bool | None
-    latency_ms: float = Field(ge=0, description="Wall time of the prediction call in milliseconds.")
+    # Strict: "12.5" or true is a producer bug, not a latency.
+    latency_ms: float = Field(ge=0, strict=True, description="Wall time of the prediction call in milliseconds.")
     error: str | None = Field(
-        default=None, description="Error class or message when the prediction failed; null on success."
+        default=None,
+        strict=True,
+        description="Error class or message when the prediction failed; null on success.",
     )
 
     @field_validator("latency_ms")
@@ -85,7 +88,13 @@ def describe_validation_error(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_event(raw: bytes | str | dict[str, Any], expected: str | None = None) -> PredictionEvent | LabelEvent:
+def _no_constants(name: str) -> Any:
+    raise EventError(f"{name} is not a JSON number; send a finite number, or null for a missing value")
+
+
+def parse_event(
+    raw: bytes | str | dict[str, Any], expected: str | None = None, *, max_bytes: int | None = None
+) -> PredictionEvent | LabelEvent:
     """Decode and validate one event.
 
     Parameters
@@ -95,15 +104,23 @@ def parse_event(raw: bytes | str | dict[str, Any], expected: str | None = None) 
     expected:
         ``"prediction"`` or ``"label"`` to insist on one type; ``None`` reads
         the ``event_type`` field.
+    max_bytes:
+        Refuse encoded events larger than this (``Settings.max_event_bytes``).
 
     Raises
     ------
     EventError
         With a reason that names the field, what was wrong and what is expected.
     """
-    if isinstance(raw, (bytes, str)):
+    if isinstance(raw, bytes | str):
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if max_bytes is not None and size > max_bytes:
+            raise EventError(
+                f"event of {size:,} bytes exceeds the limit of {max_bytes:,} bytes (DRIFTLINE_MAX_EVENT_BYTES); "
+                "send features that describe the request, not its payload"
+            )
         try:
-            data = json.loads(raw)
+            data = json.loads(raw, parse_constant=_no_constants)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EventError(f"not valid JSON ({exc}); expected one JSON object per message") from None
     else:
@@ -128,9 +145,9 @@ def parse_event(raw: bytes | str | dict[str, Any], expected: str | None = None) 
         raise EventError(describe_validation_error(exc)) from None
 
 
-def parse_prediction(raw: bytes | str | dict[str, Any]) -> PredictionEvent:
+def parse_prediction(raw: bytes | str | dict[str, Any], *, max_bytes: int | None = None) -> PredictionEvent:
     """:func:`parse_event` for the predictions topic: anything but a valid prediction is an :class:`EventError`."""
-    event = parse_event(raw, expected="prediction")
+    event = parse_event(raw, expected="prediction", max_bytes=max_bytes)
     assert isinstance(event, PredictionEvent)  # parse_event checked event_type
     return event
 

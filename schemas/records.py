@@ -158,7 +158,7 @@ class Alert(Record):
     record_type: ClassVar[str] = "alert"
 
     alert_id: str = Field(description="Stable for the same model, window and kind, so re-runs do not re-announce.")
-    kind: Literal["threshold", "drift"]
+    kind: Literal["threshold", "drift", "unconfigured_model"]
     model: str
     model_version: str | None = None
     metric: str | None = Field(default=None, description="The metric that crossed its threshold (threshold alerts).")

@@ -139,6 +139,15 @@ class Settings:
     idle_close_seconds: float = field(
         default=10.0, metadata=_env("DRIFTLINE_IDLE_CLOSE_SECONDS", _non_negative_seconds)
     )
+    # Bad input bounds: an event larger than this, or stamped further than these from the time the broker
+    # received it, is dead-lettered with the reason (and never moves a watermark).
+    max_event_bytes: int = field(default=1_048_576, metadata=_env("DRIFTLINE_MAX_EVENT_BYTES", _positive_int))
+    max_event_age_seconds: float = field(
+        default=7 * 24 * 3600.0, metadata=_env("DRIFTLINE_MAX_EVENT_AGE_SECONDS", _non_negative_seconds)
+    )
+    max_event_future_seconds: float = field(
+        default=300.0, metadata=_env("DRIFTLINE_MAX_EVENT_FUTURE_SECONDS", _non_negative_seconds)
+    )
 
     def __post_init__(self) -> None:
         if not self.storage_url:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -18,11 +18,11 @@ from faust.streams import Stream
 from faust.types import StreamT
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
-from driftline.schemas.events import EventError, parse_prediction
 from driftline.schemas.records import Alert, DeadLetter
 from driftline.schemas.settings import Settings
 from driftline.streams.alerts import Notifier, deliver_with_retry, format_threshold_alert, notifier_from_settings
 from driftline.streams.app import create_app
+from driftline.streams.intake import PredictionIntake
 from driftline.streams.metrics_state import MetricsState
 from driftline.streams.thresholds import window_alerts
 from driftline.streams.topics import ensure_topics
@@ -41,14 +41,23 @@ def new_metrics_state(settings: Settings, configs: dict[str, MonitorConfig]) -> 
         window_for_model=window_for_model,
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         idle_close_after=settings.idle_close_seconds,
+        max_event_age=timedelta(seconds=settings.max_event_age_seconds),
+        max_event_future=timedelta(seconds=settings.max_event_future_seconds),
     )
 
 
-def original_text(raw: bytes) -> str:
+DEAD_LETTER_ORIGINAL_LIMIT = 65_536  # bytes of the original kept in a dead letter
+
+
+def original_text(raw: bytes, limit: int = DEAD_LETTER_ORIGINAL_LIMIT) -> str:
+    """The original message as text (hex when not UTF-8), cut to ``limit`` bytes so an oversized event's
+    dead letter is not oversized itself."""
+    kept = raw[:limit]
     try:
-        return raw.decode()
+        text = kept.decode()
     except UnicodeDecodeError:
-        return raw.hex()
+        text = kept.decode(errors="replace") if len(raw) > limit else raw.hex()
+    return text if len(raw) <= limit else f"{text}…[{len(raw) - limit:,} more bytes not kept]"
 
 
 def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier: Notifier) -> faust.App:
@@ -61,6 +70,13 @@ def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier
     alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw")
     dead_letter = app.topic(settings.topics.dead_letter, value_serializer="raw")
     state = new_metrics_state(settings, configs)
+    intake = PredictionIntake(state, configs, settings.max_event_bytes)
+
+    async def on_partitions_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        state.assign(tp.partition for tp in assigned if tp.topic == settings.topics.predictions)
+
+    app.on_partitions_assigned.connect(on_partitions_assigned)
 
     async def send_dead_letter(raw: bytes, reason: str, message: Any) -> None:
         record = DeadLetter(
@@ -84,14 +100,14 @@ def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier
         assert isinstance(stream, Stream)  # take_events is on the implementation, not on StreamT
         async for events in stream.take_events(5000, within=0.5):
             for event in events:
-                try:
-                    prediction = parse_prediction(event.value)
-                except EventError as exc:
-                    await send_dead_letter(event.value, exc.reason, event.message)
-                    continue
-                late_reason = state.add(prediction, event.message.partition)
-                if late_reason:
-                    await send_dead_letter(event.value, late_reason, event.message)
+                message = event.message
+                broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
+                outcome = intake.take(event.value, message.partition, broker_time)
+                if outcome.refused:
+                    await send_dead_letter(event.value or b"", outcome.refused, message)
+                if outcome.alert:
+                    log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
+                    await alerts_topic.send(key=outcome.alert.model.encode(), value=outcome.alert.to_json())
             await publish_closed_windows()
 
     async def close_windows() -> None:

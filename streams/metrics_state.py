@@ -1,18 +1,30 @@
 """The metrics agent's state, free of Faust so it can be unit-tested.
 
-Windows are tumbling and keyed by model, version and window start. A window
-closes when the watermark passes its end: the watermark is the largest event
-time seen minus the allowed lateness, and, when no event has arrived for
-``idle_close_after``, at least the wall clock minus the allowed lateness (so
-the last windows of a quiet stream close too). An event for a window that has
-already closed is *late*: it is handed back to the caller (who dead-letters it)
-rather than silently changing a published figure.
+Windows are tumbling and keyed by model, version and window start.
+
+**Watermarks are per source partition.** Each partition's watermark is the
+largest event time read from it minus the allowed lateness; a window closes
+when the watermark of *every* partition the worker reads has passed its end.
+So a backlog read faster on one partition than on another cannot close a
+window whose events are still waiting on the slow one. A partition that
+has delivered nothing for ``idle_close_after`` seconds of wall time is caught
+up and stops holding windows back; a partition assigned but not yet read
+holds them back until it delivers or goes idle. When every partition is idle,
+everything seen is complete and all open windows close (the last windows of
+a quiet stream).
+
+**Time is bounded.** An event stamped further than ``max_event_age`` before, or
+``max_event_future`` after, the time the broker recorded for it is refused
+with a reason and never moves a watermark (one event stamped 2099 cannot close
+every window). An event for a window that has already closed is *late*: it is
+refused too, rather than silently changing a published figure. The caller
+dead-letters refused events.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -24,18 +36,60 @@ WindowKey = tuple[str, str, datetime]
 
 
 @dataclass
+class PartitionProgress:
+    """How far one source partition has been read, in event time and in wall time."""
+
+    last_seen: float
+    max_event_time: datetime | None = None
+
+
+@dataclass
 class MetricsState:
     window_for_model: Callable[[str], timedelta]
     allowed_lateness: timedelta  # Settings.allowed_lateness_seconds
     idle_close_after: float  # Settings.idle_close_seconds
+    max_event_age: timedelta  # Settings.max_event_age_seconds
+    max_event_future: timedelta  # Settings.max_event_future_seconds
     clock: Callable[[], float] = time.time
     open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
     closed_until: dict[tuple[str, str], datetime] = field(default_factory=dict)
-    max_event_time: datetime | None = None
-    last_event_wall_time: float | None = None
+    partitions: dict[int, PartitionProgress] = field(default_factory=dict)
 
-    def add(self, event: PredictionEvent, partition: int) -> str | None:
-        """Count one event; returns a reason when it is late and was *not* counted."""
+    def assign(self, partitions: Iterable[int]) -> None:
+        """The partitions this worker now reads; new ones hold windows back until they deliver or go idle."""
+        wanted = set(partitions)
+        now = self.clock()
+        for partition in wanted - set(self.partitions):
+            self.partitions[partition] = PartitionProgress(last_seen=now)
+        for partition in set(self.partitions) - wanted:
+            del self.partitions[partition]
+
+    def out_of_bounds(self, event: PredictionEvent, broker_time: datetime | None) -> str | None:
+        """Why an event's time is not believable next to the broker's time for it; ``None`` when it is."""
+        if broker_time is None:
+            return None
+        if event.event_time > broker_time + self.max_event_future:
+            return (
+                f"event_time {event.event_time.isoformat()} is {event.event_time - broker_time} after the broker "
+                f"received it ({broker_time.isoformat()}); at most {self.max_event_future} ahead is accepted "
+                "(DRIFTLINE_MAX_EVENT_FUTURE_SECONDS): check the serving node's clock"
+            )
+        if event.event_time < broker_time - self.max_event_age:
+            return (
+                f"event_time {event.event_time.isoformat()} is {broker_time - event.event_time} before the broker "
+                f"received it ({broker_time.isoformat()}); at most {self.max_event_age} old is accepted "
+                "(DRIFTLINE_MAX_EVENT_AGE_SECONDS)"
+            )
+        return None
+
+    def add(self, event: PredictionEvent, partition: int, broker_time: datetime | None = None) -> str | None:
+        """Count one event; returns a reason when it was *not* counted (out of time bounds, or late)."""
+        now = self.clock()
+        progress = self.partitions.setdefault(partition, PartitionProgress(last_seen=now))
+        progress.last_seen = now
+        reason = self.out_of_bounds(event, broker_time)
+        if reason:
+            return reason
         size = self.window_for_model(event.model)
         start = window_start(event.event_time, size)
         closed = self.closed_until.get((event.model, event.model_version))
@@ -51,23 +105,26 @@ class MetricsState:
             aggregate = self.open_windows[key] = WindowAggregate(event.model, event.model_version, start, start + size)
         aggregate.add(event.latency_ms, event.error is not None)
         aggregate.partitions.add(partition)
-        if self.max_event_time is None or event.event_time > self.max_event_time:
-            self.max_event_time = event.event_time
-        self.last_event_wall_time = self.clock()
+        if progress.max_event_time is None or event.event_time > progress.max_event_time:
+            progress.max_event_time = event.event_time
         return None
 
     def watermark(self) -> datetime | None:
-        candidates = []
-        if self.max_event_time is not None:
-            candidates.append(self.max_event_time - self.allowed_lateness)
-        if self.last_event_wall_time is not None and self.clock() - self.last_event_wall_time >= self.idle_close_after:
-            candidates.append(datetime.fromtimestamp(self.clock(), tz=UTC) - self.allowed_lateness)
-            # A quiet stream whose events are all in the past: everything seen is complete.
-            if self.max_event_time is not None:
-                candidates.append(
-                    max(a.window_end for a in self.open_windows.values()) if self.open_windows else self.max_event_time
-                )
-        return max(candidates) if candidates else None
+        """Windows ending at or before this are complete; ``None`` while nothing can be said."""
+        if not self.partitions:
+            return None
+        now = self.clock()
+        active = [p for p in self.partitions.values() if now - p.last_seen < self.idle_close_after]
+        if active:
+            times = [p.max_event_time for p in active]
+            if any(t is None for t in times):
+                return None  # an assigned partition has not delivered yet: it may hold the oldest events
+            return min(t for t in times if t is not None) - self.allowed_lateness
+        # Every partition is idle: everything seen is complete.
+        seen = [p.max_event_time for p in self.partitions.values() if p.max_event_time is not None]
+        candidates = [datetime.fromtimestamp(now, tz=UTC) - self.allowed_lateness, *seen]
+        candidates += [a.window_end for a in self.open_windows.values()]
+        return max(candidates)
 
     def close_ready(self) -> list[WindowMetrics]:
         """Snapshots of the windows the watermark has passed, oldest first; they leave the state."""

@@ -75,6 +75,7 @@ class DriftlineProducer:
         max_buffered: int = 100_000,
         linger_ms: int = 5,
         log_every: int = 1000,
+        max_event_bytes: int | None = None,
         extra_config: dict[str, Any] | None = None,
     ) -> None:
         if max_buffered < 1:
@@ -97,11 +98,13 @@ class DriftlineProducer:
         self.dead_letter_topic = topics.dead_letter
         self.stats = ProducerStats()
         self._log_every = log_every
+        self._max_event_bytes = Settings().max_event_bytes if max_event_bytes is None else max_event_bytes
         self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> DriftlineProducer:
+        kwargs.setdefault("max_event_bytes", settings.max_event_bytes)
         return cls(settings.bootstrap_servers, topics=settings.topics, **kwargs)
 
     @classmethod
@@ -188,8 +191,15 @@ class DriftlineProducer:
         try:
             event = model_class.model_validate(payload)
             value, key = encode_event(event), event.request_id.encode()
+            if len(value) > self._max_event_bytes:
+                raise EventTooLargeError(
+                    f"event of {len(value):,} bytes exceeds the limit of {self._max_event_bytes:,} bytes "
+                    "(DRIFTLINE_MAX_EVENT_BYTES); send features that describe the request, not its payload"
+                )
         except Exception as exc:  # noqa: BLE001 - validation must never raise into the serving path
             reason = _reason(exc)
+            if isinstance(exc, EventTooLargeError):  # the dead letter keeps who sent it, not the payload
+                payload = {key: payload.get(key) for key in ("event_type", "model", "model_version", "request_id")}
             self._enqueue(
                 self.dead_letter_topic,
                 dead_letter_value(payload, reason, source="producer"),
@@ -268,9 +278,15 @@ class DriftlineProducer:
         return {**asdict(self.stats), "dropped": self.stats.dropped, "pending": self.stats.pending}
 
 
+class EventTooLargeError(ValueError):
+    pass
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return describe_validation_error(exc)
+    if isinstance(exc, EventTooLargeError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -18,7 +18,8 @@ from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+# Recent event times: the worker refuses events stamped more than DRIFTLINE_MAX_EVENT_AGE_SECONDS before receipt.
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 WINDOW_SIZES = [200, 150, 250]
 
 

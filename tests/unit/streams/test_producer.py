@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
 
+from driftline.schemas.records import DeadLetter
 from driftline.streams.producer import DriftlineProducer
 
 
@@ -77,3 +78,20 @@ def test_a_kafka_exception_from_the_client_is_counted_not_raised():
     assert producer.stats.dropped_error == 1 and producer._fatal_error is not None
     producer.log_label(model="m", model_version="v1", request_id="r2", label=1)  # a fresh client takes it
     assert producer.stats.producers_rebuilt == 1 and producer.stats.enqueued == 1
+
+
+def test_an_oversized_event_is_dead_lettered_without_its_payload():
+    producer = make_producer(max_event_bytes=500)
+    sent: list[tuple[str, bytes]] = []
+    producer._enqueue = lambda topic, value, key, dead=False: sent.append((topic, value))  # capture, no client
+    producer.log_prediction(
+        model="m", model_version="v1", request_id="big", features={"blob": "x" * 1000}, prediction=1, latency_ms=1.0
+    )
+    [(topic, value)] = sent
+    dead = DeadLetter.parse(value)
+    assert topic == producer.dead_letter_topic and len(value) < 500
+    assert (
+        dead.reason.startswith("event of 1,")
+        and "exceeds the limit of 500 bytes (DRIFTLINE_MAX_EVENT_BYTES)" in dead.reason
+    )
+    assert dead.original == {"event_type": "prediction", "model": "m", "model_version": "v1", "request_id": "big"}

@@ -1,0 +1,66 @@
+"""What the metrics agent does with one raw prediction message, without IO: count it, or refuse it with a reason.
+
+The agent reads the message, calls :meth:`PredictionIntake.take`, and writes what
+it returns: a dead letter for a refused message, an alert the first time a model
+without a monitor config shows up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from driftline.schemas.config import MetricSettings, MonitorConfig
+from driftline.schemas.events import EventError, parse_prediction
+from driftline.schemas.records import Alert
+from driftline.streams.metrics_state import MetricsState
+
+TOMBSTONE_REASON = "tombstone: the message has no value; expected one JSON event per message"
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The outcome for one message: ``refused`` is the dead-letter reason; ``alert`` is to be sent."""
+
+    refused: str | None = None
+    alert: Alert | None = None
+
+
+def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
+    """Said once per model and worker: its events are judged on the default limits."""
+    defaults = MetricSettings()
+    return Alert(
+        alert_id=f"unconfigured|{model}",
+        kind="unconfigured_model",
+        model=model,
+        window_start=first_seen,
+        window_end=first_seen,
+        text=(
+            f":grey_question: driftline: events for model *{model}* arrive but it has no monitor config; its "
+            f"windows use the defaults (window {defaults.window}, error rate > {defaults.error_rate}, no latency "
+            "limit). Add a config file for it to set its own."
+        ),
+    )
+
+
+@dataclass
+class PredictionIntake:
+    state: MetricsState
+    configs: dict[str, MonitorConfig]
+    max_event_bytes: int
+    unconfigured: dict[str, int] = field(default_factory=dict)  # model -> events counted; flagged once each
+
+    def take(self, raw: bytes | None, partition: int, broker_time: datetime | None) -> Intake:
+        if raw is None:
+            return Intake(refused=TOMBSTONE_REASON)
+        try:
+            prediction = parse_prediction(raw, max_bytes=self.max_event_bytes)
+        except EventError as exc:
+            return Intake(refused=exc.reason)
+        refused = self.state.add(prediction, partition, broker_time)
+        if refused:
+            return Intake(refused=refused)
+        if prediction.model in self.configs:
+            return Intake()
+        seen = self.unconfigured[prediction.model] = self.unconfigured.get(prediction.model, 0) + 1
+        return Intake(alert=unconfigured_model_alert(prediction.model, prediction.event_time) if seen == 1 else None)
