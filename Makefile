@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench bench-evidently-env schemas up down clean
+.PHONY: install demo test lint bench bench-evidently-env schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,13 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/driftline demo
 
-test: install
+# Lint, format check and types first: a style or type error fails fast, before the slower tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/pytest -q -rs
 
 bench: install

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 FeatureType = Literal["numeric", "categorical"]
 Direction = Literal["p_value", "distance"]
 InputKind = Literal["values", "counts"]
 Status = Literal["ok", "insufficient_data"]
+# What a test reads from a profile: "counts" (a numeric feature's bin counts or a categorical feature's
+# category counts), "bin_counts" (numeric bins), "sample" (the bounded row sample), "tail_excess" (exact
+# tail sums beyond the outer bins), "moments" (count, mean, standard deviation).
+ProfilePart = Literal["counts", "bin_counts", "sample", "tail_excess", "moments"]
+PROFILE_PARTS: tuple[ProfilePart, ...] = ("counts", "bin_counts", "sample", "tail_excess", "moments")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatTestOptions:
+    """The one options object every test takes; validated against the test it is used with.
+
+    ``threshold`` is the p-value cut-off (in (0, 1)) for a test of direction
+    ``"p_value"``, or the distance at or above which a feature drifts (a positive
+    number) for a ``"distance"``; ``None`` uses the test's default.
+    """
+
+    threshold: float | None = None
+
+    def threshold_for(self, test: StatTest) -> float:
+        used = test.default_threshold if self.threshold is None else float(self.threshold)
+        if test.direction == "p_value" and not 0 < used < 1:
+            raise ValueError(f"{test.name}: a p-value threshold must be in (0, 1), got {used}")
+        if test.direction == "distance" and not (0 < used < math.inf):
+            raise ValueError(f"{test.name}: a distance threshold must be a positive finite number, got {used}")
+        return used
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,18 @@ class StatTest:
     input_kind: InputKind = "values"
     description: str = ""
     binary_only: bool = False
+    needs: tuple[ProfilePart, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [part for part in self.needs if part not in PROFILE_PARTS]
+        if not self.needs or unknown:
+            raise ValueError(
+                f"drift test {self.name!r} must declare the profile data it uses in 'needs' "
+                f"(any of {', '.join(PROFILE_PARTS)}); got {self.needs!r}"
+            )
+        if not self.feature_types:
+            raise ValueError(f"drift test {self.name!r} must accept at least one feature type")
+        StatTestOptions().threshold_for(self)  # the default threshold must be valid for the direction
 
     def decide(self, statistic: float, p_value: float | None, threshold: float) -> bool:
         if self.direction == "p_value":
@@ -73,14 +112,13 @@ class StatTest:
         self,
         statistic: float,
         p_value: float | None,
-        threshold: float | None,
+        *,
+        options: StatTestOptions,
         reference_size: int,
         current_size: int,
         approximation: str | None = None,
     ) -> DriftResult:
-        used = self.default_threshold if threshold is None else threshold
-        if self.direction == "p_value" and not 0 < used < 1:
-            raise ValueError(f"{self.name}: a p-value threshold must be in (0, 1), got {used}")
+        used = options.threshold_for(self)
         return DriftResult(
             self.name,
             float(statistic),
@@ -93,8 +131,17 @@ class StatTest:
             approximation=approximation,
         )
 
-    def run(self, reference: np.ndarray, current: np.ndarray, *, threshold: float | None = None) -> DriftResult:
-        """Run on raw values (counts-based tests bin or count them first)."""
+    def run(
+        self,
+        reference: npt.ArrayLike,
+        current: npt.ArrayLike,
+        options: StatTestOptions | None = None,
+        *,
+        threshold: float | None = None,
+    ) -> DriftResult:
+        """Run on raw values (counts-based tests bin or count them first). ``threshold=`` is short for
+        ``options=StatTestOptions(threshold=...)``."""
+        options = _options(options, threshold)
         reference, current = np.asarray(reference), np.asarray(current)
         if len(reference) == 0 or len(current) == 0:
             raise ValueError(
@@ -108,12 +155,20 @@ class StatTest:
             statistic, p_value = self.compute(reference_counts, current_counts)
         else:
             statistic, p_value = self.compute(reference, current)
-        return self.result(statistic, p_value, threshold, len(reference), len(current))
+        return self.result(
+            statistic, p_value, options=options, reference_size=len(reference), current_size=len(current)
+        )
 
     def run_counts(
-        self, reference_counts: np.ndarray, current_counts: np.ndarray, *, threshold: float | None = None
+        self,
+        reference_counts: npt.ArrayLike,
+        current_counts: npt.ArrayLike,
+        options: StatTestOptions | None = None,
+        *,
+        threshold: float | None = None,
     ) -> DriftResult:
         """Run on aligned counts (from profiles); only for ``input_kind == "counts"``."""
+        options = _options(options, threshold)
         if self.input_kind != "counts":
             raise ValueError(f"{self.name} needs raw values, not counts")
         reference_counts, current_counts = np.asarray(reference_counts), np.asarray(current_counts)
@@ -124,4 +179,16 @@ class StatTest:
         if reference_counts.sum() == 0 or current_counts.sum() == 0:
             raise ValueError(f"{self.name}: reference and current must both be non-empty")
         statistic, p_value = self.compute(reference_counts, current_counts)
-        return self.result(statistic, p_value, threshold, int(reference_counts.sum()), int(current_counts.sum()))
+        return self.result(
+            statistic,
+            p_value,
+            options=options,
+            reference_size=int(reference_counts.sum()),
+            current_size=int(current_counts.sum()),
+        )
+
+
+def _options(options: StatTestOptions | None, threshold: float | None) -> StatTestOptions:
+    if options is not None and threshold is not None:
+        raise ValueError("give either options or threshold, not both")
+    return options if options is not None else StatTestOptions(threshold=threshold)

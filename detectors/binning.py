@@ -48,7 +48,7 @@ def shares(counts: np.ndarray, smooth: bool = True) -> np.ndarray:
     proportions = counts / total
     if smooth:
         proportions = np.where(counts == 0, EMPTY_BIN_SHARE, proportions)
-    return proportions
+    return np.asarray(proportions, dtype=float)
 
 
 class FastBinner:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from driftline.detectors.profile import Profile
 
 EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
 
@@ -39,13 +43,12 @@ class Progress:
             self.stream.write("\n")
 
 
-def _storage_options(url: str) -> dict[str, Any]:
-    from driftline.schemas.settings import Settings
+def _storage_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The settings' S3 options (endpoint) for ``s3://`` URLs; nothing for other URLs."""
+    return options if url.startswith("s3://") else {}
 
-    return Settings.from_env().storage_options if url.startswith("s3://") else {}
 
-
-def load_reference(path: str, config: Any = None):
+def load_reference(path: str, config: Any = None, storage_options: dict[str, Any] | None = None) -> Profile:
     """A stored profile (``.npz``) as it is, or data (Parquet/CSV) profiled now."""
     import fsspec
 
@@ -53,11 +56,13 @@ def load_reference(path: str, config: Any = None):
     from driftline.detectors.sources import read_table
 
     if path.endswith(".npz"):
-        with fsspec.open(path, "rb", **_storage_options(path)) as handle:
+        with fsspec.open(path, "rb", **_storage_options(path, storage_options or {})) as handle:
             return Profile.from_bytes(handle.read())
     exclude = (config.label_column,) if config else ()
     return build_reference_profile(
-        read_table(path, _storage_options(path)), config.features if config else None, exclude=exclude
+        read_table(path, _storage_options(path, storage_options or {})),
+        config.features if config else None,
+        exclude=exclude,
     )
 
 
@@ -72,10 +77,12 @@ def cmd_profile(args: Any) -> int:
     exclude = tuple(args.exclude or ()) + ((config.label_column,) if config else ())
     started = time.monotonic()
     profile = build_reference_profile(
-        read_table(args.data, _storage_options(args.data)), config.features if config else None, exclude=exclude
+        read_table(args.data, _storage_options(args.data, args.storage_options)),
+        config.features if config else None,
+        exclude=exclude,
     )
     data = profile.to_bytes()
-    with fsspec.open(args.output, "wb", **_storage_options(args.output)) as handle:
+    with fsspec.open(args.output, "wb", **_storage_options(args.output, args.storage_options)) as handle:
         handle.write(data)
     print(
         f"profiled {profile.rows:,} rows × {len(profile.feature_types)} features in {time.monotonic() - started:.1f}s "
@@ -92,9 +99,11 @@ def cmd_check(args: Any) -> int:
     from driftline.schemas.config import load_monitor_config
 
     config = load_monitor_config(args.config) if args.config else None
-    reference = load_reference(args.reference, config)
+    reference = load_reference(args.reference, config, args.storage_options)
     with open_batches(
-        args.current, columns=list(reference.feature_types), storage_options=_storage_options(args.current)
+        args.current,
+        columns=list(reference.feature_types),
+        storage_options=_storage_options(args.current, args.storage_options),
     ) as (schema, total, batches):
         progress = Progress(total)
         current = window_profile(reference, batches, progress=progress)
@@ -147,8 +156,9 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  quality: {issue['message']}")
 
 
-def run(command: Any, args: Any) -> int:
-    """Run a subcommand; any error becomes a message and exit code 2."""
+def run(command: Callable[[Any], int], args: Any, storage_options: dict[str, Any]) -> int:
+    """Run a subcommand with the settings' storage options; any error becomes a message and exit code 2."""
+    args.storage_options = storage_options
     try:
         return command(args)
     except (OSError, ValueError, KeyError) as exc:

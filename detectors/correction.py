@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 
 Correction = Literal["fdr", "bonferroni", "none"]
+CORRECTIONS: tuple[Correction, ...] = ("fdr", "bonferroni", "none")
 
 
 def corrected_threshold(p_values: list[float], alpha: float, method: Correction = "fdr") -> float:
@@ -23,8 +24,9 @@ def corrected_threshold(p_values: list[float], alpha: float, method: Correction 
 
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if method not in ("fdr", "bonferroni", "none"):
-        raise ValueError(f"correction must be 'fdr', 'bonferroni' or 'none', got {method!r}")
+    if method not in CORRECTIONS:
+        valid = f"{', '.join(repr(c) for c in CORRECTIONS[:-1])} or {CORRECTIONS[-1]!r}"
+        raise ValueError(f"correction must be {valid}, got {method!r}")
     m = len(p_values)
     if m == 0 or method == "none":
         return alpha

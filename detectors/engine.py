@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from driftline.detectors.base import DriftResult, FeatureType, StatTest
+from driftline.detectors.base import DriftResult, FeatureType, ProfilePart, StatTest, StatTestOptions
 from driftline.detectors.correction import Correction, corrected_threshold
 from driftline.detectors.profile import OTHER, CategoricalSummary, NumericSummary, Profile
 from driftline.detectors.quality import QualityIssue, quality_checks
@@ -109,7 +109,7 @@ def _accepts(test: StatTest, feature_type: FeatureType, categorical_like: bool) 
 def _coarse_groups(reference_bins: np.ndarray, groups: int) -> np.ndarray:
     """Group index of each fine bin so that groups hold about equal reference mass."""
     cumulative_before = np.concatenate([[0], np.cumsum(reference_bins)[:-1]]) / max(reference_bins.sum(), 1)
-    return np.minimum((cumulative_before * groups).astype(int), groups - 1)
+    return np.asarray(np.minimum((cumulative_before * groups).astype(int), groups - 1), dtype=int)
 
 
 def _aligned_categories(ref: CategoricalSummary, cur: CategoricalSummary) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -148,27 +148,55 @@ def _categorical_plot(keys: list[str], reference: np.ndarray, current: np.ndarra
     }
 
 
+def missing_profile_parts(test: StatTest, summary: NumericSummary | CategoricalSummary) -> list[ProfilePart]:
+    """The parts of a feature's profile that ``test`` declares it needs and the summary does not hold."""
+    numeric = isinstance(summary, NumericSummary)
+    holds: dict[ProfilePart, bool] = {
+        "counts": summary.bin_counts.size > 0 if isinstance(summary, NumericSummary) else True,
+        "bin_counts": isinstance(summary, NumericSummary) and summary.bin_counts.size > 0,
+        "sample": len(summary.sample) > 0,
+        "tail_excess": numeric,
+        "moments": numeric and summary.count > 0,
+    }
+    return [part for part in test.needs if not holds[part]]
+
+
+def _check_needs(
+    test: StatTest, name: str, ref: NumericSummary | CategoricalSummary, cur: NumericSummary | CategoricalSummary
+) -> None:
+    for side, summary in (("reference", ref), ("current", cur)):
+        missing = missing_profile_parts(test, summary)
+        if missing:
+            raise ValueError(
+                f"test {test.name!r} on feature {name!r} needs the profile's {', '.join(missing)}, which the "
+                f"{side} profile does not hold; rebuild it with 'driftline profile' or choose another test"
+            )
+
+
 def _numeric_feature(
-    test: StatTest, ref: NumericSummary, cur: NumericSummary, categorical_like: bool, threshold: float | None
+    test: StatTest, ref: NumericSummary, cur: NumericSummary, categorical_like: bool, options: StatTestOptions
 ) -> DriftResult:
     if test.input_kind == "counts":
         if categorical_like:
             keep = (ref.bin_counts + cur.bin_counts) > 0
-            return test.run_counts(ref.bin_counts[keep], cur.bin_counts[keep], threshold=threshold)
+            return test.run_counts(ref.bin_counts[keep], cur.bin_counts[keep], options)
         group = _coarse_groups(ref.bin_counts, COARSE_BINS)
         return test.run_counts(
             np.bincount(group, weights=ref.bin_counts, minlength=COARSE_BINS),
             np.bincount(group, weights=cur.bin_counts, minlength=COARSE_BINS),
-            threshold=threshold,
+            options,
         )
+    sizes = {"reference_size": ref.count, "current_size": cur.count}
     if len(ref.sample) == ref.count and len(cur.sample) == cur.count:
-        return test.run(ref.sample, cur.sample, threshold=threshold)
+        return test.run(ref.sample, cur.sample, options)
     ref_cdf = np.cumsum(ref.bin_counts)[:-1] / ref.count
     cur_cdf = np.cumsum(cur.bin_counts)[:-1] / cur.count
     bound = float(max((ref.bin_counts / ref.count).max(), (cur.bin_counts / cur.count).max()))
     if test.name == "ks":
         statistic, p_value = ks_from_cdfs(ref_cdf, cur_cdf, ref.count, cur.count)
-        return test.result(statistic, p_value, threshold, ref.count, cur.count, f"binned: |D − D_exact| ≤ {bound:.4f}")
+        return test.result(
+            statistic, p_value, options=options, approximation=f"binned: |D − D_exact| ≤ {bound:.4f}", **sizes
+        )
     if test.name == "wasserstein":
         # Between the edges: trapezoids on the CDFs known exactly at every edge. Beyond them: the
         # exact tail areas from the mean excess over the outer edges (assuming the CDFs do not cross there).
@@ -180,19 +208,18 @@ def _numeric_feature(
         return test.result(
             normalize(inner + tails, ref.std),
             None,
-            threshold,
-            ref.count,
-            cur.count,
-            f"binned on {len(ref.inner_edges) + 1} reference-quantile bins",
+            options=options,
+            approximation=f"binned on {len(ref.inner_edges) + 1} reference-quantile bins",
+            **sizes,
         )
-    result = test.run(ref.sample, cur.sample, threshold=threshold)
+    result = test.run(ref.sample, cur.sample, options)
+    assert result.statistic is not None  # a test that ran has a statistic
     return test.result(
         result.statistic,
         result.p_value,
-        threshold,
-        ref.count,
-        cur.count,
-        f"bounded samples: {len(ref.sample)} reference vs {len(cur.sample)} current values",
+        options=options,
+        approximation=f"bounded samples: {len(ref.sample)} reference vs {len(cur.sample)} current values",
+        **sizes,
     )
 
 
@@ -238,20 +265,26 @@ def compare_profiles(
             )
             features.append(FeatureDrift(name, feature_type, result))
             continue
+        _check_needs(test, name, ref, cur)
+        options = StatTestOptions(threshold=threshold)
         if isinstance(ref, NumericSummary):
             assert isinstance(cur, NumericSummary)
-            result = _numeric_feature(test, ref, cur, categorical_like, threshold)
+            result = _numeric_feature(test, ref, cur, categorical_like, options)
             plot = _numeric_plot(ref, cur)
         else:
             assert isinstance(cur, CategoricalSummary)
             keys, ref_counts, cur_counts = _aligned_categories(ref, cur)
             if test.binary_only and len(keys) > 2:
                 raise ValueError(f"test {test.name!r} needs a binary feature; {name!r} has {len(keys)} categories")
-            result = test.run_counts(ref_counts, cur_counts, threshold=threshold)
+            result = test.run_counts(ref_counts, cur_counts, options)
             plot = _categorical_plot(keys, ref_counts, cur_counts)
         features.append(FeatureDrift(name, feature_type, result, plot))
 
-    p_values = [f.result.p_value for f in features if f.result.status == "ok" and f.result.direction == "p_value"]
+    p_values = [
+        f.result.p_value
+        for f in features
+        if f.result.status == "ok" and f.result.direction == "p_value" and f.result.p_value is not None
+    ]
     cutoff = corrected_threshold(p_values, alpha, correction) if p_values else alpha
     corrected = []
     for feature in features:

@@ -64,7 +64,8 @@ def render_html(report: dict[str, Any]) -> str:
         )
         rows.append(
             f"<tr><td>{html.escape(f['feature'])}</td><td>{f['feature_type']}</td><td>{f['test']}</td>"
-            f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"
+            f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td>"
+            f"<td>{_format(f['threshold'], 3)}</td>"
             f"<td class='{css}'>{verdict}</td><td>{f['reference_size']:,} / {f['current_size']:,}</td>"
             f"<td>{_format(f.get('approximation'))}</td></tr>"
         )
@@ -76,7 +77,8 @@ def render_html(report: dict[str, Any]) -> str:
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
     plots = "".join(
         f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
-        f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>{_svg(f.get('plot') or {})}</div>"
+        f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>"
+        f"{_svg(f.get('plot') or {})}</div>"
         for f in features
     )
     return (

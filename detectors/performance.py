@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -99,7 +99,7 @@ class MetricEstimate:
     confidence: float
     n: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -178,14 +178,15 @@ class Degradation:
     degraded: bool
     reason: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "current": self.current.to_dict()}
 
 
 def degradation(
     reference: dict[str, float], current: dict[str, MetricEstimate], *, tolerance: float = 0.0
 ) -> list[Degradation]:
-    """A metric degraded when even the optimistic end of its interval is worse than the reference by more than ``tolerance``.
+    """A metric degraded when even the optimistic end of its interval is worse than the reference by more
+    than ``tolerance``.
 
     (Relative for losses and errors, absolute for scores in [0, 1].) Noise
     alone therefore does not raise it: the whole interval must be on the bad side.

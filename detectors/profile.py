@@ -180,7 +180,7 @@ class Profile:
         summaries: dict[str, Summary] = {}
         for name, mine in self.summaries.items():
             theirs = other.summaries[name]
-            sample = _merge_samples(mine.sample, mine.count, theirs.sample, theirs.count, rng)
+            sample = _merge_samples(mine.sample, mine.count, theirs.sample, theirs.count, rng=rng)
             if isinstance(mine, NumericSummary):
                 assert isinstance(theirs, NumericSummary)
                 if not np.array_equal(mine.inner_edges, theirs.inner_edges):
@@ -250,7 +250,8 @@ class Profile:
                 arrays[f"f{index}_sample"] = summary.sample.astype(str)
                 meta["features"][name] = {"index": index, "counts": summary.counts, "missing": summary.missing}
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
+        arrays["__meta__"] = np.array(json.dumps(meta))
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as bool
         return buffer.getvalue()
 
     @classmethod
@@ -295,6 +296,7 @@ def _merge_samples(
     first_count: int,
     second: np.ndarray,
     second_count: int,
+    *,
     rng: np.random.Generator,
     size: int = SAMPLE_SIZE,
 ) -> np.ndarray:
@@ -384,13 +386,23 @@ def profile_batches(
     }
     binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
     reservoir = _RowReservoir(sample_size, np.random.default_rng(seed))
-    rows, source_types = 0, {}
+    rows = 0
+    source_types: dict[str, str] = {}
     # Numeric summaries are independent and numpy releases the GIL on large arrays: fold them on two threads.
     workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-profile")
     try:
         for batch in batches:
             rows += batch.num_rows
-            _fold_batch(batch, feature_types, summaries, binners, reservoir, source_types, reference_ranges, workers)
+            _fold_batch(
+                batch,
+                feature_types,
+                summaries=summaries,
+                binners=binners,
+                reservoir=reservoir,
+                source_types=source_types,
+                reference_ranges=reference_ranges,
+                workers=workers,
+            )
             if progress is not None:
                 progress(batch.num_rows)
     finally:
@@ -407,6 +419,7 @@ def profile_batches(
 def _fold_batch(
     batch: pa.RecordBatch,
     feature_types: dict[str, FeatureType],
+    *,
     summaries: dict[str, Summary],
     binners: dict[str, FastBinner],
     reservoir: _RowReservoir,
@@ -461,7 +474,7 @@ def _align_missing(sampled: dict[str, np.ndarray], rows: int) -> dict[str, np.nd
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
-        return np.isnan(values)
+        return np.asarray(np.isnan(values), dtype=bool)
     return np.array([v is None for v in values], dtype=bool)
 
 

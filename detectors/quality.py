@@ -30,26 +30,10 @@ def _family(arrow_type: str) -> str:
     return arrow_type
 
 
-def quality_checks(
-    reference: Profile,
-    current: Profile,
-    current_columns: list[str] | None = None,
-    *,
-    missing_rate_tolerance: float = 0.05,
-    out_of_range_tolerance: float = 0.01,
-    unseen_tolerance: float = 0.01,
+def _schema_issues(
+    reference: Profile, current: Profile, current_columns: list[str] | None, present: set[str]
 ) -> list[QualityIssue]:
-    """Every problem found; an empty list means the window passed all checks.
-
-    * ``missing_column`` / ``extra_column``: schema differences (extra only when
-      ``current_columns`` is given);
-    * ``type_change``: the column's type family changed (e.g. numbers became text);
-    * ``missing_rate``: the share of missing values moved by more than the tolerance;
-    * ``out_of_range``: share of numeric values outside the reference's [min, max];
-    * ``unseen_categories``: share of values in categories the reference never had.
-    """
     issues: list[QualityIssue] = []
-    present = set(current.source_types)
     for name in reference.feature_types:
         absent = (
             name not in current_columns if current_columns is not None else (name not in present and current.rows > 0)
@@ -71,12 +55,36 @@ def quality_checks(
                     "extra_column", name, None, None, f"column {name!r} is new: the reference has no such feature"
                 )
             )
+    return issues
+
+
+def quality_checks(
+    reference: Profile,
+    current: Profile,
+    current_columns: list[str] | None = None,
+    *,
+    missing_rate_tolerance: float = 0.05,
+    out_of_range_tolerance: float = 0.01,
+    unseen_tolerance: float = 0.01,
+) -> list[QualityIssue]:
+    """Every problem found; an empty list means the window passed all checks.
+
+    * ``missing_column`` / ``extra_column``: schema differences (extra only when
+      ``current_columns`` is given);
+    * ``type_change``: the column's type family changed (e.g. numbers became text);
+    * ``missing_rate``: the share of missing values moved by more than the tolerance;
+    * ``out_of_range``: share of numeric values outside the reference's [min, max];
+    * ``unseen_categories``: share of values in categories the reference never had.
+    """
+    present = set(current.source_types)
+    issues = _schema_issues(reference, current, current_columns, present)
     for name, ref in reference.summaries.items():
         cur = current.summaries.get(name)
         if cur is None or name not in present:
             continue
         ref_type, cur_type = reference.source_types.get(name), current.source_types.get(name)
-        numeric_as_text = isinstance(cur, NumericSummary) and cur.non_numeric > 0
+        non_numeric = cur.non_numeric if isinstance(cur, NumericSummary) else 0
+        numeric_as_text = non_numeric > 0
         if (ref_type and cur_type and _family(ref_type) != _family(cur_type)) or numeric_as_text:
             issues.append(
                 QualityIssue(
@@ -85,7 +93,7 @@ def quality_checks(
                     None,
                     None,
                     f"column {name!r} was {ref_type} in the reference and is {cur_type} now"
-                    + (f" ({cur.non_numeric} values are not numbers)" if numeric_as_text else ""),
+                    + (f" ({non_numeric} values are not numbers)" if numeric_as_text else ""),
                 )
             )
         ref_total, cur_total = ref.count + ref.missing, cur.count + cur.missing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 import fsspec
 import pyarrow as pa
@@ -25,7 +26,7 @@ def source_format(url: str) -> str:
 
 @contextmanager
 def open_batches(
-    url: str, columns: list[str] | None = None, storage_options: dict | None = None
+    url: str, columns: list[str] | None = None, storage_options: dict[str, Any] | None = None
 ) -> Iterator[tuple[pa.Schema, int | None, Iterator[pa.RecordBatch]]]:
     """``(schema, total_rows or None, batches)``; only ``columns`` are read when given (those present)."""
     fmt = source_format(url)
@@ -43,7 +44,8 @@ def open_batches(
 
 
 def _read_row_group(parquet: pq.ParquetFile, index: int, columns: list[str], columns_at_once: int) -> pa.RecordBatch:
-    arrays, names = [], []
+    arrays: list[pa.Array] = []
+    names: list[str] = []
     for start in range(0, len(columns), columns_at_once):
         part = parquet.read_row_group(index, columns=columns[start : start + columns_at_once])
         arrays.extend(part.column(i).combine_chunks() for i in range(part.num_columns))
@@ -71,6 +73,6 @@ def _row_group_batches(
             yield batch
 
 
-def read_table(url: str, storage_options: dict | None = None) -> pa.Table:
+def read_table(url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
     with open_batches(url, storage_options=storage_options) as (schema, _, batches):
         return pa.Table.from_batches(list(batches), schema=schema)

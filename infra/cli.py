@@ -65,13 +65,13 @@ def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.detectors.cli import cmd_profile, run
 
-    return run(cmd_profile, args)
+    return run(cmd_profile, args, settings.storage_options)
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.detectors.cli import cmd_check, run
 
-    return run(cmd_check, args)
+    return run(cmd_check, args, settings.storage_options)
 
 
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -40,9 +40,9 @@ class _Section(BaseModel):
 
 
 def _known_tests(tests: dict[str, str]) -> dict[str, str]:
-    from driftline.detectors.registry import available_tests  # the registry is the one list of test names
+    from driftline.detectors.registry import available_test_names  # the registry is the one list of names
 
-    valid = sorted(available_tests())
+    valid = available_test_names()
     unknown = {feature: name for feature, name in tests.items() if name not in valid}
     if unknown:
         listed = ", ".join(f"{feature}: {name!r}" for feature, name in sorted(unknown.items()))

@@ -31,5 +31,6 @@ anderson_test = register(
         "p_value",
         _anderson,
         description="k-sample Anderson–Darling; weights the tails more than KS.",
+        needs=("sample",),
     )
 )

@@ -37,5 +37,6 @@ chisquare_test = register(
         _chisquare,
         "counts",
         "Pearson's chi-square on the 2 × k table of category counts.",
+        needs=("counts",),
     )
 )

@@ -22,6 +22,9 @@ cvm_test = register(
         0.05,
         "p_value",
         _cvm,
-        description="Integrated squared gap between the empirical CDFs; more sensitive than KS to spread-out differences.",
+        description=(
+            "Integrated squared gap between the empirical CDFs; more sensitive than KS to spread-out differences."
+        ),
+        needs=("sample",),
     )
 )

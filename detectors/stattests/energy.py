@@ -23,5 +23,6 @@ energy_test = register(
         "distance",
         _energy,
         description="Energy distance between the standardized samples.",
+        needs=("sample",),
     )
 )

@@ -30,5 +30,6 @@ fisher_test = register(
         "counts",
         "Exact test on the 2 × 2 table; for binary features with few rows.",
         binary_only=True,
+        needs=("counts",),
     )
 )

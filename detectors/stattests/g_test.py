@@ -21,6 +21,13 @@ def _g_test(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[f
 
 g_test = register(
     StatTest(
-        "g_test", ("categorical",), 0.05, "p_value", _g_test, "counts", "Likelihood-ratio test on the 2 × k table."
+        "g_test",
+        ("categorical",),
+        0.05,
+        "p_value",
+        _g_test,
+        "counts",
+        "Likelihood-ratio test on the 2 × k table.",
+        needs=("counts",),
     )
 )

@@ -23,5 +23,6 @@ hellinger_test = register(
         _hellinger,
         "counts",
         "Hellinger distance between the binned distributions.",
+        needs=("counts",),
     )
 )

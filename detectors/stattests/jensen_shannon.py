@@ -25,5 +25,6 @@ jensen_shannon_test = register(
         _jensen_shannon,
         "counts",
         "Square root of the JS divergence; symmetric, bounded by √ln 2.",
+        needs=("counts",),
     )
 )

@@ -17,6 +17,13 @@ def _kl(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float
 
 kl_test = register(
     StatTest(
-        "kl_divergence", ("numeric", "categorical"), 0.1, "distance", _kl, "counts", "KL(reference ‖ current) in nats."
+        "kl_divergence",
+        ("numeric", "categorical"),
+        0.1,
+        "distance",
+        _kl,
+        "counts",
+        "KL(reference ‖ current) in nats.",
+        needs=("counts",),
     )
 )

@@ -27,5 +27,13 @@ def ks_from_cdfs(
 
 
 ks_test = register(
-    StatTest("ks", ("numeric",), 0.05, "p_value", _ks, description="Largest gap between the two empirical CDFs.")
+    StatTest(
+        "ks",
+        ("numeric",),
+        0.05,
+        "p_value",
+        _ks,
+        description="Largest gap between the two empirical CDFs.",
+        needs=("bin_counts", "sample"),
+    )
 )

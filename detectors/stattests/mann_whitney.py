@@ -23,5 +23,6 @@ mann_whitney_test = register(
         "p_value",
         _mann_whitney,
         description="Rank-sum test for a location shift; blind to changes of spread.",
+        needs=("sample",),
     )
 )

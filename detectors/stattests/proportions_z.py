@@ -40,5 +40,6 @@ z_test = register(
         "counts",
         "Two-proportion z-test for binary features.",
         binary_only=True,
+        needs=("counts",),
     )
 )

@@ -23,5 +23,6 @@ psi_test = register(
         _psi,
         "counts",
         "PSI; 0.1 is the usual 'moderate shift' line, 0.25 'major'.",
+        needs=("counts",),
     )
 )

@@ -22,5 +22,6 @@ total_variation_test = register(
         _total_variation,
         "counts",
         "Total variation distance.",
+        needs=("counts",),
     )
 )

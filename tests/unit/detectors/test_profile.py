@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from driftline.detectors import Profile, build_reference_profile, window_profile
+from driftline.detectors.profile import OTHER
+from driftline.detectors.sources import open_batches
+
+
+def frame(rng: np.random.Generator, n: int, *, shift: float = 0.0, plan_p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "amount": rng.lognormal(3 + shift, 0.5, n),
+            "age": rng.normal(40, 10, n),
+            "plan": rng.choice(["basic", "plus", "pro"], n, p=plan_p),
+        }
+    )
+
+
+def window(reference: Profile, data: pd.DataFrame) -> Profile:
+    return window_profile(
+        reference, iter(pa.Table.from_pandas(data, preserve_index=False).to_batches(max_chunksize=10_000))
+    )
+
+
+def test_profile_size_does_not_grow_with_rows():
+    rng = np.random.default_rng(1)
+    small = len(build_reference_profile(frame(rng, 20_000)).to_bytes())
+    large = len(build_reference_profile(frame(rng, 400_000)).to_bytes())
+    assert large < 1.1 * small and large < 300_000
+
+
+def test_merge_equals_the_profile_of_the_union_for_mergeable_statistics():
+    rng = np.random.default_rng(2)
+    reference = build_reference_profile(frame(rng, 50_000))
+    first, second = frame(rng, 30_000, shift=0.1), frame(rng, 45_000)
+    first.loc[::7, "age"] = np.nan
+    merged = window(reference, first).merge(window(reference, second))
+    union = window(reference, pd.concat([first, second], ignore_index=True))
+    assert merged.rows == union.rows == 75_000
+    for name in ("amount", "age"):
+        m, u = merged.summaries[name], union.summaries[name]
+        assert np.array_equal(m.bin_counts, u.bin_counts)
+        assert (m.count, m.missing, m.minimum, m.maximum, m.out_of_range) == (
+            u.count,
+            u.missing,
+            u.minimum,
+            u.maximum,
+            u.out_of_range,
+        )
+        assert m.mean == pytest.approx(u.mean, rel=1e-12) and m.std == pytest.approx(u.std, rel=1e-12)
+        assert len(m.sample) == 5000
+    assert merged.summaries["plan"].counts == union.summaries["plan"].counts
+    assert Profile.from_bytes(merged.to_bytes()).summaries["age"].missing == union.summaries["age"].missing
+
+
+def test_categories_beyond_top_k_pool_into_other():
+    data = pd.DataFrame({"city": [f"c{i % 500}" for i in range(10_000)]})
+    profile = build_reference_profile(data)
+    counts = profile.summaries["city"].counts
+    assert len(counts) == 201 and counts[OTHER] == 300 * 20 and sum(counts.values()) == 10_000
+
+
+def test_window_profile_streams_parquet_row_groups(tmp_path):
+    rng = np.random.default_rng(7)
+    reference = build_reference_profile(frame(rng, 20_000))
+    data = frame(rng, 120_000)
+    path = tmp_path / "window.parquet"
+    pq.write_table(pa.Table.from_pandas(data), path, row_group_size=10_000)
+    seen = []
+    with open_batches(str(path), columns=list(reference.feature_types)) as (_, total, batches):
+        streamed = window_profile(reference, batches, progress=seen.append)
+    assert total == 120_000 and sum(seen) == 120_000
+    whole = window(reference, data)
+    assert np.array_equal(streamed.summaries["amount"].bin_counts, whole.summaries["amount"].bin_counts)
