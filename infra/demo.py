@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from driftline.infra.local_stack import LocalStack
+from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 
@@ -264,7 +265,7 @@ def simulate_traffic(settings: Settings, model: Any, rows: int, rng: np.random.G
 
 def collect_stream_output(
     settings: Settings, expected_windows: int, timeout: float
-) -> tuple[list[Any], list[Any], list[Any]]:
+) -> tuple[list[WindowMetrics], list[Alert], list[DeadLetter]]:
     """Read the metrics, alerts and dead-letter topics until every window is in (or time runs out)."""
     from confluent_kafka import Consumer
 
@@ -278,7 +279,7 @@ def collect_stream_output(
         }
     )
     consumer.subscribe([settings.topics.metrics, settings.topics.alerts, settings.topics.dead_letter])
-    found: dict[str, list[Any]] = {
+    found: dict[str, list[bytes]] = {
         settings.topics.metrics: [],
         settings.topics.alerts: [],
         settings.topics.dead_letter: [],
@@ -290,17 +291,18 @@ def collect_stream_output(
             for message in consumer.consume(1000, timeout=0.5):
                 topic, value = message.topic(), message.value()
                 if not message.error() and topic is not None and value is not None:
-                    found[topic].append(json.loads(value))
+                    found[topic].append(value)
             if len(found[settings.topics.metrics]) >= expected_windows:
                 settle_until = settle_until or time.monotonic() + 3  # let the last alerts arrive
                 if time.monotonic() >= settle_until:
                     break
     finally:
         consumer.close()
-    metrics = sorted(found[settings.topics.metrics], key=lambda m: m["window_start"])
+    metrics = sorted((WindowMetrics.parse(v) for v in found[settings.topics.metrics]), key=lambda m: m.window_start)
     if len(metrics) < expected_windows:
         raise DemoFailure(f"only {len(metrics)} of {expected_windows} metric windows arrived within {timeout:.0f}s")
-    return metrics, found[settings.topics.alerts], found[settings.topics.dead_letter]
+    alerts = [Alert.parse(v) for v in found[settings.topics.alerts]]
+    return metrics, alerts, [DeadLetter.parse(v) for v in found[settings.topics.dead_letter]]
 
 
 def _wait_for_alert_delivery(worker_log: Path, expected: int, timeout: float) -> None:
@@ -330,15 +332,15 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     print(f"events produced       {p['predictions']} predictions, {p['labels']} labels, {p['invalid']} malformed")
     print(f"dead-letter topic     {len(s['dead_letters'])} records, each with its reason:")
     for dead in s["dead_letters"]:
-        reason = dead["reason"] if len(dead["reason"]) <= 110 else dead["reason"][:107] + "..."
-        print(f"   [{dead['source']}] {reason}")
+        reason = dead.reason if len(dead.reason) <= 110 else dead.reason[:107] + "..."
+        print(f"   [{dead.source}] {reason}")
     print(f"metric windows        {len(metrics)} of {s['expected_windows']} (5 min, model {MODEL} v1)")
     for m in (metrics[0], metrics[len(metrics) // 2], metrics[-1]) if metrics else ():
         print(
-            f"   {m['window_start'][11:16]}  count={m['count']:4d}  error_rate={m['error_rate']:.3f}  "
-            f"p50={m['latency_p50_ms']:.1f}ms  p95={m['latency_p95_ms']:.1f}ms  p99={m['latency_p99_ms']:.1f}ms"
+            f"   {m.window_start:%H:%M}  count={m.count:4d}  error_rate={m.error_rate:.3f}  "
+            f"p50={m.latency_p50_ms or 0:.1f}ms  p95={m.latency_p95_ms or 0:.1f}ms  p99={m.latency_p99_ms or 0:.1f}ms"
         )
-    latency_alerts = [a for a in s["alerts"] if a["metric"] == "latency_p95_ms"]
+    latency_alerts = [a for a in s["alerts"] if a.metric == "latency_p95_ms"]
     print(
         f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
         f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)"

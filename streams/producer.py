@@ -84,7 +84,11 @@ class DriftlineProducer:
             "bootstrap.servers": bootstrap_servers,
             "linger.ms": linger_ms,
             "queue.buffering.max.messages": max_buffered,
-            "enable.idempotence": True,
+            # Not idempotent by default: an idempotent client whose broker lost its producer state (a restart
+            # of a broker without durable state, a fenced id) stops delivering until it is replaced. A
+            # monitoring producer prefers a rare duplicate on a lost ack (request ids identify them) to an
+            # outage; pass extra_config={"enable.idempotence": True} to choose the other way.
+            "enable.idempotence": False,
             "acks": "all",
             "client.id": "driftline-producer",
             **(extra_config or {}),

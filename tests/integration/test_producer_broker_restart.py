@@ -69,6 +69,8 @@ def test_a_broker_restart_under_load_never_raises_and_the_counters_add_up(tmp_pa
         after_restart = consume_all(settings.bootstrap_servers, settings.topics.predictions, expected=1, timeout=20)
         assert after_restart, f"nothing delivered after the broker restart; stats {producer.stats_dict()}"
         assert stats.delivered >= before_flush > 0
+        # Only what was sent while the broker was away (3 of ~12 s) and timed out can be lost.
+        assert stats.delivered >= 0.6 * sent, producer.stats_dict()
     finally:
         stop.set()
         producer.close(1)
