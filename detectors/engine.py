@@ -259,6 +259,11 @@ def compare_profiles(
                 f"it accepts {', '.join(test.feature_types)}"
             )
         threshold = alpha if test.direction == "p_value" else thresholds.get(name, test.default_threshold)
+        options = StatTestOptions(threshold=threshold)
+        try:
+            options.threshold_for(test)  # checked for every window, not only those with enough rows
+        except ValueError as exc:
+            raise ValueError(f"feature {name!r}: {exc}") from None
         if cur.count < min_rows or ref.count < min_rows:
             result = DriftResult(
                 test.name, None, None, threshold, test.direction, None, ref.count, cur.count, "insufficient_data"
@@ -266,7 +271,6 @@ def compare_profiles(
             features.append(FeatureDrift(name, feature_type, result))
             continue
         _check_needs(test, name, ref, cur)
-        options = StatTestOptions(threshold=threshold)
         if isinstance(ref, NumericSummary):
             assert isinstance(cur, NumericSummary)
             result = _numeric_feature(test, ref, cur, categorical_like, options)

@@ -251,7 +251,7 @@ class Profile:
                 meta["features"][name] = {"index": index, "counts": summary.counts, "missing": summary.missing}
         buffer = io.BytesIO()
         arrays["__meta__"] = np.array(json.dumps(meta))
-        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub types the keywords as bool
+        np.savez_compressed(buffer, allow_pickle=False, **arrays)
         return buffer.getvalue()
 
     @classmethod

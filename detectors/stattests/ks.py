@@ -34,6 +34,6 @@ ks_test = register(
         "p_value",
         _ks,
         description="Largest gap between the two empirical CDFs.",
-        needs=("bin_counts", "sample"),
+        needs=("bin_counts",),
     )
 )

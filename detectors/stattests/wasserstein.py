@@ -38,6 +38,6 @@ wasserstein_test = register(
         "distance",
         _wasserstein,
         description="Earth mover's distance in reference standard deviations.",
-        needs=("bin_counts", "tail_excess", "moments", "sample"),
+        needs=("bin_counts", "tail_excess", "moments"),
     )
 )

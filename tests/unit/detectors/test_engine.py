@@ -112,3 +112,21 @@ def test_a_test_whose_profile_data_is_missing_is_refused_by_name():
     # Tests that need only the counts still run on the same profiles.
     report = compare_profiles(reference, current, tests={"age": "psi"})
     assert [f.result.test for f in report.features if f.feature == "age"] == ["psi"]
+
+
+def test_a_bad_distance_threshold_is_refused_with_the_feature_even_for_a_tiny_window():
+    rng = np.random.default_rng(6)
+    reference = build_reference_profile(frame(rng, 500))
+    tiny = window(reference, frame(rng, 5))
+    with pytest.raises(ValueError, match=r"^feature 'age': psi: a distance threshold must be a positive finite"):
+        compare_profiles(reference, tiny, tests={"age": "psi"}, thresholds={"age": -1.0})
+
+
+def test_binned_ks_and_wasserstein_run_on_profiles_without_a_sample():
+    rng = np.random.default_rng(7)
+    reference = build_reference_profile(frame(rng, 20_000))
+    current = window(reference, frame(rng, 20_000, shift=0.2))
+    reference.summaries["amount"].sample = np.empty(0)
+    report = compare_profiles(reference, current, tests={"amount": "ks"})
+    [amount] = [f for f in report.features if f.feature == "amount"]
+    assert amount.result.drifted is True and (amount.result.approximation or "").startswith("binned")
