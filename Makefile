@@ -32,7 +32,8 @@ bench: install
 bench-evidently-env:
 	$(PYTHON) -m venv benchmarks/.venv-evidently
 	benchmarks/.venv-evidently/bin/python -m pip install --quiet uv
-	benchmarks/.venv-evidently/bin/uv pip install --quiet --compile-bytecode --python benchmarks/.venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow
+	benchmarks/.venv-evidently/bin/uv pip install --quiet --compile-bytecode \
+		--python benchmarks/.venv-evidently/bin/python "evidently==0.7.23" "pandas<3" pyarrow
 
 schemas: install
 	$(BIN)/python -m driftline.schemas.write_jsonschema

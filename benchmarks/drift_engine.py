@@ -10,7 +10,7 @@ seconds exclude interpreter start and imports for every contender alike.
 * scan floor: pyarrow reads the current file, one ``np.histogram`` pass over
   every numeric column and one ``value_counts`` over every categorical one.
 * Evidently 0.7 ``DataDriftPreset`` on the same two files, when an interpreter
-  with Evidently is found: ``$EVIDENTLY_PYTHON`` or
+  with Evidently is found: ``--evidently-python PATH`` or
   ``benchmarks/.venv-evidently/bin/python`` (``make bench-evidently-env``;
   Evidently needs pandas < 3, so it cannot share driftline's environment).
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -103,8 +102,8 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource
 """
 
 
-def evidently_python() -> str | None:
-    candidates = [os.environ.get("EVIDENTLY_PYTHON"), str(HERE / ".venv-evidently" / "bin" / "python")]
+def evidently_python(given: str | None = None) -> str | None:
+    candidates = [given, str(HERE / ".venv-evidently" / "bin" / "python")]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             probe = subprocess.run([candidate, "-c", "import evidently"], capture_output=True, check=False)
@@ -131,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference-rows", type=int, default=100_000)
     parser.add_argument("--current-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender; the median is reported")
+    parser.add_argument("--evidently-python", help="an interpreter with Evidently installed (default: .venv-evidently)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "driftline": median_of([_child("driftline", str(profile_path), str(current_path)) for _ in range(args.repeat)]),
         "scan floor": median_of([_child("scan", str(current_path)) for _ in range(args.repeat)]),
     }
-    evidently = evidently_python()
+    evidently = evidently_python(args.evidently_python)
     if evidently:
         completed = subprocess.run(
             [
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"Evidently failed: {completed.stderr[-1500:]}")
     else:
-        print("Evidently: not found (make bench-evidently-env, or set EVIDENTLY_PYTHON) — its ratio is skipped")
+        print("Evidently: not found (make bench-evidently-env, or --evidently-python PATH) — its ratio is skipped")
 
     print(f"\n{'contender':12s} {'seconds':>9s} {'peak RSS MB':>12s}")
     for name, result in results.items():

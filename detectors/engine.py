@@ -223,6 +223,24 @@ def _numeric_feature(
     )
 
 
+def _options_for(
+    name: str, test: StatTest, alpha: float, tests: dict[str, str], thresholds: dict[str, float]
+) -> StatTestOptions:
+    """A feature's options, checked for every window (not only those with enough rows)."""
+    if name in tests and name in thresholds and test.direction == "p_value":
+        raise ValueError(
+            f"feature {name!r}: a threshold of {thresholds[name]} was given, but its test {test.name!r} is "
+            "judged by p-value at alpha; thresholds apply to distance tests"
+        )
+    # With automatic selection a configured distance threshold applies whenever a distance test is chosen.
+    options = StatTestOptions(threshold=alpha if test.direction == "p_value" else thresholds.get(name))
+    try:
+        options.threshold_for(test)
+    except ValueError as exc:
+        raise ValueError(f"feature {name!r}: {exc}") from None
+    return options
+
+
 def compare_profiles(
     reference: Profile,
     current: Profile,
@@ -258,12 +276,8 @@ def compare_profiles(
                 f"test {test.name!r} does not accept {feature_type} feature {name!r}; "
                 f"it accepts {', '.join(test.feature_types)}"
             )
-        threshold = alpha if test.direction == "p_value" else thresholds.get(name, test.default_threshold)
-        options = StatTestOptions(threshold=threshold)
-        try:
-            options.threshold_for(test)  # checked for every window, not only those with enough rows
-        except ValueError as exc:
-            raise ValueError(f"feature {name!r}: {exc}") from None
+        options = _options_for(name, test, alpha, tests, thresholds)
+        threshold = options.threshold_for(test)
         if cur.count < min_rows or ref.count < min_rows:
             result = DriftResult(
                 test.name, None, None, threshold, test.direction, None, ref.count, cur.count, "insufficient_data"

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import driftline.dags
@@ -25,18 +25,36 @@ class StackError(RuntimeError):
     pass
 
 
+LOOPBACK = "127.0.0.1"
+
+
 @dataclass(frozen=True)
 class LocalStack:
+    """The embedded stack under ``home``; ``base`` holds every other setting (topic prefix, partitions, ...)."""
+
     home: Path
-    port: int = 9092
+    port: int = field(default_factory=lambda: Settings().broker_port)
+    base: Settings = field(default_factory=Settings)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalStack:
-        return cls(Path(settings.home).resolve(), settings.broker_port)
+        return cls(Path(settings.home).resolve(), settings.broker_port, settings)
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{LOOPBACK}:{self.port}"
+
+    def settings(self) -> Settings:
+        """``base`` pointed at this stack: its broker, short group timeouts, and absolute local paths."""
+        return replace(
+            self.base,
+            home=str(self.home),
+            broker_port=self.port,
+            bootstrap_servers=self.bootstrap_servers,
+            fast_group_timeouts=True,
+            storage_url=_under(self.base.storage_url, self.base.home, self.home),
+            config_dir=_under(self.base.config_dir, self.base.home, self.home),
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -47,15 +65,8 @@ class LocalStack:
         return self.home / "airflow"
 
     def environment(self) -> dict[str, str]:
-        """Variables that point driftline and Airflow at this stack."""
-        return {
-            "DRIFTLINE_HOME": str(self.home),
-            "DRIFTLINE_BOOTSTRAP_SERVERS": self.bootstrap_servers,
-            "DRIFTLINE_STORAGE_URL": str(self.home / "storage"),
-            "DRIFTLINE_CONFIG_DIR": str(self.home / "models"),
-            "DRIFTLINE_FAST_GROUP_TIMEOUTS": "1",
-            **airflow_environment(self.airflow_home),
-        }
+        """Variables that point driftline (every setting) and Airflow at this stack."""
+        return {**self.settings().to_env(), **airflow_environment(self.airflow_home)}
 
     def broker_pid(self) -> int | None:
         if not self.pid_file.exists():
@@ -78,7 +89,7 @@ class LocalStack:
         else:
             if port_in_use(self.port):
                 raise StackError(
-                    f"port {self.port} on 127.0.0.1 is taken by another process; stop it or choose "
+                    f"port {self.port} on {LOOPBACK} is taken by another process; stop it or choose "
                     f"another port with DRIFTLINE_BROKER_PORT=<free port>"
                 )
             pid = start_broker(self.port, self.home / "broker.log")
@@ -98,6 +109,16 @@ class LocalStack:
         stop_process(pid)
         self.pid_file.unlink(missing_ok=True)
         return f"broker (pid {pid}) stopped"
+
+
+def _under(location: str, base_home: str, home: Path) -> str:
+    """A local path under ``base_home`` moved under ``home`` and made absolute; URLs stay as they are."""
+    if "://" in location:
+        return location
+    path = Path(location)
+    if path.is_relative_to(base_home):
+        path = home / path.relative_to(base_home)
+    return str(path.resolve())
 
 
 def airflow_environment(airflow_home: Path) -> dict[str, str]:
@@ -126,12 +147,12 @@ def migrate_airflow_db(airflow_home: Path) -> str:
 
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((LOOPBACK, port)) == 0
 
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
 
@@ -144,7 +165,7 @@ def broker_binary() -> str:
 
 def start_broker(port: int, log_path: Path, timeout: float = 20.0) -> int:
     """Start Tansu on loopback (memory storage) and wait until it accepts connections."""
-    address = f"tcp://127.0.0.1:{port}"
+    address = f"tcp://{LOOPBACK}:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(

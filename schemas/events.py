@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from driftline.schemas.settings import Settings
 
 SCHEMA_VERSION: Final = 1
 
 FeatureValue = float | int | str | bool | None
 Name = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+TOMBSTONE_REASON = "tombstone: the message has no value; expected one JSON event per message"
 
 
 class EventError(ValueError):
@@ -150,6 +156,41 @@ def parse_prediction(raw: bytes | str | dict[str, Any], *, max_bytes: int | None
     event = parse_event(raw, expected="prediction", max_bytes=max_bytes)
     assert isinstance(event, PredictionEvent)  # parse_event checked event_type
     return event
+
+
+@dataclass(frozen=True)
+class EventLimits:
+    """What the worker and ingest both accept: the same event is refused by both, with the same reason."""
+
+    max_bytes: int
+    max_age: timedelta
+    max_future: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventLimits:
+        return cls(
+            max_bytes=settings.max_event_bytes,
+            max_age=timedelta(seconds=settings.max_event_age_seconds),
+            max_future=timedelta(seconds=settings.max_event_future_seconds),
+        )
+
+    def time_problem(self, event_time: datetime, broker_time: datetime | None) -> str | None:
+        """Why ``event_time`` is not believable next to the broker's time for the event; ``None`` when it is."""
+        if broker_time is None:
+            return None
+        if event_time > broker_time + self.max_future:
+            return (
+                f"event_time {event_time.isoformat()} is {event_time - broker_time} after the broker "
+                f"received it ({broker_time.isoformat()}); at most {self.max_future} ahead is accepted "
+                "(DRIFTLINE_MAX_EVENT_FUTURE_SECONDS): check the serving node's clock"
+            )
+        if event_time < broker_time - self.max_age:
+            return (
+                f"event_time {event_time.isoformat()} is {broker_time - event_time} before the broker "
+                f"received it ({broker_time.isoformat()}); at most {self.max_age} old is accepted "
+                "(DRIFTLINE_MAX_EVENT_AGE_SECONDS)"
+            )
+        return None
 
 
 def encode_event(event: PredictionEvent | LabelEvent) -> bytes:

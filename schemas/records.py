@@ -13,10 +13,10 @@ and the field. ``make schemas`` writes their JSON Schemas to
 | :class:`DeadLetter` | the dead-letter topic |
 | :class:`WindowMetrics` | the metrics topic (one per model, version and closed window) |
 | :class:`Alert` | the alerts topic; the alert outbox in storage |
-| :class:`DriftSummary` | the drift task's return value (XCom), read by the demo |
+| :class:`DriftSummary` | the drift task's return value (XCom) |
 | :class:`RetrainRequest` | ``retrain/requests/<model>.json`` |
 | :class:`ModelVersion` | ``models/<model>/versions/<version>/metadata.json`` |
-| :class:`DeploymentState`, :class:`DeploymentEvent` | ``models/<model>/routing.json``; the deployments topic |
+| :class:`DeploymentState`, :class:`DeploymentEvent` | ``models/<model>/routing.json`` (later: the deployments topic) |
 | :class:`IngestLedger` | ``_ingest/...`` (an ingest run's offset range before its commit) |
 | :class:`ReferenceSource` | beside the stored reference profile: what it was built from |
 """
@@ -102,6 +102,20 @@ def describe_record_error(error: ValidationError) -> str:
             got_text = "" if isinstance(got, dict | list) else f" (got {got!r:.80})"
             parts.append(f"field '{where}': {item['msg']}{got_text}")
     return "; ".join(parts)
+
+
+DEAD_LETTER_ORIGINAL_LIMIT = 65_536  # bytes of the original kept in a dead letter
+
+
+def original_text(raw: bytes, limit: int = DEAD_LETTER_ORIGINAL_LIMIT) -> str:
+    """The original message as text (hex when not UTF-8), cut to ``limit`` bytes so an oversized event's
+    dead letter is not oversized itself."""
+    kept = raw[:limit]
+    try:
+        text = kept.decode()
+    except UnicodeDecodeError:
+        text = kept.decode(errors="replace") if len(raw) > limit else raw.hex()
+    return text if len(raw) <= limit else f"{text}…[{len(raw) - limit:,} more bytes not kept]"
 
 
 class DeadLetter(Record):

@@ -18,7 +18,8 @@ from faust.streams import Stream
 from faust.types import StreamT
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
-from driftline.schemas.records import Alert, DeadLetter
+from driftline.schemas.events import EventLimits
+from driftline.schemas.records import Alert, DeadLetter, RecordError, original_text
 from driftline.schemas.settings import Settings
 from driftline.streams.alerts import Notifier, deliver_with_retry, format_threshold_alert, notifier_from_settings
 from driftline.streams.app import create_app
@@ -41,23 +42,8 @@ def new_metrics_state(settings: Settings, configs: dict[str, MonitorConfig]) -> 
         window_for_model=window_for_model,
         allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         idle_close_after=settings.idle_close_seconds,
-        max_event_age=timedelta(seconds=settings.max_event_age_seconds),
-        max_event_future=timedelta(seconds=settings.max_event_future_seconds),
+        limits=EventLimits.from_settings(settings),
     )
-
-
-DEAD_LETTER_ORIGINAL_LIMIT = 65_536  # bytes of the original kept in a dead letter
-
-
-def original_text(raw: bytes, limit: int = DEAD_LETTER_ORIGINAL_LIMIT) -> str:
-    """The original message as text (hex when not UTF-8), cut to ``limit`` bytes so an oversized event's
-    dead letter is not oversized itself."""
-    kept = raw[:limit]
-    try:
-        text = kept.decode()
-    except UnicodeDecodeError:
-        text = kept.decode(errors="replace") if len(raw) > limit else raw.hex()
-    return text if len(raw) <= limit else f"{text}…[{len(raw) - limit:,} more bytes not kept]"
 
 
 def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier: Notifier) -> faust.App:
@@ -70,7 +56,7 @@ def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier
     alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw")
     dead_letter = app.topic(settings.topics.dead_letter, value_serializer="raw")
     state = new_metrics_state(settings, configs)
-    intake = PredictionIntake(state, configs, settings.max_event_bytes)
+    intake = PredictionIntake(state, configs)
 
     async def on_partitions_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
@@ -117,7 +103,11 @@ def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier
     async def deliver_alerts(stream: StreamT[bytes]) -> None:
         """Post alerts to Slack (or the console). An alert is acknowledged only once delivered."""
         async for raw in stream:
-            alert = Alert.parse(raw)
+            try:
+                alert = Alert.parse(raw)
+            except RecordError as exc:  # not ours to deliver, and it must not stop the agent
+                log.error("skipping a message on the alerts topic that is not an alert: %s", exc)
+                continue
             text = alert.text or format_threshold_alert(alert)
             attempts = await asyncio.to_thread(deliver_with_retry, notifier, text, alert.channel)
             log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, notifier.name, attempts)

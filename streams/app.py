@@ -6,6 +6,7 @@ agents to it and runs it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -18,15 +19,25 @@ def broker_urls(bootstrap_servers: str) -> list[str]:
 
 
 def create_app(settings: Settings) -> faust.App:
+    # The same short group timeouts as every other consumer (Settings.consumer_group_overrides), in seconds.
+    overrides = settings.consumer_group_overrides()
     group_timeouts: dict[str, Any] = (
-        {"broker_session_timeout": 6.0, "broker_heartbeat_interval": 1.0, "broker_max_poll_interval": 7.0}
-        if settings.fast_group_timeouts
+        {
+            "broker_session_timeout": overrides["session.timeout.ms"] / 1000,
+            "broker_heartbeat_interval": overrides["heartbeat.interval.ms"] / 1000,
+            "broker_max_poll_interval": overrides["max.poll.interval.ms"] / 1000,
+        }
+        if overrides
         else {}
     )
+    worker_folder = Path(settings.home) / "worker"
+    worker_folder.mkdir(parents=True, exist_ok=True)  # Faust creates its data folder but not the parents
     return faust.App(
         f"{settings.topic_prefix}-metrics",
         broker=broker_urls(settings.bootstrap_servers),
         store="memory://",
+        # Faust's working folder goes under the driftline home, not wherever the worker was started.
+        datadir=str(worker_folder / "{conf.name}-data"),
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,

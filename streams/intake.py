@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from driftline.schemas.config import MetricSettings, MonitorConfig
-from driftline.schemas.events import EventError, parse_prediction
+from driftline.schemas.events import TOMBSTONE_REASON, EventError, parse_prediction
 from driftline.schemas.records import Alert
 from driftline.streams.metrics_state import MetricsState
-
-TOMBSTONE_REASON = "tombstone: the message has no value; expected one JSON event per message"
 
 
 @dataclass(frozen=True)
@@ -47,14 +45,13 @@ def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
 class PredictionIntake:
     state: MetricsState
     configs: dict[str, MonitorConfig]
-    max_event_bytes: int
     unconfigured: dict[str, int] = field(default_factory=dict)  # model -> events counted; flagged once each
 
     def take(self, raw: bytes | None, partition: int, broker_time: datetime | None) -> Intake:
         if raw is None:
             return Intake(refused=TOMBSTONE_REASON)
         try:
-            prediction = parse_prediction(raw, max_bytes=self.max_event_bytes)
+            prediction = parse_prediction(raw, max_bytes=self.state.limits.max_bytes)
         except EventError as exc:
             return Intake(refused=exc.reason)
         refused = self.state.add(prediction, partition, broker_time)

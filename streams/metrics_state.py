@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from driftline.schemas.events import PredictionEvent
+from driftline.schemas.events import EventLimits, PredictionEvent
 from driftline.schemas.records import WindowMetrics
 from driftline.streams.windows import WindowAggregate, window_start
 
@@ -48,8 +48,7 @@ class MetricsState:
     window_for_model: Callable[[str], timedelta]
     allowed_lateness: timedelta  # Settings.allowed_lateness_seconds
     idle_close_after: float  # Settings.idle_close_seconds
-    max_event_age: timedelta  # Settings.max_event_age_seconds
-    max_event_future: timedelta  # Settings.max_event_future_seconds
+    limits: EventLimits  # Settings.max_event_* (shared with ingest)
     clock: Callable[[], float] = time.time
     open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
     closed_until: dict[tuple[str, str], datetime] = field(default_factory=dict)
@@ -66,21 +65,7 @@ class MetricsState:
 
     def out_of_bounds(self, event: PredictionEvent, broker_time: datetime | None) -> str | None:
         """Why an event's time is not believable next to the broker's time for it; ``None`` when it is."""
-        if broker_time is None:
-            return None
-        if event.event_time > broker_time + self.max_event_future:
-            return (
-                f"event_time {event.event_time.isoformat()} is {event.event_time - broker_time} after the broker "
-                f"received it ({broker_time.isoformat()}); at most {self.max_event_future} ahead is accepted "
-                "(DRIFTLINE_MAX_EVENT_FUTURE_SECONDS): check the serving node's clock"
-            )
-        if event.event_time < broker_time - self.max_event_age:
-            return (
-                f"event_time {event.event_time.isoformat()} is {broker_time - event.event_time} before the broker "
-                f"received it ({broker_time.isoformat()}); at most {self.max_event_age} old is accepted "
-                "(DRIFTLINE_MAX_EVENT_AGE_SECONDS)"
-            )
-        return None
+        return self.limits.time_problem(event.event_time, broker_time)
 
     def add(self, event: PredictionEvent, partition: int, broker_time: datetime | None = None) -> str | None:
         """Count one event; returns a reason when it was *not* counted (out of time bounds, or late)."""

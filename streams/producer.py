@@ -95,7 +95,7 @@ class DriftlineProducer:
             "error_cb": self._on_client_error,
         }
         self._fatal_error: KafkaError | None = None
-        self._producer = Producer(self._config)
+        self._producer: Producer | None = Producer(self._config)
         topics = topics or Topics()
         self.predictions_topic = topics.predictions
         self.labels_topic = topics.labels
@@ -167,9 +167,11 @@ class DriftlineProducer:
 
     def flush(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` seconds for buffered events; returns how many are still queued."""
+        if self._producer is None:
+            return 0  # closed: everything was flushed (or counted) then
         try:
             self._recover_if_fatal()
-            return int(self._producer.flush(timeout))
+            return int(self._client().flush(timeout))
         except Exception:  # flush must not raise into a shutdown path either
             log.exception("driftline producer flush failed")
             return self.stats.pending
@@ -181,6 +183,9 @@ class DriftlineProducer:
         if remaining:
             log.warning("driftline producer closed with %d events undelivered after %.1fs", remaining, timeout)
         self._closed = True
+        # Drop the client now (its callbacks refer back to this object, so it would otherwise wait for the
+        # garbage collector and keep reconnecting to a broker that is gone).
+        self._producer = None
 
     def __enter__(self) -> DriftlineProducer:
         return self
@@ -214,9 +219,14 @@ class DriftlineProducer:
         self._enqueue(topic, value, key)
 
     def _enqueue(self, topic: str, value: bytes, key: bytes | None, dead: bool = False) -> None:
+        if self._closed:
+            with self._lock:
+                self.stats.dropped_error += 1
+            log.warning("driftline producer is closed; an event was dropped")
+            return
         try:
             self._recover_if_fatal()
-            self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+            self._client().produce(topic, value=value, key=key, on_delivery=self._on_delivery)
         except BufferError:
             with self._lock:
                 self.stats.dropped_buffer_full += 1
@@ -233,10 +243,14 @@ class DriftlineProducer:
                 self.stats.enqueued += 1
                 self.stats.dead_lettered += int(dead)
         try:
-            self._producer.poll(0)
+            self._client().poll(0)
         except Exception as exc:  # noqa: BLE001 - a fatal error surfaces here too; recover on the next call
             self._note_fatal(exc)
             log.warning("driftline producer poll failed: %s", exc)
+
+    def _client(self) -> Producer:
+        assert self._producer is not None, "the producer is closed"
+        return self._producer
 
     # -- fatal errors: the client is unusable (e.g. UnknownProducerId after a broker lost its state) ---------
     def _on_client_error(self, error: KafkaError) -> None:
@@ -253,7 +267,7 @@ class DriftlineProducer:
         """Replace a client that hit a fatal error; what it still held is counted as failed, not lost silently."""
         if self._fatal_error is None:
             return
-        error, old = self._fatal_error, self._producer
+        error, old = self._fatal_error, self._client()
         self._fatal_error = None
         stranded = len(old)
         try:

@@ -26,15 +26,16 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from driftline.schemas.events import EventError, parse_event
-from driftline.schemas.records import DeadLetter, IngestLedger
+from driftline.schemas.events import TOMBSTONE_REASON, EventError, EventLimits, parse_event
+from driftline.schemas.records import DeadLetter, IngestLedger, original_text
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
+from driftline.schemas.storage.layout import hour_of
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +75,31 @@ class PartitionPlan:
     dead_letters: list[DeadLetter]
 
 
-Record = tuple[int, bytes | None]  # (offset, value); a tombstone has no value
+# (offset, value, the broker's timestamp); a tombstone has no value
+Record = tuple[int, bytes | None, datetime | None]
 
 
-def plan_partition(kind: str, topic: str, partition: int, records: Sequence[Record]) -> PartitionPlan:
+def plan_partition(
+    kind: str, topic: str, partition: int, records: Sequence[Record], limits: EventLimits
+) -> PartitionPlan:
     """Validate one partition's ``(offset, value)`` records and group the valid ones into files. Pure.
 
     ``records`` must be non-empty and in offset order; the files are named by
-    the whole range, invalid records included, so a replay names them the same.
+    the whole range, invalid records included, so a replay names them the same. An event the stream
+    worker would refuse (too large, stamped too far from the broker's time) is refused here too, so no
+    single event can move the window a drift check reads.
     """
     expected = EXPECTED_EVENT_TYPE[kind]
     groups: dict[tuple[str, str, datetime], list[dict[str, Any]]] = defaultdict(list)
     dead_letters = []
-    for offset, value in records:
+    for offset, value, broker_time in records:
         try:
             if value is None:
-                raise EventError("tombstone: the message has no value; expected one JSON event per message")
-            event = parse_event(value, expected=expected)
+                raise EventError(TOMBSTONE_REASON)
+            event = parse_event(value, expected=expected, max_bytes=limits.max_bytes)
+            time_problem = limits.time_problem(event.event_time, broker_time)
+            if time_problem:
+                raise EventError(time_problem)
         except EventError as exc:
             dead_letters.append(
                 DeadLetter(
@@ -99,11 +108,11 @@ def plan_partition(kind: str, topic: str, partition: int, records: Sequence[Reco
                     topic=topic,
                     partition=partition,
                     offset=offset,
-                    original=None if value is None else value.decode(errors="replace"),
+                    original=None if value is None else original_text(value),
                 )
             )
             continue
-        hour = event.event_time.replace(minute=0, second=0, microsecond=0)
+        hour = hour_of(event.event_time)
         groups[(event.model, event.model_version, hour)].append(events.event_row(event, partition, offset))
     files = [PlannedFile(model, version, hour, rows) for (model, version, hour), rows in sorted(groups.items())]
     return PartitionPlan(topic, partition, records[0][0], records[-1][0], files, dead_letters)
@@ -153,7 +162,9 @@ def _read_new_records(
             assert partition is not None and offset is not None  # set on every consumed message
             if partition in targets and offset > targets[partition]:
                 continue  # beyond the replayed range: the next run takes it
-            records[partition].append((offset, message.value()))
+            timestamp_type, timestamp_ms = message.timestamp()
+            broker_time = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC) if timestamp_type else None
+            records[partition].append((offset, message.value(), broker_time))
             total += 1
         if batch:
             last_message_at = time.monotonic()
@@ -188,6 +199,7 @@ def ingest_topic(
     if kind not in EXPECTED_EVENT_TYPE:
         raise ValueError(f"kind must be one of {sorted(EXPECTED_EVENT_TYPE)}, got {kind!r}")
     consumer = _consumer(settings, group_id or f"{settings.topic_prefix}-ingest-{kind}")
+    limits = EventLimits.from_settings(settings)
     result = IngestResult(topic)
     try:
         metadata = consumer.list_topics(topic, timeout=15)
@@ -213,7 +225,7 @@ def ingest_topic(
         dead_letters = Producer({"bootstrap.servers": settings.bootstrap_servers}) if kind == "labels" else None
         to_commit = []
         for partition, items in sorted(records.items()):
-            plan = plan_partition(kind, topic, partition, items)
+            plan = plan_partition(kind, topic, partition, items, limits)
             ledger = IngestLedger(
                 topic=topic, partition=partition, first_offset=plan.first_offset, last_offset=plan.last_offset
             )
@@ -226,8 +238,12 @@ def ingest_topic(
             result.rows_written += sum(len(file.rows) for file in plan.files)
             to_commit.append(TopicPartition(topic, partition, plan.last_offset + 1))
             result.committed[partition] = plan.last_offset + 1
-        if dead_letters is not None:
-            dead_letters.flush(10)
+        if dead_letters is not None and dead_letters.flush(30):
+            # Committing now would lose them: the next run re-reads this range and sends them again.
+            raise RuntimeError(
+                f"could not deliver the dead letters of {topic} to {settings.topics.dead_letter} within 30 s; "
+                "offsets not committed, the next run repeats this range"
+            )
         if crash_before_commit:
             return result
         if to_commit:

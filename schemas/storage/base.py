@@ -19,6 +19,8 @@ from fsspec.implementations.local import LocalFileSystem
 
 from driftline.schemas.settings import Settings
 
+TEMPORARY_PREFIX = ".tmp-"
+
 
 class StorageError(RuntimeError):
     """A storage operation that cannot be done; the message names the path."""
@@ -81,7 +83,7 @@ class Storage:
         parent = target.rsplit("/", 1)[0]
         if isinstance(self.fs, LocalFileSystem):
             os.makedirs(parent, exist_ok=True)
-            temporary = f"{parent}/.tmp-{uuid.uuid4().hex}"
+            temporary = f"{parent}/{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
             with open(temporary, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -103,7 +105,8 @@ class Storage:
 
     def glob(self, pattern: str) -> list[str]:
         """Relative paths matching a glob pattern under the root, sorted."""
-        return sorted(self.relative(p) for p in self.fs.glob(self.path(pattern)))
+        names = (self.relative(p) for p in self.fs.glob(self.path(pattern)))
+        return sorted(name for name in names if not name.rsplit("/", 1)[-1].startswith(TEMPORARY_PREFIX))
 
     def exists(self, relative: str) -> bool:
         return bool(self.fs.exists(self.path(relative)))
@@ -113,7 +116,9 @@ class Storage:
         full = self.path(relative)
         if not self.fs.exists(full):
             return []
-        return sorted(self.relative(p) for p in self.fs.ls(full, detail=False))
+        names = (self.relative(p) for p in self.fs.ls(full, detail=False))
+        # A crash mid-write can leave a temporary file of write_bytes behind; it is never a stored object.
+        return sorted(name for name in names if not name.rsplit("/", 1)[-1].startswith(TEMPORARY_PREFIX))
 
     def remove(self, relative: str) -> None:
         full = self.path(relative)

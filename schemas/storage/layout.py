@@ -111,6 +111,10 @@ def drift_report(model: str, window_end: datetime) -> str:
     return f"{reports_folder(model)}/drift-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}.json"
 
 
+def drift_report_html(model: str, window_end: datetime) -> str:
+    return drift_report(model, window_end).removesuffix(".json") + ".html"
+
+
 def model_folder(model: str) -> str:
     return f"models/{segment(model, 'model')}"
 

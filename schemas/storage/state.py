@@ -15,7 +15,7 @@ def write_drift_report(storage: Storage, model: str, window_end: datetime, repor
     """Write the JSON report and its HTML beside it (same name, ``.html``); returns the JSON report's URL."""
     path = layout.drift_report(model, window_end)
     storage.write_json(path, report)
-    storage.write_bytes(path.removesuffix(".json") + ".html", html.encode())
+    storage.write_bytes(layout.drift_report_html(model, window_end), html.encode())
     return storage.url(path)
 
 

@@ -24,7 +24,8 @@ from driftline.streams.alerts import AlertDeliveryError
 from driftline.streams.producer import DriftlineProducer
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+# Yesterday 08:00: ingest refuses events older than DRIFTLINE_MAX_EVENT_AGE_SECONDS (7 days) at receipt.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
 ROWS_PER_HOUR = 1500
 
 

@@ -18,7 +18,8 @@ from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
 
 pytestmark = pytest.mark.integration
-T0 = datetime(2026, 5, 1, 9, 50, tzinfo=UTC)
+# Yesterday 09:50: recent enough for DRIFTLINE_MAX_EVENT_AGE_SECONDS, and 360 events at 3 s span two hours.
+T0 = (datetime.now(UTC) - timedelta(days=1)).replace(hour=9, minute=50, second=0, microsecond=0)
 
 
 def publish(settings: Settings, start: int, count: int) -> None:
@@ -73,7 +74,7 @@ def test_ingest_writes_every_event_once_even_across_a_crash(driftline_env, s3_bu
     assert sorted(stored["request_id"]) == [f"r{i:05d}" for i in range(360)]
     assert (stored.groupby("model_version").size().to_dict()) == {"v1": 240, "v2": 120}
     # Hive-style layout on S3: model / version / date / hour, named by topic, partition, offsets.
-    paths = storage.fs.glob(f"{s3_bucket}/data/predictions/model=churn/version=v1/date=2026-05-01/hour=*/*.parquet")
+    paths = storage.fs.glob(f"{s3_bucket}/data/predictions/model=churn/version=v1/date={T0:%Y-%m-%d}/hour=*/*.parquet")
     assert {p.split("hour=")[1][:2] for p in paths} == {"09", "10"}
     assert all(p.rsplit("/", 1)[1].startswith(f"{settings.topics.predictions}+") for p in paths)
     with storage.fs.open(paths[0], "rb") as handle:

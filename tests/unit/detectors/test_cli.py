@@ -5,23 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from driftline.detectors import build_reference_profile, compare_profiles, window_profile
 from driftline.infra.cli import main
-
-
-def fifty_feature_report() -> dict:
-    rng = np.random.default_rng(12)
-    reference = pd.DataFrame(
-        {f"n{i}": rng.normal(size=5000) for i in range(40)}
-        | {f"c{i}": rng.choice([f"level_{k}" for k in range(30)], 5000) for i in range(10)}
-    )
-    current = reference.sample(frac=1, random_state=1).reset_index(drop=True)
-    current["n0"] += 1.0
-    profile = build_reference_profile(reference)
-    import pyarrow as pa
-
-    report = compare_profiles(profile, window_profile(profile, iter(pa.Table.from_pandas(current).to_batches())))
-    return report.to_dict()
 
 
 def test_cli_profile_and_check_exit_codes(tmp_path, capsys):

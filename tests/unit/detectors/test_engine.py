@@ -130,3 +130,11 @@ def test_binned_ks_and_wasserstein_run_on_profiles_without_a_sample():
     report = compare_profiles(reference, current, tests={"amount": "ks"})
     [amount] = [f for f in report.features if f.feature == "amount"]
     assert amount.result.drifted is True and (amount.result.approximation or "").startswith("binned")
+
+
+def test_a_threshold_for_a_configured_p_value_test_is_refused_not_ignored():
+    rng = np.random.default_rng(8)
+    reference = build_reference_profile(frame(rng, 500))
+    current = window(reference, frame(rng, 500))
+    with pytest.raises(ValueError, match=r"^feature 'age': a threshold of 0\.2 was given, but its test 'ks' is judged"):
+        compare_profiles(reference, current, tests={"age": "ks"}, thresholds={"age": 0.2})

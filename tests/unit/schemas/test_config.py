@@ -76,3 +76,13 @@ def test_unknown_correction_is_rejected_with_the_valid_ones(tmp_path):
         ConfigError, match=re.escape("'drift.correction': Input should be 'fdr', 'bonferroni' or 'none'")
     ):
         load_monitor_config(path)
+
+
+def test_the_config_offers_exactly_the_corrections_the_engine_has():
+    from typing import get_args
+
+    from driftline.detectors.correction import CORRECTIONS
+    from driftline.schemas.config import DriftSettings
+
+    assert get_args(DriftSettings.model_fields["correction"].annotation) == CORRECTIONS
+    assert DriftSettings().correction == CORRECTIONS[0]

@@ -14,6 +14,7 @@ from driftline.schemas.records import (
     RecordError,
     RetrainRequest,
     json_schemas,
+    original_text,
 )
 from driftline.schemas.write_jsonschema import FOLDER, render
 
@@ -73,3 +74,9 @@ def test_checked_in_record_schemas_are_current_and_accept_what_the_models_write(
     jsonschema.validate(json.loads(dead.to_json()), json_schemas()["dead_letter.v1.json"])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**dead.to_jsonable(), "extra": 1}, json_schemas()["dead_letter.v1.json"])
+
+
+def test_a_dead_letter_keeps_at_most_64_kib_of_the_original():
+    assert original_text(b"x" * 70_000) == "x" * 65_536 + "…[4,464 more bytes not kept]"
+    assert original_text(b"\xff\xfe") == "fffe"  # not UTF-8: hex
+    assert original_text(b'{"a": 1}') == '{"a": 1}'

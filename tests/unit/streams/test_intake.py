@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from driftline.schemas.config import MonitorConfig
+from driftline.schemas.events import EventLimits
 from driftline.streams.intake import TOMBSTONE_REASON, PredictionIntake
 from driftline.streams.metrics_state import MetricsState
 
@@ -32,11 +33,10 @@ def make_intake() -> PredictionIntake:
         window_for_model=lambda model: timedelta(minutes=1),
         allowed_lateness=timedelta(seconds=10),
         idle_close_after=5.0,
-        max_event_age=timedelta(days=1),
-        max_event_future=timedelta(minutes=5),
+        limits=EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5)),
     )
     configs = {"known": MonitorConfig(model="known", reference="r.parquet")}
-    return PredictionIntake(state, configs, max_event_bytes=2000)
+    return PredictionIntake(state, configs)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from driftline.schemas.events import PredictionEvent
+from driftline.schemas.events import EventLimits, PredictionEvent
 from driftline.streams.metrics_state import MetricsState
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
@@ -34,8 +34,7 @@ def make_state(clock: Clock) -> MetricsState:
         window_for_model=lambda model: timedelta(minutes=1),
         allowed_lateness=timedelta(seconds=10),
         idle_close_after=5.0,
-        max_event_age=timedelta(days=1),
-        max_event_future=timedelta(minutes=5),
+        limits=EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5)),
         clock=clock,
     )
 

@@ -95,3 +95,11 @@ def test_an_oversized_event_is_dead_lettered_without_its_payload():
         and "exceeds the limit of 500 bytes (DRIFTLINE_MAX_EVENT_BYTES)" in dead.reason
     )
     assert dead.original == {"event_type": "prediction", "model": "m", "model_version": "v1", "request_id": "big"}
+
+
+def test_after_close_the_client_is_gone_and_calls_are_counted_not_raised():
+    producer = make_producer()
+    producer.close(0.1)
+    assert producer._producer is None and producer.flush(0) == 0
+    producer.log_label(model="m", model_version="v1", request_id="late", label=1)
+    assert producer.stats.dropped_error == 1

@@ -23,3 +23,11 @@ def test_writes_are_atomic_and_listed_relative_to_the_root(tmp_path):
     assert storage.list("missing") == []
     storage.remove("a/b.json")
     assert not storage.exists("a/b.json")
+
+
+def test_a_temporary_file_left_by_a_crash_is_never_listed(tmp_path):
+    storage = Storage.from_url(str(tmp_path / "root"))
+    storage.write_json("alerts/pending/a.json", {"n": 1})
+    (tmp_path / "root" / "alerts" / "pending" / ".tmp-0123abcd").write_bytes(b'{"trunc')
+    assert storage.list("alerts/pending") == ["alerts/pending/a.json"]
+    assert storage.glob("alerts/pending/*") == ["alerts/pending/a.json"]
