@@ -84,10 +84,7 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
     """
     reference = reference_profile(settings, storage, config)
     window, window_start, window_end = current_window(storage, config)
-    feature_columns = [c for c in window.columns if c.startswith("features.")]
-    current_table = pa.Table.from_pandas(
-        window[feature_columns].rename(columns=lambda c: c.removeprefix("features.")), preserve_index=False
-    )
+    current_table = pa.Table.from_pandas(events.feature_columns(window), preserve_index=False)
     report = compare_profiles(
         reference,
         window_profile(reference, iter(current_table.to_batches())),

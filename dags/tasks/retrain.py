@@ -15,7 +15,7 @@ from driftline.dags.tasks import deploy
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
-from driftline.schemas.storage.events import read_recent_events
+from driftline.schemas.storage.events import feature_columns, label_column, read_recent_events
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +47,16 @@ def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFram
         )
     since = predictions["event_time"].max() - config.retrain.window
     recent = predictions[predictions["event_time"] > since].drop_duplicates("request_id")
-    label_column = "label" if labels["label"].notna().any() else "label_class"
-    joined = recent.merge(
-        labels.drop_duplicates("request_id")[["request_id", label_column]], on="request_id", how="inner"
-    )
+    labels_in = label_column(labels)
+    joined = recent.merge(labels.drop_duplicates("request_id")[["request_id", labels_in]], on="request_id", how="inner")
     if len(joined) < config.retrain.min_rows:
         raise RetrainError(
             f"model {config.model!r}: only {len(joined)} labelled rows in the last "
             f"{config.retrain.window}; retrain.min_rows is {config.retrain.min_rows}"
         )
-    feature_columns = sorted(c for c in joined.columns if c.startswith("features."))
-    features = joined[feature_columns].rename(columns=lambda c: c.removeprefix("features."))
+    features = feature_columns(joined)
     features.index = joined["request_id"].to_numpy()
-    return features, pd.Series(joined[label_column].to_numpy(), index=features.index, name="label")
+    return features, pd.Series(joined[labels_in].to_numpy(), index=features.index, name="label")
 
 
 def _is_holdout(request_id: str) -> bool:

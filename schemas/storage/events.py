@@ -43,16 +43,30 @@ def event_row(event: PredictionEvent | LabelEvent, partition: int, offset: int) 
         row["latency_ms"] = event.latency_ms
         row["error"] = event.error
         for name, value in event.features.items():
-            row[f"features.{name}"] = value
+            row[f"{FEATURE_PREFIX}{name}"] = value
     else:
         row.update(_scalar_columns(event.label, "label"))
     return row
 
 
+FEATURE_PREFIX = "features."
+
+
+def feature_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows' features, columns named as the serving node named them (sorted)."""
+    stored = sorted(c for c in frame.columns if c.startswith(FEATURE_PREFIX))
+    return frame[stored].rename(columns=lambda c: c.removeprefix(FEATURE_PREFIX))
+
+
+def label_column(frame: pd.DataFrame) -> str:
+    """The column that holds the labels: ``label`` for numbers and booleans, ``label_class`` for text."""
+    return "label" if "label" in frame.columns and frame["label"].notna().any() else "label_class"
+
+
 def rows_to_parquet(rows: Sequence[dict[str, Any]]) -> bytes:
     frame = pd.DataFrame(list(rows))
     for column in frame.columns:
-        if column.startswith("features.") and frame[column].dtype == object:
+        if column.startswith(FEATURE_PREFIX) and frame[column].dtype == object:
             values = frame[column].dropna()
             if not values.map(lambda v: isinstance(v, str)).all():
                 frame[column] = frame[column].map(lambda v: None if v is None else str(v))

@@ -71,3 +71,12 @@ def test_hostile_names_cannot_become_paths(tmp_path):
     with pytest.raises(layout.LayoutError, match=re.escape("model '..' cannot be used")):
         events.event_files(storage, "labels", "..")
     assert not (tmp_path / "outside").exists()
+
+
+def test_stored_rows_give_back_the_features_as_named_and_the_label_column():
+    import pandas as pd
+
+    frame = pd.DataFrame({"request_id": ["a"], "features.zeta": [1.0], "features.age": [41], "label": [None]})
+    assert list(events.feature_columns(frame).columns) == ["age", "zeta"]
+    assert events.label_column(frame.assign(label_class=["yes"])) == "label_class"
+    assert events.label_column(frame.assign(label=[1.0])) == "label"
