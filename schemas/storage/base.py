@@ -12,12 +12,15 @@ import os
 import posixpath
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from driftline.schemas.records import Record, RecordError
 from driftline.schemas.settings import Settings
+
+RecordT = TypeVar("RecordT", bound=Record)
 
 TEMPORARY_PREFIX = ".tmp-"
 
@@ -102,6 +105,13 @@ class Storage:
     def read_bytes(self, relative: str) -> bytes:
         data: bytes = self.fs.cat_file(self.path(relative))
         return data
+
+    def read_record(self, record_class: type[RecordT], relative: str) -> RecordT:
+        """A stored record; a file of another shape is a :class:`StorageError` naming the file and the field."""
+        try:
+            return record_class.parse(self.read_bytes(relative))
+        except RecordError as exc:
+            raise StorageError(f"{self.url(relative)}: {exc}") from None
 
     def glob(self, pattern: str) -> list[str]:
         """Relative paths matching a glob pattern under the root, sorted."""

@@ -42,10 +42,7 @@ def read_model_version(storage: Storage, model: str, version: str) -> ModelVersi
     path = layout.model_version_metadata(model, version)
     if not storage.exists(path):
         raise StorageError(f"model {model!r} has no stored version {version!r} ({storage.url(path)} is missing)")
-    try:
-        return ModelVersion.parse(storage.read_bytes(path))
-    except RecordError as exc:
-        raise StorageError(f"{storage.url(path)}: {exc}") from None
+    return storage.read_record(ModelVersion, path)
 
 
 def load_model(storage: Storage, model: str, version: str) -> Any:
@@ -84,10 +81,7 @@ def read_deployment_state(storage: Storage, model: str) -> DeploymentState | Non
     path = layout.deployment_state(model)
     if not storage.exists(path):
         return None
-    try:
-        return DeploymentState.parse(storage.read_bytes(path))
-    except RecordError as exc:
-        raise StorageError(f"{storage.url(path)}: {exc}") from None
+    return storage.read_record(DeploymentState, path)
 
 
 def write_deployment_state(storage: Storage, state: DeploymentState) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from driftline.schemas.records import Alert, IngestLedger, RecordError, RetrainRequest
+from driftline.schemas.records import Alert, IngestLedger, RetrainRequest
 from driftline.schemas.storage import layout
-from driftline.schemas.storage.base import Storage, StorageError
+from driftline.schemas.storage.base import Storage
 
 
 def write_drift_report(storage: Storage, model: str, window_end: datetime, report: dict[str, Any], html: str) -> str:
@@ -29,16 +29,6 @@ def read_drift_report(storage: Storage, relative: str) -> dict[str, Any]:
     return report
 
 
-RecordT = TypeVar("RecordT", RetrainRequest, Alert, IngestLedger)
-
-
-def _parse(storage: Storage, record_class: type[RecordT], relative: str) -> RecordT:
-    try:
-        return record_class.parse(storage.read_bytes(relative))
-    except RecordError as exc:
-        raise StorageError(f"{storage.url(relative)}: {exc}") from None
-
-
 # -- retrain requests -------------------------------------------------------------------------------
 def write_retrain_request(storage: Storage, request: RetrainRequest) -> str:
     return storage.write_bytes(layout.retrain_request(request.model), request.to_json())
@@ -46,7 +36,7 @@ def write_retrain_request(storage: Storage, request: RetrainRequest) -> str:
 
 def read_retrain_request(storage: Storage, model: str) -> RetrainRequest | None:
     path = layout.retrain_request(model)
-    return _parse(storage, RetrainRequest, path) if storage.exists(path) else None
+    return storage.read_record(RetrainRequest, path) if storage.exists(path) else None
 
 
 def retrain_requested(storage: Storage, model: str) -> bool:
@@ -67,7 +57,7 @@ def queue_alert(storage: Storage, alert: Alert) -> bool:
 
 
 def pending_alerts(storage: Storage) -> list[Alert]:
-    return [_parse(storage, Alert, path) for path in storage.list(layout.alert_outbox_folder("pending"))]
+    return [storage.read_record(Alert, path) for path in storage.list(layout.alert_outbox_folder("pending"))]
 
 
 def sent_alert_ids(storage: Storage) -> list[str]:
@@ -83,7 +73,7 @@ def mark_alert_sent(storage: Storage, alert: Alert) -> None:
 # -- ingest ledgers -----------------------------------------------------------------------------------
 def read_ingest_ledger(storage: Storage, topic: str, partition: int, first_offset: int) -> IngestLedger | None:
     path = layout.ingest_ledger(topic, partition, first_offset)
-    return _parse(storage, IngestLedger, path) if storage.exists(path) else None
+    return storage.read_record(IngestLedger, path) if storage.exists(path) else None
 
 
 def write_ingest_ledger(storage: Storage, ledger: IngestLedger, start_offset: int) -> str:

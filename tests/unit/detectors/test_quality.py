@@ -1,26 +1,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
-from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
-
-
-def frame(rng: np.random.Generator, n: int, *, shift: float = 0.0, plan_p=(0.5, 0.3, 0.2)) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "amount": rng.lognormal(3 + shift, 0.5, n),
-            "age": rng.normal(40, 10, n),
-            "plan": rng.choice(["basic", "plus", "pro"], n, p=plan_p),
-        }
-    )
-
-
-def window(reference: Profile, data: pd.DataFrame) -> Profile:
-    return window_profile(
-        reference, iter(pa.Table.from_pandas(data, preserve_index=False).to_batches(max_chunksize=10_000))
-    )
+from driftline.detectors import build_reference_profile, compare_profiles
+from tests.unit.detectors.data import frame, window
 
 
 def test_quality_checks():
