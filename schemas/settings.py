@@ -202,10 +202,6 @@ class Settings:
     def slack_configured(self) -> bool:
         return bool(self.slack_webhook_url or (self.slack_token and self.slack_channel))
 
-    def secrets(self) -> list[str]:
-        """The secret values set, for masking in logs and reports."""
-        return [value for value in (self.slack_token, self.slack_webhook_url) if value]
-
     def consumer_group_overrides(self) -> dict[str, int]:
         """librdkafka settings for short group joins, when enabled."""
         if not self.fast_group_timeouts:
