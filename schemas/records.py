@@ -12,6 +12,8 @@ and the field. ``make schemas`` writes their JSON Schemas to
 |---|---|
 | :class:`DeadLetter` | the dead-letter topic |
 | :class:`WindowMetrics` | the metrics topic (one per model, version and closed window) |
+| :class:`PartitionReport` | the window-reports topic: one source partition's closed partial windows and watermark |
+| :class:`PartitionCheckpoint`, :class:`MergerCheckpoint` | ``worker/<group>/...``: worker state, for crash recovery |
 | :class:`Alert` | the alerts topic; the alert outbox in storage |
 | :class:`DriftSummary` | the drift task's return value (XCom) |
 | :class:`RetrainRequest` | ``retrain/requests/<model>.json`` |
@@ -269,6 +271,53 @@ class IngestLedger(Record):
     last_offset: int = Field(ge=0)
 
 
+class PartitionReport(Record):
+    """What the accumulator of one source partition tells the window merger (streams/partition_state.py).
+
+    ``closed`` holds the partial windows (this partition's events only) that the
+    partition's watermark has passed; ``watermark`` says that no later event of
+    this partition can fall in a window ending at or before it.
+    """
+
+    record_type: ClassVar[str] = "partition_report"
+
+    topic: str
+    partition: int = Field(ge=0)
+    last_offset: int = Field(ge=-1, description="The last source offset folded in (-1: none yet).")
+    watermark: UtcDatetime | None = Field(description="Null while the partition has said nothing yet.")
+    closed: list[WindowMetrics]
+    reported_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class PartitionCheckpoint(Record):
+    """One source partition's accumulator, saved after every batch; a restart resumes from it and skips
+    the offsets it already holds."""
+
+    record_type: ClassVar[str] = "partition_checkpoint"
+
+    topic: str
+    partition: int = Field(ge=0)
+    last_offset: int = Field(ge=-1)
+    max_event_time: UtcDatetime | None
+    idle_watermark: UtcDatetime | None
+    open_windows: list[WindowMetrics]
+    saved_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class MergerCheckpoint(Record):
+    """The window merger's state (one per worker group), saved after it publishes."""
+
+    record_type: ClassVar[str] = "merger_checkpoint"
+
+    topic: str = Field(description="The window-reports topic it reads.")
+    last_offset: int = Field(ge=-1)
+    source_partitions: int = Field(ge=1)
+    watermarks: dict[str, UtcDatetime] = Field(description="Source partition (as text) -> its watermark.")
+    pending: list[WindowMetrics] = Field(description="Partial windows waiting for every partition's watermark.")
+    closed_through: UtcDatetime | None
+    saved_at: UtcDatetime = Field(default_factory=utc_now)
+
+
 class ReferenceSource(Record):
     """What a stored reference profile was built from; a different reference rebuilds it."""
 
@@ -288,6 +337,9 @@ RECORDS: tuple[type[Record], ...] = (
     DeploymentState,
     IngestLedger,
     ReferenceSource,
+    PartitionReport,
+    PartitionCheckpoint,
+    MergerCheckpoint,
 )
 
 

@@ -55,6 +55,11 @@ class Topics:
     def dead_letter(self) -> str:
         return self._name("dead-letter")
 
+    @property
+    def window_reports(self) -> str:
+        """The stream worker's own: per-partition partial windows on their way to the merger (one partition)."""
+        return self._name("window-reports")
+
     def all(self) -> list[str]:
         return [self.predictions, self.labels, self.metrics, self.alerts, self.deployments, self.dead_letter]
 
@@ -132,7 +137,7 @@ class Settings:
     # the embedded broker. They are opt-in (the local stack sets them) and never
     # applied silently to a production cluster.
     fast_group_timeouts: bool = field(default=False, metadata=_env("DRIFTLINE_FAST_GROUP_TIMEOUTS", _flag))
-    # When the stream worker closes a metrics window (see streams/metrics_state.py).
+    # When the stream worker closes a metrics window (see streams/partition_state.py).
     allowed_lateness_seconds: float = field(
         default=30.0, metadata=_env("DRIFTLINE_ALLOWED_LATENESS_SECONDS", _non_negative_seconds)
     )
@@ -147,6 +152,14 @@ class Settings:
     )
     max_event_future_seconds: float = field(
         default=300.0, metadata=_env("DRIFTLINE_MAX_EVENT_FUTURE_SECONDS", _non_negative_seconds)
+    )
+
+    # The stream worker's health page (and Faust's own pages): loopback by default; give each worker on one host
+    # its own port. A worker holding events it has not counted for this long is reported stalled.
+    worker_host: str = field(default="127.0.0.1", metadata=_env("DRIFTLINE_WORKER_HOST"))
+    worker_port: int = field(default=6066, metadata=_env("DRIFTLINE_WORKER_PORT", _port))
+    worker_stall_seconds: float = field(
+        default=60.0, metadata=_env("DRIFTLINE_WORKER_STALL_SECONDS", _non_negative_seconds)
     )
 
     def __post_init__(self) -> None:

@@ -2,69 +2,245 @@
 
 :func:`build_worker` adds the agents to an app made from one :class:`Settings`;
 :func:`main` builds and runs it (``driftline worker``). The decisions live in
-pure modules (:mod:`.metrics_state`, :mod:`.thresholds`); this module only
-reads topics, calls them and writes topics.
+pure modules (:mod:`.partition_state`, :mod:`.merger`, :mod:`.thresholds`); this
+module only reads topics, calls them, writes topics and saves checkpoints.
+
+Three agents, in one consumer group however many workers run:
+
+1. ``compute_metrics`` reads the predictions topic. Each source partition has a
+   :class:`PartitionAccumulator`; after each batch, the partitions it touched
+   send a :class:`PartitionReport` (their closed partial windows and watermark)
+   to the window-reports topic and, once that and the batch's dead letters are
+   delivered, save their checkpoint to storage. Only then does the batch end,
+   so Faust commits no offset past a saved checkpoint.
+2. ``merge_windows`` reads the window-reports topic (one partition: one worker
+   of the group runs it). It publishes each window on the metrics topic once
+   every source partition has passed it, judges thresholds on the whole window
+   and sends the alerts, then saves its checkpoint.
+3. ``deliver_alerts`` posts each alert once: an alert id already recorded as
+   sent in storage is skipped, so a re-published window or a second worker
+   never notifies twice; a Slack outage only delays delivery.
+
+A ``kill -9`` at any moment loses nothing and counts nothing twice: see
+partition_state.py and merger.py for why, and ``make chaos`` for the proof on
+real processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from faust.streams import Stream
-from faust.types import StreamT
+from faust.types import TP, StreamT
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
 from driftline.schemas.events import EventLimits
-from driftline.schemas.records import Alert, DeadLetter, RecordError, original_text
+from driftline.schemas.records import Alert, DeadLetter, PartitionReport, RecordError, original_text
 from driftline.schemas.settings import Settings
+from driftline.schemas.storage.base import Storage
+from driftline.schemas.storage.state import (
+    alert_sent,
+    mark_alert_sent,
+    read_merger_checkpoint,
+    read_partition_checkpoint,
+    write_merger_checkpoint,
+    write_partition_checkpoint,
+)
 from driftline.streams.alerts import Notifier, deliver_with_retry, format_threshold_alert, notifier_from_settings
 from driftline.streams.app import create_app
+from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
-from driftline.streams.metrics_state import MetricsState
+from driftline.streams.merger import WindowMerger
+from driftline.streams.partition_state import PartitionAccumulator
 from driftline.streams.thresholds import window_alerts
-from driftline.streams.topics import ensure_topics
+from driftline.streams.topics import ensure_topics, partition_count
 
 log = logging.getLogger("driftline.worker")
 
 
-def new_metrics_state(settings: Settings, configs: dict[str, MonitorConfig]) -> MetricsState:
-    default_window = MetricSettings().window  # unconfigured models get the defaults
+class MetricsWorker:
+    """The worker's state and its agents' bodies; :func:`build_worker` wires them to the app."""
 
-    def window_for_model(model: str) -> timedelta:
-        config = configs.get(model)
-        return config.metrics.window if config else default_window
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        configs: dict[str, MonitorConfig],
+        notifier: Notifier,
+        source_partitions: int,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.configs = configs
+        self.notifier = notifier
+        self.source_partitions = source_partitions
+        self.group = app.conf.id
+        self.storage = Storage.from_settings(settings)
+        topics = settings.topics
+        # Raw bytes in: validation happens in the agent so a malformed message goes to
+        # the dead-letter topic with its reason instead of failing in Faust's codec.
+        self.predictions = app.topic(topics.predictions, key_type=bytes, value_type=bytes, value_serializer="raw")
+        self.reports_topic = app.topic(topics.window_reports, partitions=1, value_serializer="raw")
+        self.metrics_topic = app.topic(topics.metrics, value_serializer="raw")
+        self.alerts_topic = app.topic(topics.alerts, value_serializer="raw")
+        self.dead_letter = app.topic(topics.dead_letter, value_serializer="raw")
+        self.limits = EventLimits.from_settings(settings)
+        self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
+        self.accumulators: dict[int, PartitionAccumulator] = {}
+        self.merger: WindowMerger | None = None  # while this worker holds the window-reports topic
+        self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
+        # The agents and the idle timer change the same state, and each change ends in a checkpoint.
+        self.lock = asyncio.Lock()
 
-    return MetricsState(
-        window_for_model=window_for_model,
-        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
-        idle_close_after=settings.idle_close_seconds,
-        limits=EventLimits.from_settings(settings),
-    )
+    def window_for_model(self, model: str) -> timedelta:
+        config = self.configs.get(model)
+        return config.metrics.window if config else MetricSettings().window  # unconfigured: the defaults
 
+    # -- state: loaded when a partition is assigned, saved after every change ----------------------------
+    def load_accumulator(self, partition: int) -> PartitionAccumulator:
+        accumulator = PartitionAccumulator(
+            topic=self.settings.topics.predictions,
+            partition=partition,
+            window_for_model=self.window_for_model,
+            allowed_lateness=timedelta(seconds=self.settings.allowed_lateness_seconds),
+            limits=self.limits,
+        )
+        saved = read_partition_checkpoint(self.storage, self.group, accumulator.topic, partition)
+        if saved is not None:
+            accumulator.restore(saved)
+            log.info(
+                "partition %d: resuming after offset %d (%d open windows)",
+                partition,
+                saved.last_offset,
+                len(saved.open_windows),
+            )
+        return accumulator
 
-def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier: Notifier) -> faust.App:
-    """The Faust app with its topics, agents and timer; nothing runs until the app is started."""
-    app = create_app(settings)
-    # Raw bytes in: validation happens in the agent so a malformed message goes to
-    # the dead-letter topic with its reason instead of failing in Faust's codec.
-    predictions = app.topic(settings.topics.predictions, key_type=bytes, value_type=bytes, value_serializer="raw")
-    metrics_topic = app.topic(settings.topics.metrics, value_serializer="raw")
-    alerts_topic = app.topic(settings.topics.alerts, value_serializer="raw")
-    dead_letter = app.topic(settings.topics.dead_letter, value_serializer="raw")
-    state = new_metrics_state(settings, configs)
-    intake = PredictionIntake(state, configs)
+    def load_merger(self) -> WindowMerger:
+        merger = WindowMerger(self.settings.topics.window_reports, self.source_partitions)
+        saved = read_merger_checkpoint(self.storage, self.group)
+        if saved is not None:
+            merger.restore(saved)
+            log.info("window merger: resuming after report offset %d", saved.last_offset)
+        return merger
 
-    async def on_partitions_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
-        state.assign(tp.partition for tp in assigned if tp.topic == settings.topics.predictions)
+    async def on_partitions_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs.get("assigned", set())
+        topics = self.settings.topics
+        async with self.lock:
+            held = {tp.partition for tp in assigned if tp.topic == topics.predictions}
+            for partition in set(self.accumulators) - held:
+                del self.accumulators[partition]  # its new owner resumes from the checkpoint of our last batch
+            for partition in held - set(self.accumulators):
+                self.accumulators[partition] = await asyncio.to_thread(self.load_accumulator, partition)
+            self.health.hold(held)
+            merging = any(tp.topic == topics.window_reports for tp in assigned)
+            if merging and self.merger is None:
+                self.merger = await asyncio.to_thread(self.load_merger)
+            elif not merging:
+                self.merger = None
+            self.health.merging = merging
 
-    app.on_partitions_assigned.connect(on_partitions_assigned)
+    async def report_and_save(self, partitions: set[int], sends: list[Awaitable[Any]]) -> None:
+        """Send each partition's report, wait until it and ``sends`` are delivered, then save the checkpoints."""
+        saved = []
+        for partition in sorted(partitions):
+            accumulator = self.accumulators.get(partition)
+            if accumulator is None:
+                continue
+            report = accumulator.report(accumulator.close_ready())
+            sends.append(await self.reports_topic.send(key=str(partition).encode(), value=report.to_json()))
+            saved.append(accumulator.checkpoint())
+        await delivered(sends)
+        for checkpoint in saved:
+            await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
 
-    async def send_dead_letter(raw: bytes, reason: str, message: Any) -> None:
+    # -- agents -------------------------------------------------------------------------------------------
+    async def compute_metrics(self, stream: StreamT[bytes]) -> None:
+        """Validate predictions and fold them into their partition's windows, a batch at a time."""
+        assert isinstance(stream, Stream)  # take_events is on the implementation, not on StreamT
+        async for events in stream.take_events(5000, within=0.5):
+            async with self.lock:
+                touched: set[int] = set()
+                sends: list[Awaitable[Any]] = []
+                for event in events:
+                    message = event.message
+                    accumulator = self.accumulators.get(message.partition)
+                    if accumulator is None or accumulator.already_counted(message.offset):
+                        continue  # not ours any more (a rebalance), or held by the checkpoint (a replay)
+                    broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
+                    outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
+                    touched.add(message.partition)
+                    self.health.progress(message.partition)
+                    if outcome.refused:
+                        sends.append(await self.send_dead_letter(event.value or b"", outcome.refused, message))
+                    if outcome.alert:
+                        log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
+                        sends.append(await self.send_alert(outcome.alert))
+                await self.report_and_save(touched, sends)
+
+    async def close_idle_partitions(self) -> None:
+        """A partition silent for the idle time is caught up: its watermark follows the wall clock."""
+        async with self.lock:
+            now = time.time()
+            moved = {
+                partition
+                for partition, accumulator in self.accumulators.items()
+                if self.health.silent_for(partition, now) >= self.settings.idle_close_seconds
+                and accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC))
+            }
+            if moved:
+                await self.report_and_save(moved, [])
+
+    async def merge_windows(self, stream: StreamT[bytes]) -> None:
+        """Publish each window once every source partition has passed it; alert on the whole window."""
+        assert isinstance(stream, Stream)
+        async for events in stream.take_events(1000, within=0.2):
+            async with self.lock:
+                merger = self.merger
+                if merger is None:
+                    continue  # revoked while the batch was read; the new holder re-reads it
+                for event in events:
+                    offset = event.message.offset
+                    if merger.already_taken(offset):
+                        continue
+                    try:
+                        merger.take(PartitionReport.parse(event.value), offset)
+                    except RecordError as exc:
+                        log.error("skipping a message on the window-reports topic that is not a report: %s", exc)
+                        merger.last_offset = offset
+                sends: list[Awaitable[Any]] = []
+                for metrics in merger.close_ready():
+                    sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
+                    sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
+                self.health.merged(merger)
+                await delivered(sends)
+                await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
+
+    async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
+        """Post alerts to Slack (or the console), each alert id once. Acknowledged only once delivered."""
+        async for raw in stream:
+            try:
+                alert = Alert.parse(raw)
+            except RecordError as exc:  # not ours to deliver, and it must not stop the agent
+                log.error("skipping a message on the alerts topic that is not an alert: %s", exc)
+                continue
+            if await asyncio.to_thread(alert_sent, self.storage, alert.alert_id):
+                log.info("alert %s was already delivered; not sending it again", alert.alert_id)
+                continue
+            text = alert.text or format_threshold_alert(alert)
+            attempts = await asyncio.to_thread(deliver_with_retry, self.notifier, text, alert.channel)
+            await asyncio.to_thread(mark_alert_sent, self.storage, alert)
+            log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, self.notifier.name, attempts)
+
+    # -- sends (each returns the delivery to wait for) ----------------------------------------------------
+    async def send_dead_letter(self, raw: bytes, reason: str, message: Any) -> Awaitable[Any]:
         record = DeadLetter(
             reason=reason,
             source="worker",
@@ -73,48 +249,34 @@ def build_worker(settings: Settings, configs: dict[str, MonitorConfig], notifier
             offset=message.offset,
             original=original_text(raw),
         )
-        await dead_letter.send(value=record.to_json())
+        key = f"{message.partition}:{message.offset}".encode()  # a replayed copy carries the same key
+        return await self.dead_letter.send(key=key, value=record.to_json())
 
-    async def publish_closed_windows() -> None:
-        for metrics in state.close_ready():
-            await metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json())
-            for alert in window_alerts(metrics, configs.get(metrics.model)):
-                await alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
+    async def send_alert(self, alert: Alert) -> Awaitable[Any]:
+        return await self.alerts_topic.send(key=alert.model.encode(), value=alert.to_json())
 
-    async def compute_metrics(stream: StreamT[bytes]) -> None:
-        """Validate predictions and fold them into the open windows, a batch at a time."""
-        assert isinstance(stream, Stream)  # take_events is on the implementation, not on StreamT
-        async for events in stream.take_events(5000, within=0.5):
-            for event in events:
-                message = event.message
-                broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
-                outcome = intake.take(event.value, message.partition, broker_time)
-                if outcome.refused:
-                    await send_dead_letter(event.value or b"", outcome.refused, message)
-                if outcome.alert:
-                    log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
-                    await alerts_topic.send(key=outcome.alert.model.encode(), value=outcome.alert.to_json())
-            await publish_closed_windows()
 
-    async def close_windows() -> None:
-        """Close windows on a quiet stream too (the agent only wakes up on events)."""
-        await publish_closed_windows()
+async def delivered(sends: list[Awaitable[Any]]) -> None:
+    """Wait until every message sent is acknowledged by the broker."""
+    for pending in sends:
+        await pending
 
-    async def deliver_alerts(stream: StreamT[bytes]) -> None:
-        """Post alerts to Slack (or the console). An alert is acknowledged only once delivered."""
-        async for raw in stream:
-            try:
-                alert = Alert.parse(raw)
-            except RecordError as exc:  # not ours to deliver, and it must not stop the agent
-                log.error("skipping a message on the alerts topic that is not an alert: %s", exc)
-                continue
-            text = alert.text or format_threshold_alert(alert)
-            attempts = await asyncio.to_thread(deliver_with_retry, notifier, text, alert.channel)
-            log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, notifier.name, attempts)
 
-    app.agent(predictions, name="compute_metrics")(compute_metrics)
-    app.agent(alerts_topic, name="deliver_alerts")(deliver_alerts)
-    app.timer(interval=1.0)(close_windows)
+def build_worker(
+    settings: Settings, configs: dict[str, MonitorConfig], notifier: Notifier, *, source_partitions: int
+) -> faust.App:
+    """The Faust app with its topics, agents, timer and health page; nothing runs until the app is started.
+
+    ``source_partitions`` is the predictions topic's partition count: the merger waits for each of them.
+    """
+    app = create_app(settings)
+    worker = MetricsWorker(app, settings, configs, notifier, source_partitions)
+    app.on_partitions_assigned.connect(worker.on_partitions_assigned)
+    app.agent(worker.predictions, name="compute_metrics")(worker.compute_metrics)
+    app.agent(worker.reports_topic, name="merge_windows")(worker.merge_windows)
+    app.agent(worker.alerts_topic, name="deliver_alerts")(worker.deliver_alerts)
+    app.timer(interval=1.0)(worker.close_idle_partitions)
+    worker.health.install(app, worker.accumulators)
     return app
 
 
@@ -122,4 +284,5 @@ def main(settings: Settings) -> None:
     """Run the worker (``driftline worker``); Faust reads its own options from ``sys.argv``."""
     configs = load_monitor_configs(settings.config_dir)
     ensure_topics(settings)
-    build_worker(settings, configs, notifier_from_settings(settings)).main()
+    source_partitions = partition_count(settings, settings.topics.predictions)
+    build_worker(settings, configs, notifier_from_settings(settings), source_partitions=source_partitions).main()

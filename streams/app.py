@@ -40,6 +40,10 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(worker_folder / "{conf.name}-data"),
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
-        web_enabled=False,
+        # The health page (streams/health.py) and Faust's own pages: loopback unless configured otherwise.
+        web_enabled=True,
+        web_bind=settings.worker_host,
+        web_host=settings.worker_host,
+        web_port=settings.worker_port,
         **group_timeouts,
     )

@@ -13,7 +13,7 @@ from datetime import datetime
 from driftline.schemas.config import MetricSettings, MonitorConfig
 from driftline.schemas.events import TOMBSTONE_REASON, EventError, parse_prediction
 from driftline.schemas.records import Alert
-from driftline.streams.metrics_state import MetricsState
+from driftline.streams.partition_state import PartitionAccumulator
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,23 @@ def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
 
 @dataclass
 class PredictionIntake:
-    state: MetricsState
     configs: dict[str, MonitorConfig]
+    max_bytes: int  # Settings.max_event_bytes
     unconfigured: dict[str, int] = field(default_factory=dict)  # model -> events counted; flagged once each
 
-    def take(self, raw: bytes | None, partition: int, broker_time: datetime | None) -> Intake:
+    def take(
+        self, accumulator: PartitionAccumulator, offset: int, raw: bytes | None, broker_time: datetime | None
+    ) -> Intake:
+        """Fold the message at ``offset`` of the accumulator's partition in, or say why not."""
         if raw is None:
+            accumulator.refuse(offset)
             return Intake(refused=TOMBSTONE_REASON)
         try:
-            prediction = parse_prediction(raw, max_bytes=self.state.limits.max_bytes)
+            prediction = parse_prediction(raw, max_bytes=self.max_bytes)
         except EventError as exc:
+            accumulator.refuse(offset)
             return Intake(refused=exc.reason)
-        refused = self.state.add(prediction, partition, broker_time)
+        refused = accumulator.add(prediction, offset, broker_time)
         if refused:
             return Intake(refused=refused)
         if prediction.model in self.configs:

@@ -163,3 +163,16 @@ def alert_outbox_folder(state: str) -> str:
 
 def alert_outbox(state: str, alert_id: str) -> str:
     return f"{alert_outbox_folder(state)}/{segment(alert_id, 'alert id')}.json"
+
+
+# -- stream worker state --------------------------------------------------------------------------------
+def worker_folder(group: str) -> str:
+    return f"worker/{segment(group, 'worker group')}"
+
+
+def partition_checkpoint(group: str, topic: str, partition: int) -> str:
+    return f"{worker_folder(group)}/{segment(topic, 'topic')}-{int(partition)}.json"
+
+
+def merger_checkpoint(group: str) -> str:
+    return f"{worker_folder(group)}/merger.json"

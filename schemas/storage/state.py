@@ -1,4 +1,5 @@
-"""Drift reports, retrain requests, the alert outbox and ingest ledgers: small files that carry state between runs."""
+"""Drift reports, retrain requests, the alert outbox, ingest ledgers and the stream worker's checkpoints:
+small files that carry state between runs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from driftline.schemas.records import Alert, IngestLedger, RetrainRequest
+from driftline.schemas.records import Alert, IngestLedger, MergerCheckpoint, PartitionCheckpoint, RetrainRequest
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
 
@@ -60,6 +61,10 @@ def pending_alerts(storage: Storage) -> list[Alert]:
     return [storage.read_record(Alert, path) for path in storage.list(layout.alert_outbox_folder("pending"))]
 
 
+def alert_sent(storage: Storage, alert_id: str) -> bool:
+    return storage.exists(layout.alert_outbox("sent", alert_id))
+
+
 def sent_alert_ids(storage: Storage) -> list[str]:
     return [path.rsplit("/", 1)[-1].removesuffix(".json") for path in storage.list(layout.alert_outbox_folder("sent"))]
 
@@ -83,3 +88,23 @@ def write_ingest_ledger(storage: Storage, ledger: IngestLedger, start_offset: in
 
 def remove_ingest_ledger(storage: Storage, topic: str, partition: int, start_offset: int) -> None:
     storage.remove(layout.ingest_ledger(topic, partition, start_offset))
+
+
+# -- stream worker checkpoints ------------------------------------------------------------------------
+def read_partition_checkpoint(storage: Storage, group: str, topic: str, partition: int) -> PartitionCheckpoint | None:
+    path = layout.partition_checkpoint(group, topic, partition)
+    return storage.read_record(PartitionCheckpoint, path) if storage.exists(path) else None
+
+
+def write_partition_checkpoint(storage: Storage, group: str, checkpoint: PartitionCheckpoint) -> str:
+    path = layout.partition_checkpoint(group, checkpoint.topic, checkpoint.partition)
+    return storage.write_bytes(path, checkpoint.to_json())
+
+
+def read_merger_checkpoint(storage: Storage, group: str) -> MergerCheckpoint | None:
+    path = layout.merger_checkpoint(group)
+    return storage.read_record(MergerCheckpoint, path) if storage.exists(path) else None
+
+
+def write_merger_checkpoint(storage: Storage, group: str, checkpoint: MergerCheckpoint) -> str:
+    return storage.write_bytes(layout.merger_checkpoint(group), checkpoint.to_json())

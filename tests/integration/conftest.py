@@ -125,10 +125,13 @@ def airflow_home(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def driftline_env(broker, monkeypatch) -> dict[str, str]:
-    """Environment for one test: its own topic prefix, short group timeouts."""
+def driftline_env(broker, monkeypatch, tmp_path) -> dict[str, str]:
+    """Environment for one test: its own topic prefix, home (storage, worker checkpoints) and worker port, short
+    group timeouts."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     values = {
+        "DRIFTLINE_HOME": str(tmp_path / "home"),
+        "DRIFTLINE_WORKER_PORT": str(free_port()),
         "DRIFTLINE_BOOTSTRAP_SERVERS": broker,
         "DRIFTLINE_TOPIC_PREFIX": prefix,
         "DRIFTLINE_FAST_GROUP_TIMEOUTS": "1",

@@ -1,0 +1,161 @@
+"""One source partition's share of the window metrics, free of Faust so it can be unit-tested.
+
+The stream worker keeps one :class:`PartitionAccumulator` per partition of the
+predictions topic it reads, and a :class:`~driftline.streams.merger.WindowMerger`
+combines their partial windows into the published ones. Together they make the
+metrics exact whatever the number of workers, the order in which a backlog is
+read, or where a worker was killed:
+
+**Event time per partition.** A partition's watermark is the largest event time
+read from it minus the allowed lateness. An event whose window ends at or
+before the watermark is *late*: it is refused (the caller dead-letters it with
+the reason) instead of silently changing a figure. When the watermark passes a
+window's end, the partition's part of that window is *closed* and goes to the
+merger in a :class:`PartitionReport`, with the watermark. The merger publishes a
+window once every partition's watermark has passed it, so a partition read
+faster than another cannot close a window whose events still wait on the slow
+one. Whether an event counts depends only on the events before it in its
+partition, so a replay after a crash decides the same for every event.
+
+**Idle partitions.** A partition that has delivered nothing for
+``Settings.idle_close_seconds`` is caught up; :meth:`mark_idle` raises its
+watermark to the wall clock minus the allowed lateness, so the last windows of
+a quiet stream close, and a partition that has no events at all does not hold
+the others back.
+
+**Time is bounded.** An event stamped further than ``max_event_age`` before, or
+``max_event_future`` after, the time the broker recorded for it is refused
+with a reason and never moves a watermark (one event stamped 2099 cannot close
+every window).
+
+**Crash safety.** :meth:`checkpoint` holds everything above plus the last
+offset folded in. The worker saves it after every batch, once the batch's
+reports and dead letters are delivered and before the batch's offsets can be
+committed; a restarted worker resumes from it and skips every offset it
+already holds (:meth:`already_counted`). No event is lost (the committed offset
+never passes the checkpoint) and none is counted twice (the checkpoint says
+which offsets it holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from driftline.schemas.events import EventLimits, PredictionEvent
+from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics
+from driftline.streams.windows import WindowAggregate, window_start
+
+WindowKey = tuple[str, str, datetime]
+
+
+@dataclass
+class PartitionAccumulator:
+    topic: str
+    partition: int
+    window_for_model: Callable[[str], timedelta]
+    allowed_lateness: timedelta  # Settings.allowed_lateness_seconds
+    limits: EventLimits  # Settings.max_event_* (shared with ingest)
+    last_offset: int = -1
+    max_event_time: datetime | None = None
+    idle_watermark: datetime | None = None
+    open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
+
+    @property
+    def watermark(self) -> datetime | None:
+        """No later event of this partition can fall in a window ending at or before this."""
+        candidates = [self.idle_watermark] if self.idle_watermark is not None else []
+        if self.max_event_time is not None:
+            candidates.append(self.max_event_time - self.allowed_lateness)
+        return max(candidates) if candidates else None
+
+    def already_counted(self, offset: int) -> bool:
+        """Whether the message at ``offset`` is already folded in (a replay after a restart)."""
+        return offset <= self.last_offset
+
+    def refuse(self, offset: int) -> None:
+        """Record that the message at ``offset`` was seen and refused (not a prediction)."""
+        self.last_offset = max(self.last_offset, offset)
+
+    def add(self, event: PredictionEvent, offset: int, broker_time: datetime | None = None) -> str | None:
+        """Count one event; returns a reason when it was *not* counted (out of time bounds, or late)."""
+        self.refuse(offset)
+        reason = self.limits.time_problem(event.event_time, broker_time)
+        if reason:
+            return reason
+        size = self.window_for_model(event.model)
+        start = window_start(event.event_time, size)
+        watermark = self.watermark
+        if watermark is not None and start + size <= watermark:
+            return (
+                f"late event: event_time {event.event_time.isoformat()} falls in window starting "
+                f"{start.isoformat()}, already closed on partition {self.partition} (its watermark is "
+                f"{watermark.isoformat()}); send events within the allowed lateness or raise "
+                "DRIFTLINE_ALLOWED_LATENESS_SECONDS"
+            )
+        key = (event.model, event.model_version, start)
+        aggregate = self.open_windows.get(key)
+        if aggregate is None:
+            aggregate = self.open_windows[key] = WindowAggregate(event.model, event.model_version, start, start + size)
+        aggregate.add(event.latency_ms, event.error is not None)
+        aggregate.partitions.add(self.partition)
+        if self.max_event_time is None or event.event_time > self.max_event_time:
+            self.max_event_time = event.event_time
+        return None
+
+    def mark_idle(self, now: datetime) -> bool:
+        """The partition delivered nothing for the idle time: everything up to ``now`` minus the lateness is
+        complete. Returns whether the watermark moved."""
+        candidate = now - self.allowed_lateness
+        if self.idle_watermark is not None and candidate <= self.idle_watermark:
+            return False
+        before = self.watermark
+        self.idle_watermark = candidate
+        return self.watermark != before
+
+    def close_ready(self) -> list[WindowMetrics]:
+        """This partition's parts of the windows its watermark has passed, oldest first; they leave the state."""
+        watermark = self.watermark
+        if watermark is None:
+            return []
+        ready = sorted((k for k, a in self.open_windows.items() if a.window_end <= watermark), key=_window_order)
+        return [self.open_windows.pop(key).snapshot() for key in ready]
+
+    def report(self, closed: list[WindowMetrics]) -> PartitionReport:
+        return PartitionReport(
+            topic=self.topic,
+            partition=self.partition,
+            last_offset=self.last_offset,
+            watermark=self.watermark,
+            closed=closed,
+        )
+
+    def checkpoint(self) -> PartitionCheckpoint:
+        return PartitionCheckpoint(
+            topic=self.topic,
+            partition=self.partition,
+            last_offset=self.last_offset,
+            max_event_time=self.max_event_time,
+            idle_watermark=self.idle_watermark,
+            open_windows=[self.open_windows[key].snapshot() for key in sorted(self.open_windows, key=_window_order)],
+        )
+
+    def restore(self, checkpoint: PartitionCheckpoint) -> None:
+        """Continue from a saved state (the worker's own, or another worker's before a rebalance)."""
+        if (checkpoint.topic, checkpoint.partition) != (self.topic, self.partition):
+            raise ValueError(
+                f"checkpoint of {checkpoint.topic}[{checkpoint.partition}] given to {self.topic}[{self.partition}]"
+            )
+        self.last_offset = checkpoint.last_offset
+        self.max_event_time = checkpoint.max_event_time
+        self.idle_watermark = checkpoint.idle_watermark
+        self.open_windows = {}
+        for snapshot in checkpoint.open_windows:
+            aggregate = WindowAggregate.from_snapshot(snapshot)
+            self.open_windows[(aggregate.model, aggregate.model_version, aggregate.window_start)] = aggregate
+
+
+def _window_order(key: WindowKey) -> tuple[datetime, str, str]:
+    model, version, start = key
+    return start, model, version

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from driftline.schemas.events import EventLimits, PredictionEvent
+from driftline.schemas.records import PartitionCheckpoint
+from driftline.streams.partition_state import PartitionAccumulator
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+LIMITS = EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
+
+
+def event(seconds: float, latency: float = 10.0, error: str | None = None, version: str = "v1") -> PredictionEvent:
+    return PredictionEvent(
+        model="m",
+        model_version=version,
+        request_id=f"r{seconds}",
+        event_time=T0 + timedelta(seconds=seconds),
+        features={},
+        prediction=1,
+        latency_ms=latency,
+        error=error,
+    )
+
+
+def accumulator(partition: int = 0) -> PartitionAccumulator:
+    return PartitionAccumulator(
+        topic="predictions",
+        partition=partition,
+        window_for_model=lambda model: timedelta(minutes=1),
+        allowed_lateness=timedelta(seconds=10),
+        limits=LIMITS,
+    )
+
+
+def test_a_partial_window_closes_when_the_partitions_watermark_passes_its_end():
+    acc = accumulator(3)
+    for offset, second in enumerate(range(0, 60, 2)):
+        assert acc.add(event(second, error="E" if second % 20 == 0 else None), offset) is None
+    acc.add(event(69), 30)
+    assert acc.close_ready() == []  # watermark 59 s: the first minute may still get events
+    acc.add(event(70), 31)
+    [partial] = acc.close_ready()  # watermark 60 s = its end
+    assert (partial.count, partial.errors, partial.partitions) == (30, 3, [3])
+    assert partial.window_start == T0
+    report = acc.report([partial])
+    assert (report.partition, report.last_offset, report.watermark) == (3, 31, T0 + timedelta(seconds=60))
+
+
+def test_late_events_are_refused_with_a_reason_and_on_time_ones_still_count():
+    acc = accumulator()
+    acc.add(event(5), 0)
+    acc.add(event(75), 1)
+    assert len(acc.close_ready()) == 1
+    reason = acc.add(event(30), 2)
+    assert reason is not None and "already closed on partition 0" in reason
+    assert "DRIFTLINE_ALLOWED_LATENESS_SECONDS" in reason  # names a setting that exists
+    assert acc.add(event(66), 3) is None  # the second minute is still open (watermark 65 s)
+    assert acc.last_offset == 3  # refused offsets are held too: a replay skips them
+
+
+def test_an_event_stamped_years_ahead_is_refused_and_moves_no_watermark():
+    acc = accumulator()
+    received = T0 + timedelta(seconds=30)
+    acc.add(event(5), 0, broker_time=received)
+    future = event(0).model_copy(update={"event_time": datetime(2099, 1, 1, tzinfo=UTC)})
+    reason = acc.add(future, 1, broker_time=received)
+    assert reason is not None and reason.startswith("event_time 2099-01-01T00:00:00+00:00 is ")
+    assert "DRIFTLINE_MAX_EVENT_FUTURE_SECONDS" in reason
+    assert "DRIFTLINE_MAX_EVENT_AGE_SECONDS" in (acc.add(event(-3 * 86400), 2, broker_time=received) or "")
+    assert acc.watermark == T0 - timedelta(seconds=5)  # still 5 s - 10 s
+    assert acc.add(event(20), 3, broker_time=received) is None  # on-time events keep counting
+    assert sum(a.count for a in acc.open_windows.values()) == 2
+
+
+def test_an_idle_partition_closes_its_windows_by_the_wall_clock():
+    acc = accumulator()
+    assert acc.watermark is None and acc.close_ready() == []  # nothing said yet: it holds the merger back
+    acc.add(event(5), 0)
+    assert acc.mark_idle(T0 + timedelta(seconds=65)) is True  # now - 10 s = 55 s: the first minute is still open
+    assert acc.close_ready() == []
+    assert acc.mark_idle(T0 + timedelta(seconds=64)) is False  # the wall clock never moves it back
+    acc.mark_idle(T0 + timedelta(seconds=70))
+    [partial] = acc.close_ready()
+    assert partial.count == 1
+
+
+def test_a_checkpoint_restores_everything_and_tells_which_offsets_are_held():
+    acc = accumulator(2)
+    for offset, second in enumerate([1, 2, 61, 62, 3]):
+        acc.add(event(second, latency=float(offset + 1)), offset)
+    saved = PartitionCheckpoint.parse(acc.checkpoint().to_json())  # through its wire form
+    again = accumulator(2)
+    again.restore(saved)
+    assert again.already_counted(4) and not again.already_counted(5)
+    assert again.checkpoint().model_dump(exclude={"saved_at"}) == acc.checkpoint().model_dump(exclude={"saved_at"})
+    assert again.add(event(64), 5) is None
+    assert again.watermark == T0 + timedelta(seconds=54)
