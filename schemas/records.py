@@ -301,6 +301,9 @@ class PartitionCheckpoint(Record):
     max_event_time: UtcDatetime | None
     idle_watermark: UtcDatetime | None
     open_windows: list[WindowMetrics]
+    recent_request_ids: str = Field(
+        default="", description="Base64 of the 8-byte BLAKE2b digests of the last request ids counted, oldest first."
+    )
     saved_at: UtcDatetime = Field(default_factory=utc_now)
 
 

@@ -154,6 +154,8 @@ class Settings:
         default=300.0, metadata=_env("DRIFTLINE_MAX_EVENT_FUTURE_SECONDS", _non_negative_seconds)
     )
 
+    # The stream worker skips a copy of an event (same request_id) among the last this many it counted per partition.
+    dedupe_horizon: int = field(default=20_000, metadata=_env("DRIFTLINE_DEDUPE_HORIZON", _positive_int))
     # The stream worker's health page (and Faust's own pages): loopback by default; give each worker on one host
     # its own port. A worker holding events it has not counted for this long is reported stalled.
     worker_host: str = field(default="127.0.0.1", metadata=_env("DRIFTLINE_WORKER_HOST"))

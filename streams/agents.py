@@ -110,6 +110,7 @@ class MetricsWorker:
             window_for_model=self.window_for_model,
             allowed_lateness=timedelta(seconds=self.settings.allowed_lateness_seconds),
             limits=self.limits,
+            dedupe_horizon=self.settings.dedupe_horizon,
         )
         saved = read_partition_checkpoint(self.storage, self.group, accumulator.topic, partition)
         if saved is not None:
@@ -186,17 +187,52 @@ class MetricsWorker:
                 await self.report_and_save(touched, sends)
 
     async def close_idle_partitions(self) -> None:
-        """A partition silent for the idle time is caught up: its watermark follows the wall clock."""
+        """A partition silent for the idle time *and* caught up is idle: its watermark follows the wall clock.
+
+        Silence alone is not enough: while the broker is unreachable (or restarting) every partition is
+        silent, and the events produced meanwhile would then arrive late. So the broker is asked for the
+        partitions' end offsets first; a partition counts as caught up only when that answer comes and says
+        nothing is left to read. No answer, no idle partition.
+        """
+        now = time.time()
+        silent = {
+            partition: accumulator
+            for partition, accumulator in self.accumulators.items()
+            if self.health.silent_for(partition, now) >= self.settings.idle_close_seconds
+        }
+        if not silent:
+            return
+        try:
+            ends = await asyncio.wait_for(
+                self.app.consumer.highwaters(*(TP(a.topic, p) for p, a in silent.items())), timeout=5.0
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means "not known to be caught up"
+            log.info("not closing idle partitions: the broker did not say where they end (%s)", exc)
+            return
         async with self.lock:
-            now = time.time()
-            moved = {
-                partition
-                for partition, accumulator in self.accumulators.items()
-                if self.health.silent_for(partition, now) >= self.settings.idle_close_seconds
-                and accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC))
-            }
+            moved = set()
+            for partition, accumulator in silent.items():
+                end = ends.get(TP(accumulator.topic, partition))
+                if (
+                    self.accumulators.get(partition) is accumulator  # still ours
+                    and end is not None
+                    and end <= accumulator.last_offset + 1
+                    and self.health.silent_for(partition) >= self.settings.idle_close_seconds
+                    and accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC))
+                ):
+                    moved.add(partition)
             if moved:
                 await self.report_and_save(moved, [])
+
+    async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Drop revoked partitions at once (their checkpoints are saved); the idle timer must not touch them."""
+        revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
+        async with self.lock:
+            for tp in revoked:
+                if tp.topic == self.settings.topics.predictions:
+                    self.accumulators.pop(tp.partition, None)
+                elif tp.topic == self.settings.topics.window_reports:
+                    self.merger = None
 
     async def merge_windows(self, stream: StreamT[bytes]) -> None:
         """Publish each window once every source partition has passed it; alert on the whole window."""
@@ -272,6 +308,7 @@ def build_worker(
     app = create_app(settings)
     worker = MetricsWorker(app, settings, configs, notifier, source_partitions)
     app.on_partitions_assigned.connect(worker.on_partitions_assigned)
+    app.on_partitions_revoked.connect(worker.on_partitions_revoked)
     app.agent(worker.predictions, name="compute_metrics")(worker.compute_metrics)
     app.agent(worker.reports_topic, name="merge_windows")(worker.merge_windows)
     app.agent(worker.alerts_topic, name="deliver_alerts")(worker.deliver_alerts)

@@ -28,6 +28,13 @@ the others back.
 with a reason and never moves a watermark (one event stamped 2099 cannot close
 every window).
 
+**Copies of an event.** A producer that retries after a lost acknowledgement
+(any non-idempotent Kafka producer, the embedded one included) can write an
+event twice; the copy lands on the same partition (same key) shortly after.
+The accumulator remembers the request ids of the last ``dedupe_horizon`` events
+it counted (``DRIFTLINE_DEDUPE_HORIZON``, in the checkpoint too) and does not
+count a copy again; ``copies_skipped`` says how many it met.
+
 **Crash safety.** :meth:`checkpoint` holds everything above plus the last
 offset folded in. The worker saves it after every batch, once the batch's
 reports and dead letters are delivered and before the batch's offsets can be
@@ -39,6 +46,9 @@ which offsets it holds).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,6 +71,10 @@ class PartitionAccumulator:
     max_event_time: datetime | None = None
     idle_watermark: datetime | None = None
     open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
+    dedupe_horizon: int = 20_000  # Settings.dedupe_horizon
+    copies_skipped: int = 0
+    _recent: deque[bytes] = field(default_factory=deque, repr=False)
+    _recent_set: set[bytes] = field(default_factory=set, repr=False)
 
     @property
     def watermark(self) -> datetime | None:
@@ -94,6 +108,11 @@ class PartitionAccumulator:
                 f"{watermark.isoformat()}); send events within the allowed lateness or raise "
                 "DRIFTLINE_ALLOWED_LATENESS_SECONDS"
             )
+        digest = hashlib.blake2b(event.request_id.encode(), digest_size=8).digest()
+        if digest in self._recent_set:
+            self.copies_skipped += 1
+            return None  # a copy of an event already counted: not an error, not counted again
+        self._remember(digest)
         key = (event.model, event.model_version, start)
         aggregate = self.open_windows.get(key)
         if aggregate is None:
@@ -103,6 +122,12 @@ class PartitionAccumulator:
         if self.max_event_time is None or event.event_time > self.max_event_time:
             self.max_event_time = event.event_time
         return None
+
+    def _remember(self, digest: bytes) -> None:
+        self._recent.append(digest)
+        self._recent_set.add(digest)
+        while len(self._recent) > self.dedupe_horizon:
+            self._recent_set.discard(self._recent.popleft())
 
     def mark_idle(self, now: datetime) -> bool:
         """The partition delivered nothing for the idle time: everything up to ``now`` minus the lateness is
@@ -139,6 +164,7 @@ class PartitionAccumulator:
             max_event_time=self.max_event_time,
             idle_watermark=self.idle_watermark,
             open_windows=[self.open_windows[key].snapshot() for key in sorted(self.open_windows, key=_window_order)],
+            recent_request_ids=base64.b64encode(b"".join(self._recent)).decode(),
         )
 
     def restore(self, checkpoint: PartitionCheckpoint) -> None:
@@ -150,6 +176,10 @@ class PartitionAccumulator:
         self.last_offset = checkpoint.last_offset
         self.max_event_time = checkpoint.max_event_time
         self.idle_watermark = checkpoint.idle_watermark
+        self._recent, self._recent_set = deque(), set()
+        packed = base64.b64decode(checkpoint.recent_request_ids)
+        for start in range(0, len(packed), 8):
+            self._remember(packed[start : start + 8])
         self.open_windows = {}
         for snapshot in checkpoint.open_windows:
             aggregate = WindowAggregate.from_snapshot(snapshot)

@@ -51,7 +51,7 @@ def run(per_partition, order: list[int], merger: WindowMerger | None = None) -> 
     for p in order:
         acc = accumulators[p]
         for second, latency, error in per_partition[p][positions[p] : positions[p] + 7]:
-            assert acc.add(event(second, latency, error), positions[p]) is None
+            assert acc.add(event(second, latency, error, request_id=f"{p}-{positions[p]}"), positions[p]) is None
             positions[p] += 1
         merger.take(acc.report(acc.close_ready()), report_offset)
         report_offset += 1
@@ -137,7 +137,7 @@ def test_a_crash_at_any_point_then_a_restart_from_the_checkpoints_gives_the_same
         batch = per_partition[p][positions[p] : positions[p] + 7]
         for second, latency, error in batch:
             if not acc.already_counted(positions[p]):
-                acc.add(event(second, latency, error), positions[p])
+                acc.add(event(second, latency, error, request_id=f"{p}-{positions[p]}"), positions[p])
             positions[p] += 1
         if crash_stage == "after_fold":
             return True

@@ -10,11 +10,13 @@ T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 LIMITS = EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
 
 
-def event(seconds: float, latency: float = 10.0, error: str | None = None, version: str = "v1") -> PredictionEvent:
+def event(
+    seconds: float, latency: float = 10.0, error: str | None = None, version: str = "v1", request_id: str = ""
+) -> PredictionEvent:
     return PredictionEvent(
         model="m",
         model_version=version,
-        request_id=f"r{seconds}",
+        request_id=request_id or f"r{seconds}-{version}",
         event_time=T0 + timedelta(seconds=seconds),
         features={},
         prediction=1,
@@ -96,3 +98,20 @@ def test_a_checkpoint_restores_everything_and_tells_which_offsets_are_held():
     assert again.checkpoint().model_dump(exclude={"saved_at"}) == acc.checkpoint().model_dump(exclude={"saved_at"})
     assert again.add(event(64), 5) is None
     assert again.watermark == T0 + timedelta(seconds=54)
+
+
+def test_a_copy_of_an_event_is_counted_once_also_after_a_restore():
+    acc = accumulator()
+    acc.dedupe_horizon = 3
+    first = event(1)
+    assert acc.add(first, 0) is None
+    assert acc.add(first, 1) is None  # a producer's retry wrote it again
+    assert acc.copies_skipped == 1 and sum(a.count for a in acc.open_windows.values()) == 1
+    again = accumulator()
+    again.dedupe_horizon = 3
+    again.restore(PartitionCheckpoint.parse(acc.checkpoint().to_json()))
+    assert again.add(first, 2) is None and again.copies_skipped == 1  # remembered through the checkpoint
+    for offset, second in enumerate([2, 3, 4], start=3):
+        again.add(event(second), offset)
+    assert again.add(first, 6) is None  # beyond the horizon of 3: counted again
+    assert sum(a.count for a in again.open_windows.values()) == 5

@@ -1,0 +1,661 @@
+"""``make chaos``: the stream path under the conditions production brings, on real processes.
+
+On the embedded broker (Tansu, its log kept in S3 on a local moto server so that
+a restarted broker keeps its topics and offsets, like a real cluster), with
+real ``driftline worker`` processes and Slack through slack-sdk against a local
+endpoint, it:
+
+1. loads a backlog of events on every partition of the predictions topic,
+   among them one event stamped years ahead, one tombstone and one that is
+   not JSON, and only then starts a worker (a restart after downtime);
+2. sends live events at a steady rate through the embedded producer while it
+   ``kill -9``s the worker mid-stream and starts it again, has a second worker
+   join and then leave the group, and kills and restarts the broker;
+3. waits for every window to close and compares each published window with
+   the exact figures computed from the valid events it sent (count, errors
+   and the latency p95 of the same mergeable sketch), every dead letter with
+   the events it sent, and every Slack message with the alerts those exact
+   windows call for.
+
+It ends with the line ``chaos: sent=… counted=… lost=… duplicated=…
+valid_dead_lettered=… alerts_duplicated=… producer_raised=…`` and exits 1 when
+anything was lost, duplicated, wrong or raised. ``--ci`` runs it at a bounded
+size (tests/integration/test_chaos.py runs that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import numpy as np
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_broker, stop_process
+from driftline.schemas.config import load_monitor_configs
+from driftline.schemas.records import DeadLetter, RecordError, WindowMetrics
+from driftline.schemas.settings import Settings
+from driftline.streams.alerts import format_threshold_alert
+from driftline.streams.producer import DriftlineProducer
+from driftline.streams.thresholds import window_alerts
+from driftline.streams.topics import ensure_topics
+from driftline.streams.windows import WindowAggregate, window_start
+
+MODEL = "chaos"
+LATENCY_LIMIT_MS = 100.0
+
+
+@dataclass(frozen=True)
+class ChaosPlan:
+    backlog: int = 100_000  # events loaded before the first worker starts, over every partition
+    live_seconds: float = 60.0
+    rate: int = 1_000  # live events per second
+    partitions: int = 4
+    window_seconds: int = 10
+    seed: int = 42
+    # Re-read the whole predictions topic to count the copies a producer's retries wrote (minutes on the
+    # embedded broker, whose S3 log holds many small batches); it explains a difference, it decides nothing.
+    count_copies: bool = True
+
+    @classmethod
+    def ci(cls) -> ChaosPlan:
+        """A bounded run for CI: every phase, fewer events, no re-read of the topic."""
+        return cls(backlog=20_000, live_seconds=45.0, rate=400, count_copies=False)
+
+
+@dataclass
+class SentEvent:
+    version: str
+    event_time: datetime
+    latency_ms: float
+    error: str | None
+
+
+@dataclass
+class ChaosResult:
+    sent: int = 0
+    counted: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    valid_dead_lettered: int = 0
+    alerts_duplicated: int = 0
+    producer_raised: int = 0
+    windows_expected: int = 0
+    windows_exact: int = 0
+    windows_wrong: list[str] = field(default_factory=list)
+    bad_events_sent: int = 0
+    bad_events_dead_lettered: int = 0
+    alerts_expected: int = 0
+    alerts_delivered: int = 0
+    alerts_lost: int = 0
+    producer_undelivered: int = 0
+    copies_in_topic: int = 0  # events the producer wrote twice (a retry after a lost acknowledgement)
+    events_in_topic: int = 0  # distinct request ids on the predictions topic
+    phases: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost == self.duplicated == self.valid_dead_lettered == self.alerts_duplicated == 0
+            and self.producer_raised == self.alerts_lost == self.producer_undelivered == 0
+            and not self.windows_wrong
+            and self.windows_exact == self.windows_expected
+            and self.bad_events_dead_lettered == self.bad_events_sent
+        )
+
+    def line(self) -> str:
+        return (
+            f"chaos: sent={self.sent} counted={self.counted} lost={self.lost} duplicated={self.duplicated} "
+            f"valid_dead_lettered={self.valid_dead_lettered} alerts_duplicated={self.alerts_duplicated} "
+            f"producer_raised={self.producer_raised}"
+        )
+
+
+# -- the local services --------------------------------------------------------------------------------------
+class SlackRecorder:
+    """Answers ``chat.postMessage`` like Slack and records each message's text."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    payload = json.loads(body)
+                else:
+                    payload = {k: v[0] for k, v in parse_qs(body).items()}
+                recorder.texts.append(str(payload.get("text", "")))
+                answer = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.base_url = f"http://{LOOPBACK}:{self.server.server_port}/api/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@dataclass
+class DurableBroker:
+    """Tansu with its log in S3 on a local moto server: a ``kill -9`` and a restart lose nothing acknowledged."""
+
+    home: Path
+    port: int = field(default_factory=free_port)
+    s3_port: int = field(default_factory=free_port)
+    pid: int | None = None
+    s3_process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "AWS_ENDPOINT": f"http://{LOOPBACK}:{self.s3_port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "chaos",
+            "AWS_SECRET_ACCESS_KEY": "chaos",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def start_storage(self) -> None:
+        log = open(self.home / "moto.log", "ab")  # noqa: SIM115 - the child keeps it open
+        self.s3_process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.s3_port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while not port_in_use(self.s3_port):
+            if time.monotonic() > deadline or self.s3_process.poll() is not None:
+                raise RuntimeError(f"the local S3 server did not start; see {self.home / 'moto.log'}")
+            time.sleep(0.1)
+        request = urllib.request.Request(f"http://{LOOPBACK}:{self.s3_port}/broker", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - http on loopback; the broker's bucket
+
+    def start(self) -> None:
+        self.pid = start_broker(
+            self.port, self.home / "broker.log", storage_engine="s3://broker/", environment=self.environment()
+        )
+
+    def restart(self) -> None:
+        """Stop (SIGTERM) and start again on the same port: a rolling restart of the cluster's one broker."""
+        if self.pid is not None:
+            stop_process(self.pid)
+        time.sleep(2)
+        self.start()
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+            self.pid = None
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            stop_process(self.pid)
+            self.pid = None
+        if self.s3_process is not None:
+            self.s3_process.terminate()
+            with suppress(subprocess.TimeoutExpired):
+                self.s3_process.wait(10)
+            if self.s3_process.poll() is None:
+                self.s3_process.kill()
+            self.s3_process = None
+
+
+class Worker:
+    """A real ``driftline worker`` process with its own health port and log."""
+
+    def __init__(self, name: str, settings: Settings, logs: Path) -> None:
+        self.name = name
+        self.settings = replace(settings, worker_port=free_port())
+        self.log_path = logs / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "info"],
+                env={**os.environ, **self.settings.to_env()},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown code runs."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        """A clean leave (SIGTERM): the worker leaves the group and hands its partitions over."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def health(self) -> tuple[int, dict[str, object]] | None:
+        url = f"http://{LOOPBACK}:{self.settings.worker_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
+        except OSError:
+            return None
+
+
+# -- the events ------------------------------------------------------------------------------------------------
+class EventSource:
+    """Seeded events: two versions, 3 % errors, every fourth window slow (its p95 crosses the alert limit)."""
+
+    def __init__(self, plan: ChaosPlan) -> None:
+        self.plan = plan
+        self.rng = np.random.default_rng(plan.seed)
+        self.sent: dict[str, SentEvent] = {}
+        self.size = timedelta(seconds=plan.window_seconds)
+
+    def make(self, event_time: datetime) -> SentEvent:
+        slow = (int(event_time.timestamp()) // self.plan.window_seconds) % 4 == 3
+        latency = float(self.rng.lognormal(np.log(140.0 if slow else 20.0), 0.35))
+        error = "TimeoutError" if self.rng.random() < 0.03 else None
+        version = "v2" if self.rng.random() < 0.2 else "v1"
+        return SentEvent(version, event_time, round(latency, 3), error)
+
+    def log(self, producer: DriftlineProducer, request_id: str, event: SentEvent) -> None:
+        producer.log_prediction(
+            model=MODEL,
+            model_version=event.version,
+            features={"x": 1.0},
+            prediction=0,
+            latency_ms=event.latency_ms,
+            request_id=request_id,
+            error=event.error,
+            event_time=event.event_time,
+        )
+        self.sent[request_id] = event
+
+    def exact_windows(self) -> dict[tuple[str, str, datetime], WindowMetrics]:
+        windows: dict[tuple[str, str, datetime], WindowAggregate] = {}
+        for event in self.sent.values():
+            start = window_start(event.event_time, self.size)
+            key = (MODEL, event.version, start)
+            if key not in windows:
+                windows[key] = WindowAggregate(MODEL, event.version, start, start + self.size)
+            windows[key].add(event.latency_ms, event.error is not None)
+        return {key: aggregate.snapshot() for key, aggregate in windows.items()}
+
+
+def bad_messages(now: datetime) -> list[tuple[bytes | None, str]]:
+    """The invalid events mixed into the backlog: (value, what it is)."""
+    ahead = {
+        "event_type": "prediction",
+        "model": MODEL,
+        "model_version": "v1",
+        "request_id": "bad-2099",
+        "event_time": datetime(now.year + 73, 1, 1, tzinfo=UTC).isoformat(),
+        "features": {"x": 1.0},
+        "prediction": 0,
+        "latency_ms": 10.0,
+    }
+    return [(json.dumps(ahead).encode(), "stamped years ahead"), (None, "tombstone"), (b"{not json", "not JSON")]
+
+
+# -- reading the results --------------------------------------------------------------------------------------
+def read_topic(bootstrap: str, topic: str, *, idle: float = 5.0) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) on ``topic`` from the start, until no message came for ``idle`` seconds.
+
+    Partitions are assigned directly (no consumer group, so no join to wait for); the broker's high
+    watermark is not trusted to say where a partition ends (see docs/operations.md), silence is.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-reader", "enable.auto.commit": False})
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    messages: list[tuple[bytes, bytes]] = []
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            batch = [m for m in consumer.consume(10_000, timeout=0.5) if not m.error()]
+            if batch:
+                messages += [(m.key() or b"", m.value() or b"") for m in batch]
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= (idle if messages else 4 * idle):  # a first fetch can be slow
+                break
+    finally:
+        consumer.close()
+    return messages
+
+
+def published_windows(settings: Settings) -> list[WindowMetrics]:
+    return [WindowMetrics.parse(value) for _, value in read_topic(settings.bootstrap_servers, settings.topics.metrics)]
+
+
+def compare(source: EventSource, published: list[WindowMetrics], result: ChaosResult) -> None:
+    expected = source.exact_windows()
+    result.windows_expected = len(expected)
+    copies: dict[tuple[str, str, datetime], list[WindowMetrics]] = {}
+    for window in published:
+        copies.setdefault((window.model, window.model_version, window.window_start), []).append(window)
+    for key, exact in expected.items():
+        got = copies.get(key, [])
+        if not got:
+            result.lost += exact.count
+            result.windows_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: never published ({exact.count} events)")
+            continue
+        first = got[0]
+        result.counted += first.count
+        result.lost += max(0, exact.count - first.count)
+        result.duplicated += max(0, first.count - exact.count)
+        if any(copy.model_dump() != first.model_dump() for copy in got[1:]):
+            result.windows_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: published twice with different figures")
+        figures = (first.count, first.errors, first.latency_p95_ms, first.latency_sketch)
+        if figures == (exact.count, exact.errors, exact.latency_p95_ms, exact.latency_sketch):
+            result.windows_exact += 1
+        else:
+            result.windows_wrong.append(
+                f"{key[1]} {key[2]:%H:%M:%S}: count {first.count} (exact {exact.count}), errors {first.errors} "
+                f"({exact.errors}), p95 {first.latency_p95_ms} ({exact.latency_p95_ms})"
+            )
+    for key, got in copies.items():
+        if key not in expected:
+            result.duplicated += got[0].count
+            result.windows_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: published but no event was sent for it")
+
+
+def compare_dead_letters(source: EventSource, settings: Settings, result: ChaosResult) -> None:
+    valid: set[str] = set()
+    bad: set[tuple[int | None, int | None]] = set()
+    for _, value in read_topic(settings.bootstrap_servers, settings.topics.dead_letter):
+        try:
+            letter = DeadLetter.parse(value)
+        except RecordError:
+            continue
+        original = letter.original
+        request_id = original.get("request_id") if isinstance(original, dict) else None
+        if isinstance(original, str):
+            with suppress(ValueError):
+                decoded = json.loads(original)
+                request_id = decoded.get("request_id") if isinstance(decoded, dict) else None
+        if isinstance(request_id, str) and request_id in source.sent:
+            valid.add(request_id)
+        else:
+            bad.add((letter.partition, letter.offset))
+    result.valid_dead_lettered = len(valid)
+    result.bad_events_dead_lettered = len(bad)
+
+
+def count_copies_in_topic(settings: Settings, result: ChaosResult) -> None:
+    """How many events the predictions topic holds more than once (the producer's retries, not the worker's)."""
+    ids: Counter[str] = Counter()
+    for _, value in read_topic(settings.bootstrap_servers, settings.topics.predictions):
+        with suppress(ValueError, AttributeError, TypeError):
+            ids[json.loads(value)["request_id"]] += 1
+    result.copies_in_topic = sum(count - 1 for count in ids.values())
+    result.events_in_topic = len(ids)
+
+
+def compare_alerts(source: EventSource, settings: Settings, slack: SlackRecorder, result: ChaosResult) -> None:
+    configs = load_monitor_configs(settings.config_dir)
+    expected = Counter(
+        format_threshold_alert(alert)
+        for window in source.exact_windows().values()
+        for alert in window_alerts(window, configs.get(MODEL))
+    )
+    delivered = Counter(text for text in slack.texts if text.startswith(":rotating_light:"))
+    result.alerts_expected = sum(expected.values())
+    result.alerts_delivered = sum(delivered.values())
+    result.alerts_duplicated = sum(count - 1 for count in delivered.values() if count > 1)
+    result.alerts_lost = sum(1 for text in expected if text not in delivered)
+    result.alerts_lost += sum(1 for text in delivered if text not in expected)  # an alert no exact window calls for
+
+
+# -- the run ----------------------------------------------------------------------------------------------------
+@contextmanager
+def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, SlackRecorder, Settings]]:
+    """The broker, the S3 server behind it and the Slack endpoint; everything stops on the way out."""
+    broker = DurableBroker(home)
+    slack = SlackRecorder()
+    try:
+        broker.start_storage()
+        broker.start()
+        settings = Settings(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic_prefix="chaos",
+            partitions=plan.partitions,
+            home=str(home),
+            fast_group_timeouts=True,
+            allowed_lateness_seconds=5.0,
+            idle_close_seconds=5.0,
+            slack_token="xoxb-chaos",  # noqa: S106 - the local Slack endpoint's
+            slack_channel="#chaos",
+            slack_base_url=slack.base_url,
+        )
+        config_dir = Path(settings.config_dir)
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / f"{MODEL}.yaml").write_text(
+            f"model: {MODEL}\nreference: unused.parquet\n"
+            f"metrics: {{window: {plan.window_seconds}s, latency_p95_ms: {LATENCY_LIMIT_MS}, "
+            "error_rate: 0.5, min_count: 5}\n"
+        )
+        ensure_topics(settings)
+        yield broker, slack, settings
+    finally:
+        broker.stop()
+        slack.server.shutdown()
+
+
+def send_backlog(source: EventSource, settings: Settings, plan: ChaosPlan, result: ChaosResult) -> None:
+    """Events of the last minute the worker missed, in time order, with the bad ones in the middle."""
+    now = datetime.now(UTC)
+    producer = DriftlineProducer.from_settings(settings, max_buffered=plan.backlog + 10)
+    span = timedelta(seconds=60)
+    times = sorted(now - span + span * float(u) for u in source.rng.random(plan.backlog))
+    raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for index, moment in enumerate(times):
+        if index == plan.backlog // 2:
+            for value, _ in bad_messages(now):
+                raw.produce(settings.topics.predictions, key=uuid.uuid4().hex.encode(), value=value)
+                result.bad_events_sent += 1
+        try:
+            source.log(producer, f"b{index}", source.make(moment))
+        except Exception:  # noqa: BLE001 - what the chaos check counts: the producer must never raise
+            result.producer_raised += 1
+    raw.flush(30)
+    producer.flush(60)
+    result.producer_undelivered += producer.stats.dropped + producer.stats.pending
+    producer.close()
+
+
+class LiveTraffic(threading.Thread):
+    """The embedded producer at a steady rate, as a serving process would call it."""
+
+    def __init__(self, source: EventSource, settings: Settings, plan: ChaosPlan, result: ChaosResult) -> None:
+        super().__init__(daemon=True)
+        self.source, self.plan, self.result = source, plan, result
+        self.producer = DriftlineProducer.from_settings(settings)
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        sent, started, tick = 0, time.monotonic(), 0.01
+        while not self.stopping.is_set():
+            due = int((time.monotonic() - started) * self.plan.rate)
+            while sent < due:
+                request_id = f"l{sent}"
+                event = self.source.make(datetime.now(UTC))
+                try:
+                    self.source.log(self.producer, request_id, event)
+                except Exception:  # noqa: BLE001 - counted, never expected
+                    self.result.producer_raised += 1
+                sent += 1
+            time.sleep(tick)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join()
+        self.producer.flush(60)
+        self.result.producer_undelivered += self.producer.stats.dropped + self.producer.stats.pending
+        self.producer.close()
+
+
+def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -> ChaosResult:
+    home.mkdir(parents=True, exist_ok=True)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    result = ChaosResult()
+    source = EventSource(plan)
+    started = time.monotonic()
+
+    def phase(text: str) -> None:
+        line = f"[{time.monotonic() - started:6.1f} s] {text}"
+        result.phases.append(line)
+        say(line)
+
+    with services(home, plan) as (broker, slack, settings):
+        workers = [Worker("worker-1", settings, logs), Worker("worker-2", settings, logs)]
+        try:
+            phase(f"backlog: {plan.backlog:,} events over {plan.partitions} partitions, 3 bad ones among them")
+            send_backlog(source, settings, plan, result)
+            disrupt(plan, source, settings=settings, broker=broker, workers=workers, result=result, phase=phase)
+            published = wait_for_windows(source, settings, slack, plan)
+            health = workers[0].health()
+            phase(f"worker-1 health: {health[0] if health else 'no answer'} {health[1] if health else ''}")
+            compare(source, published, result)
+            compare_dead_letters(source, settings, result)
+            compare_alerts(source, settings, slack, result)
+            if plan.count_copies:
+                count_copies_in_topic(settings, result)
+        finally:
+            for worker in workers:
+                worker.stop()
+    phase("all processes stopped")
+    say(
+        f"windows exact: {result.windows_exact}/{result.windows_expected}; bad events dead-lettered: "
+        f"{result.bad_events_dead_lettered}/{result.bad_events_sent}; alerts delivered: "
+        f"{result.alerts_delivered} (expected {result.alerts_expected}, lost {result.alerts_lost}); "
+        f"producer undelivered: {result.producer_undelivered}"
+    )
+    if plan.count_copies:
+        say(
+            f"re-reading the predictions topic: {result.copies_in_topic} events written twice by the producer "
+            f"(retries after a lost acknowledgement) among {result.events_in_topic:,} distinct events read"
+        )
+    for problem in result.windows_wrong[:20]:
+        say(f"  window {problem}")
+    say(result.line())
+    return result
+
+
+def disrupt(
+    plan: ChaosPlan,
+    source: EventSource,
+    *,
+    settings: Settings,
+    broker: DurableBroker,
+    workers: list[Worker],
+    result: ChaosResult,
+    phase: Callable[[str], None],
+) -> None:
+    """The live part: a worker started after the backlog, steady traffic, and the disruptions on a schedule."""
+    first, second = workers
+    first.start()
+    phase(f"worker-1 started after the backlog; live traffic at {plan.rate}/s for {plan.live_seconds:.0f} s")
+    begin = time.monotonic()
+    live = LiveTraffic(source, settings, plan, result)
+    live.start()
+    schedule: list[tuple[float, str, Callable[[], None]]] = [
+        (0.15, "kill -9 worker-1 (mid-stream) and start it again", first.restart),
+        (0.35, "worker-2 joins the group", second.start),
+        (0.60, "worker-2 leaves the group", second.stop),
+        (0.75, "restart the broker (down for 2 s)", broker.restart),
+    ]
+    for fraction, text, action in schedule:
+        time.sleep(max(0.0, begin + fraction * plan.live_seconds - time.monotonic()))
+        phase(text)
+        action()
+    time.sleep(max(0.0, begin + plan.live_seconds - time.monotonic()))
+    live.finish()
+    result.sent = len(source.sent)
+    phase(f"live traffic stopped; {result.sent:,} valid events sent; waiting for the last windows")
+
+
+def wait_for_windows(
+    source: EventSource, settings: Settings, slack: SlackRecorder, plan: ChaosPlan
+) -> list[WindowMetrics]:
+    """Every window published (or a deadline), then every alert delivered (or a deadline)."""
+    expected = source.exact_windows()
+    deadline = time.monotonic() + 120 + plan.window_seconds
+    published: list[WindowMetrics] = []
+    while time.monotonic() < deadline:
+        published = published_windows(settings)
+        if set(expected) <= {(w.model, w.model_version, w.window_start) for w in published}:
+            break
+        time.sleep(3)
+    config = load_monitor_configs(settings.config_dir).get(MODEL)
+    expected_alerts = sum(len(window_alerts(window, config)) for window in expected.values())
+    deadline = time.monotonic() + 60
+    while sum(t.startswith(":rotating_light:") for t in slack.texts) < expected_alerts:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    time.sleep(3)  # a duplicate delivery would arrive now
+    return published
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="driftline chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ci", action="store_true", help="the bounded run CI makes")
+    parser.add_argument("--backlog", type=int)
+    parser.add_argument("--live-seconds", type=float)
+    parser.add_argument("--rate", type=int)
+    parser.add_argument("--home", type=Path, default=Path(".driftline") / "chaos")
+    args = parser.parse_args(argv)
+    plan = ChaosPlan.ci() if args.ci else ChaosPlan()
+    overrides = {"backlog": args.backlog, "live_seconds": args.live_seconds, "rate": args.rate}
+    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    home = args.home / time.strftime("%Y%m%d-%H%M%S")
+    result = run_chaos(plan, home)
+    print(f"logs: {home / 'logs'}")
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
