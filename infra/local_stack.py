@@ -19,6 +19,8 @@ from pathlib import Path
 
 import driftline.dags
 from driftline.schemas.settings import Settings
+from driftline.schemas.storage.base import Storage
+from driftline.schemas.storage.state import forget_worker_state
 
 
 class StackError(RuntimeError):
@@ -95,6 +97,11 @@ class LocalStack:
             pid = start_broker(self.port, self.home / "broker.log")
             self.pid_file.write_text(str(pid))
             done.append(f"broker started (pid {pid}) on {self.bootstrap_servers}, log {self.home / 'broker.log'}")
+            # A new in-memory broker starts every topic at offset 0: the worker's checkpoints name offsets of
+            # the old one and would make it skip new events.
+            forgotten = forget_worker_state(Storage.from_settings(self.settings()))
+            if forgotten:
+                done.append(f"removed {forgotten} stream-worker checkpoint(s) of the previous broker")
         if migrate_airflow:
             done.append(migrate_airflow_db(self.airflow_home))
         (self.home / "env").write_text("".join(f"export {k}={v}\n" for k, v in self.environment().items()))

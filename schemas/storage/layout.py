@@ -166,8 +166,11 @@ def alert_outbox(state: str, alert_id: str) -> str:
 
 
 # -- stream worker state --------------------------------------------------------------------------------
+WORKER_FOLDER = "worker"
+
+
 def worker_folder(group: str) -> str:
-    return f"worker/{segment(group, 'worker group')}"
+    return f"{WORKER_FOLDER}/{segment(group, 'worker group')}"
 
 
 def partition_checkpoint(group: str, topic: str, partition: int) -> str:

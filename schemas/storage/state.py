@@ -108,3 +108,12 @@ def read_merger_checkpoint(storage: Storage, group: str) -> MergerCheckpoint | N
 
 def write_merger_checkpoint(storage: Storage, group: str, checkpoint: MergerCheckpoint) -> str:
     return storage.write_bytes(layout.merger_checkpoint(group), checkpoint.to_json())
+
+
+def forget_worker_state(storage: Storage) -> int:
+    """Remove every stream-worker checkpoint; returns how many. Only for a broker whose topics start again
+    from offset 0 (the embedded broker's memory storage after a restart): checkpoints hold offsets."""
+    files = storage.glob(f"{layout.WORKER_FOLDER}/*/*.json")
+    for relative in files:
+        storage.remove(relative)
+    return len(files)

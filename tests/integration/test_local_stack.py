@@ -32,3 +32,25 @@ def test_a_taken_port_is_reported_with_what_to_do(tmp_path):
             StackError, match=r"port \d+ on 127.0.0.1 is taken by another process; .*DRIFTLINE_BROKER_PORT"
         ):
             stack.up(migrate_airflow=False)
+
+
+def test_a_new_broker_forgets_the_worker_checkpoints_of_the_old_one(tmp_path):
+    from driftline.schemas.records import PartitionCheckpoint
+    from driftline.schemas.storage.base import Storage
+    from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
+
+    stack = LocalStack(tmp_path / "home", free_port())
+    stack.up(migrate_airflow=False)
+    storage = Storage.from_settings(stack.settings())
+    old = PartitionCheckpoint(
+        topic="driftline.predictions", partition=0, last_offset=500, max_event_time=None, idle_watermark=None,
+        open_windows=[],
+    )  # fmt: skip
+    write_partition_checkpoint(storage, "driftline-metrics", old)
+    stack.down()  # the in-memory broker's topics are gone; offset 500 means nothing to the next one
+    lines = stack.up(migrate_airflow=False)
+    try:
+        assert "removed 1 stream-worker checkpoint(s) of the previous broker" in lines
+        assert read_partition_checkpoint(storage, "driftline-metrics", "driftline.predictions", 0) is None
+    finally:
+        stack.down()
