@@ -240,8 +240,12 @@ class Worker:
         self.settings = replace(settings, worker_port=free_port())
         self.log_path = logs / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.wanted = False  # the supervisor restarts a wanted worker that exited
+        self.restarts: list[int] = []  # exit codes of the runs the supervisor replaced
+        self.lock = threading.RLock()  # the supervisor thread and the schedule act on the same process
 
     def start(self) -> None:
+        self.wanted = True
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "info"],
@@ -258,11 +262,24 @@ class Worker:
             self.process.wait()
 
     def restart(self) -> None:
-        self.kill()
-        self.start()
+        with self.lock:
+            self.kill()
+            self.start()
+
+    def supervise(self) -> None:
+        """What systemd or Kubernetes would do: a worker that exited on its own is started again."""
+        with self.lock:
+            if self.wanted and self.process is not None and self.process.poll() is not None:
+                self.restarts.append(self.process.returncode)
+                self.start()
 
     def stop(self) -> None:
         """A clean leave (SIGTERM): the worker leaves the group and hands its partitions over."""
+        with self.lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.wanted = False
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -464,6 +481,7 @@ def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, Slack
             fast_group_timeouts=True,
             allowed_lateness_seconds=5.0,
             idle_close_seconds=5.0,
+            worker_stall_seconds=20.0,
             slack_token="xoxb-chaos",  # noqa: S106 - the local Slack endpoint's
             slack_channel="#chaos",
             slack_base_url=slack.base_url,
@@ -551,6 +569,14 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
 
     with services(home, plan) as (broker, slack, settings):
         workers = [Worker("worker-1", settings, logs), Worker("worker-2", settings, logs)]
+        supervising = threading.Event()
+
+        def supervisor() -> None:
+            while not supervising.wait(0.5):
+                for worker in workers:
+                    worker.supervise()
+
+        threading.Thread(target=supervisor, daemon=True).start()
         try:
             phase(f"backlog: {plan.backlog:,} events over {plan.partitions} partitions, 3 bad ones among them")
             send_backlog(source, settings, plan, result)
@@ -564,8 +590,13 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
             if plan.count_copies:
                 count_copies_in_topic(settings, result)
         finally:
+            supervising.set()
             for worker in workers:
                 worker.stop()
+    for worker in workers:
+        if worker.restarts:
+            phase(f"{worker.name} exited on its own {len(worker.restarts)} time(s) (codes {worker.restarts}); "
+                  "the supervisor started it again")  # fmt: skip
     phase("all processes stopped")
     say(
         f"windows exact: {result.windows_exact}/{result.windows_expected}; bad events dead-lettered: "

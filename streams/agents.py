@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
@@ -158,9 +159,32 @@ class MetricsWorker:
             report = accumulator.report(accumulator.close_ready())
             sends.append(await self.reports_topic.send(key=str(partition).encode(), value=report.to_json()))
             saved.append(accumulator.checkpoint())
-        await delivered(sends)
+        await self.delivered_or_exit(sends)
         for checkpoint in saved:
             await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
+
+    async def delivered_or_exit(self, sends: list[Awaitable[Any]]) -> None:
+        """Wait until the broker acknowledged every message sent, or end the process.
+
+        Crash-only: a batch whose writes fail or are not acknowledged within ``DRIFTLINE_WORKER_STALL_SECONDS``
+        leaves memory ahead of the saved checkpoints, and nothing but a restart from them is exact. So the
+        worker exits (code 75) without saving or acknowledging anything more; its supervisor (systemd,
+        Kubernetes, ``make chaos``) restarts it and it resumes from the last checkpoints, as after a ``kill -9``.
+        """
+        started = time.monotonic()
+        self.health.batch_started(started)
+        try:
+            await asyncio.wait_for(delivered(sends), timeout=self.settings.worker_stall_seconds)
+        except BaseException as exc:  # noqa: BLE001 - any failure here ends the process (see above)
+            log.critical(
+                "a batch's writes were not acknowledged within %.0f s (%r); exiting so that the worker restarts "
+                "from its last checkpoints",
+                time.monotonic() - started,
+                exc,
+            )
+            logging.shutdown()
+            os._exit(75)
+        self.health.batch_started(None)
 
     # -- agents -------------------------------------------------------------------------------------------
     async def compute_metrics(self, stream: StreamT[bytes]) -> None:
@@ -173,8 +197,8 @@ class MetricsWorker:
                 for event in events:
                     message = event.message
                     accumulator = self.accumulators.get(message.partition)
-                    if accumulator is None or accumulator.already_counted(message.offset):
-                        continue  # not ours any more (a rebalance), or held by the checkpoint (a replay)
+                    if accumulator is None or accumulator.already_counted(message.offset) or self.stale(message):
+                        continue  # not ours any more (a rebalance), held by the checkpoint (a replay), or stale
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -185,6 +209,24 @@ class MetricsWorker:
                         log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
+
+    def stale(self, message: Any) -> bool:
+        """Fetched before the last rebalance: the partition starts again from its committed offset, so counting
+        this one now would count it out of order (and the replay would then skip what came before it)."""
+        generation = getattr(message, "generation_id", None)
+        return generation is not None and generation != self.app.consumer_generation_id
+
+    async def watchdog(self) -> None:
+        """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within
+        ``DRIFTLINE_WORKER_STALL_SECONDS`` ends the process (code 75) for its supervisor to restart it."""
+        now = time.time()
+        rebalancing = bool(getattr(self.app, "rebalancing", False))
+        self.health.check({}, rebalancing)  # keeps the rebalance start time
+        since = self.health.rebalancing_since
+        if rebalancing and since is not None and now - since >= self.settings.worker_stall_seconds:
+            log.critical("in a consumer-group rebalance for %.0f s; exiting so that the worker restarts", now - since)
+            logging.shutdown()
+            os._exit(75)
 
     async def close_idle_partitions(self) -> None:
         """A partition silent for the idle time *and* caught up is idle: its watermark follows the wall clock.
@@ -244,7 +286,7 @@ class MetricsWorker:
                     continue  # revoked while the batch was read; the new holder re-reads it
                 for event in events:
                     offset = event.message.offset
-                    if merger.already_taken(offset):
+                    if merger.already_taken(offset) or self.stale(event.message):
                         continue
                     try:
                         merger.take(PartitionReport.parse(event.value), offset)
@@ -256,7 +298,7 @@ class MetricsWorker:
                     sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
                     sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
                 self.health.merged(merger)
-                await delivered(sends)
+                await self.delivered_or_exit(sends)
                 await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
@@ -313,6 +355,7 @@ def build_worker(
     app.agent(worker.reports_topic, name="merge_windows")(worker.merge_windows)
     app.agent(worker.alerts_topic, name="deliver_alerts")(worker.deliver_alerts)
     app.timer(interval=1.0)(worker.close_idle_partitions)
+    app.timer(interval=1.0)(worker.watchdog)
     worker.health.install(app, worker.accumulators)
     return app
 

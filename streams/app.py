@@ -40,6 +40,13 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(worker_folder / "{conf.name}-data"),
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
+        # Faust waits 20 minutes for an unacknowledged write by default; the worker gives up (and restarts from
+        # its checkpoints, see agents.py) after the stall time instead.
+        producer_request_timeout=max(settings.worker_stall_seconds, 1.0),
+        # Faust's own wait for unacknowledged events before a rebalance hung for good in `make chaos`: messages
+        # its generation check skips are never acknowledged. The worker's revoke handler waits for the batch in
+        # progress itself (agents.py), and events of an older generation are not counted.
+        stream_wait_empty=False,
         # The health page (streams/health.py) and Faust's own pages: loopback unless configured otherwise.
         web_enabled=True,
         web_bind=settings.worker_host,

@@ -7,6 +7,8 @@ body that says why. A worker is *stalled* when
 - a source partition it holds has messages it has not counted (the broker's
   high watermark is past the last offset counted) and it has counted none for
   ``DRIFTLINE_WORKER_STALL_SECONDS``, or
+- a batch has waited that long for the broker to acknowledge its writes (the
+  worker then exits so that its supervisor restarts it: see agents.py), or
 - it has been in a consumer-group rebalance for that long.
 
 A worker with nothing to read is healthy. The broker's high watermark is what
@@ -37,6 +39,7 @@ class WorkerHealth:
     merging: bool = False
     waiting_on: list[int] = field(default_factory=list)
     rebalancing_since: float | None = None
+    batch_since: float | None = None  # when the batch now waiting for its writes began waiting
 
     def hold(self, partitions: Iterable[int]) -> None:
         """The source partitions held after a rebalance; a new one is silent from now on."""
@@ -46,6 +49,9 @@ class WorkerHealth:
 
     def progress(self, partition: int) -> None:
         self.last_message[partition] = self.clock()
+
+    def batch_started(self, when: float | None) -> None:
+        self.batch_since = when
 
     def silent_for(self, partition: int, now: float | None = None) -> float:
         return (self.clock() if now is None else now) - self.last_message.get(partition, self.clock())
@@ -70,6 +76,8 @@ class WorkerHealth:
                 problems.append(
                     f"partition {partition}: {lag} message(s) not counted and no progress for {silent:.0f} s"
                 )
+        if self.batch_since is not None and time.monotonic() - self.batch_since >= self.stall_after:
+            problems.append(f"a batch has waited {time.monotonic() - self.batch_since:.0f} s for its writes")
         if self.rebalancing_since is not None and now - self.rebalancing_since >= self.stall_after:
             problems.append(f"in a consumer-group rebalance for {now - self.rebalancing_since:.0f} s")
         details = {
