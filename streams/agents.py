@@ -197,8 +197,8 @@ class MetricsWorker:
                 for event in events:
                     message = event.message
                     accumulator = self.accumulators.get(message.partition)
-                    if accumulator is None or accumulator.already_counted(message.offset) or self.stale(message):
-                        continue  # not ours any more (a rebalance), held by the checkpoint (a replay), or stale
+                    if accumulator is None or accumulator.already_counted(message.offset):
+                        continue  # not ours any more (a rebalance), or held by the checkpoint (a replay)
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -209,12 +209,6 @@ class MetricsWorker:
                         log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
-
-    def stale(self, message: Any) -> bool:
-        """Fetched before the last rebalance: the partition starts again from its committed offset, so counting
-        this one now would count it out of order (and the replay would then skip what came before it)."""
-        generation = getattr(message, "generation_id", None)
-        return generation is not None and generation != self.app.consumer_generation_id
 
     async def watchdog(self) -> None:
         """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within
@@ -286,7 +280,7 @@ class MetricsWorker:
                     continue  # revoked while the batch was read; the new holder re-reads it
                 for event in events:
                     offset = event.message.offset
-                    if merger.already_taken(offset) or self.stale(event.message):
+                    if merger.already_taken(offset):
                         continue
                     try:
                         merger.take(PartitionReport.parse(event.value), offset)

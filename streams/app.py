@@ -45,7 +45,9 @@ def create_app(settings: Settings) -> faust.App:
         producer_request_timeout=max(settings.worker_stall_seconds, 1.0),
         # Faust's own wait for unacknowledged events before a rebalance hung for good in `make chaos`: messages
         # its generation check skips are never acknowledged. The worker's revoke handler waits for the batch in
-        # progress itself (agents.py), and events of an older generation are not counted.
+        # progress itself (agents.py). An event fetched before the rebalance and still in the batch buffer is
+        # counted like any other: the buffer holds a contiguous run after the last checkpoint, and skipping it
+        # while Faust acknowledges it could let the committed offset pass it (measured: 1 event lost per exit).
         stream_wait_empty=False,
         # The health page (streams/health.py) and Faust's own pages: loopback unless configured otherwise.
         web_enabled=True,
