@@ -197,12 +197,14 @@ class MetricsWorker:
                 for event in events:
                     message = event.message
                     accumulator = self.accumulators.get(message.partition)
-                    if accumulator is None or accumulator.already_counted(message.offset):
-                        continue  # not ours any more (a rebalance), or held by the checkpoint (a replay)
+                    if accumulator is None:
+                        continue  # not ours any more (a rebalance)
+                    self.health.progress(message.partition)  # a replay of counted offsets is activity too
+                    if accumulator.already_counted(message.offset):
+                        continue  # held by the checkpoint (a replay)
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
-                    self.health.progress(message.partition)
                     if outcome.refused:
                         sends.append(await self.send_dead_letter(event.value or b"", outcome.refused, message))
                     if outcome.alert:
@@ -226,9 +228,12 @@ class MetricsWorker:
         """A partition silent for the idle time *and* caught up is idle: its watermark follows the wall clock.
 
         Silence alone is not enough: while the broker is unreachable (or restarting) every partition is
-        silent, and the events produced meanwhile would then arrive late. So the broker is asked for the
-        partitions' end offsets first; a partition counts as caught up only when that answer comes and says
-        nothing is left to read. No answer, no idle partition.
+        silent, and a starved process can leave one partition unread for a while during a backlog. So a
+        silent partition counts as caught up only when (1) the broker answers for its end offset and says
+        nothing is left, and (2) the consumer has taken nothing from it beyond what was counted (its fetch
+        position is right after the last offset counted). The second check matters where the first is wrong:
+        the embedded broker reports the start of the last batch as the end (measured: end offset 1 after a
+        batch of 1,000), so it alone would call a partition with a backlog caught up.
         """
         now = time.time()
         silent = {
@@ -238,21 +243,23 @@ class MetricsWorker:
         }
         if not silent:
             return
+        partitions = {partition: TP(accumulator.topic, partition) for partition, accumulator in silent.items()}
         try:
-            ends = await asyncio.wait_for(
-                self.app.consumer.highwaters(*(TP(a.topic, p) for p, a in silent.items())), timeout=5.0
-            )
+            ends = await asyncio.wait_for(self.app.consumer.highwaters(*partitions.values()), timeout=5.0)
+            positions = {p: await self.app.consumer.position(tp) for p, tp in partitions.items()}
         except Exception as exc:  # noqa: BLE001 - any failure means "not known to be caught up"
             log.info("not closing idle partitions: the broker did not say where they end (%s)", exc)
             return
         async with self.lock:
             moved = set()
             for partition, accumulator in silent.items():
-                end = ends.get(TP(accumulator.topic, partition))
+                end, position = ends.get(partitions[partition]), positions.get(partition)
                 if (
                     self.accumulators.get(partition) is accumulator  # still ours
                     and end is not None
                     and end <= accumulator.last_offset + 1
+                    and position is not None
+                    and position <= accumulator.last_offset + 1
                     and self.health.silent_for(partition) >= self.settings.idle_close_seconds
                     and accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC))
                 ):
