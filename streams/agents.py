@@ -264,6 +264,11 @@ class MetricsWorker:
                     and accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC))
                 ):
                     moved.add(partition)
+                    log.info("partition %d is idle: its watermark is now %s", partition, accumulator.watermark)
+                    # The wall clock is the one thing a replay would not decide the same way: save the decision
+                    # (windows still open) before any window it closes is sent, so a restart closes the same ones.
+                    decided = accumulator.checkpoint()
+                    await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, decided)
             if moved:
                 await self.report_and_save(moved, [])
 
