@@ -32,13 +32,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
 from faust.streams import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, StreamT
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
 from driftline.schemas.events import EventLimits
@@ -163,14 +163,6 @@ class MetricsWorker:
         for checkpoint in saved:
             await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
 
-    @staticmethod
-    def exit_for_restart(why: str) -> None:
-        """End the process at once (code 75): no final offset commit, nothing more saved. A restart from the
-        checkpoints is exact; finishing half a batch is not (Faust would acknowledge and commit its events)."""
-        log.critical("%s; exiting so that the worker restarts from its last checkpoints", why)
-        logging.shutdown()
-        os._exit(75)
-
     async def delivered_or_exit(self, sends: list[Awaitable[Any]]) -> None:
         """Wait until the broker acknowledged every message sent, or end the process.
 
@@ -184,9 +176,14 @@ class MetricsWorker:
         try:
             await asyncio.wait_for(delivered(sends), timeout=self.settings.worker_stall_seconds)
         except BaseException as exc:  # noqa: BLE001 - any failure here ends the process (see above)
-            self.exit_for_restart(
-                f"a batch's writes were not acknowledged within {time.monotonic() - started:.0f} s ({exc!r})"
+            log.critical(
+                "a batch's writes were not acknowledged within %.0f s (%r); exiting so that the worker restarts "
+                "from its last checkpoints",
+                time.monotonic() - started,
+                exc,
             )
+            logging.shutdown()
+            os._exit(75)
         self.health.batch_started(None)
 
     # -- agents -------------------------------------------------------------------------------------------
@@ -195,32 +192,25 @@ class MetricsWorker:
         assert isinstance(stream, Stream)  # take_events is on the implementation, not on StreamT
         async for events in stream.take_events(5000, within=0.5):
             async with self.lock:
-                try:
-                    await self.fold_batch(events)
-                except BaseException as exc:  # noqa: BLE001 - half a batch is never acknowledged (see exit_for_restart)
-                    self.exit_for_restart(f"a batch of predictions failed half-way ({exc!r})")
-
-    async def fold_batch(self, events: Sequence[EventT[Any]]) -> None:
-        """Fold one batch in; its reports and dead letters delivered and its checkpoints saved before it returns."""
-        touched: set[int] = set()
-        sends: list[Awaitable[Any]] = []
-        for event in events:
-            message = event.message
-            accumulator = self.accumulators.get(message.partition)
-            if accumulator is None:
-                continue  # not ours any more (a rebalance)
-            self.health.progress(message.partition)  # a replay of counted offsets is activity too
-            if accumulator.already_counted(message.offset):
-                continue  # held by the checkpoint (a replay)
-            broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
-            outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
-            touched.add(message.partition)
-            if outcome.refused:
-                sends.append(await self.send_dead_letter(event.value or b"", outcome.refused, message))
-            if outcome.alert:
-                log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
-                sends.append(await self.send_alert(outcome.alert))
-        await self.report_and_save(touched, sends)
+                touched: set[int] = set()
+                sends: list[Awaitable[Any]] = []
+                for event in events:
+                    message = event.message
+                    accumulator = self.accumulators.get(message.partition)
+                    if accumulator is None:
+                        continue  # not ours any more (a rebalance)
+                    self.health.progress(message.partition)  # a replay of counted offsets is activity too
+                    if accumulator.already_counted(message.offset):
+                        continue  # held by the checkpoint (a replay)
+                    broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
+                    outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
+                    touched.add(message.partition)
+                    if outcome.refused:
+                        sends.append(await self.send_dead_letter(event.value or b"", outcome.refused, message))
+                    if outcome.alert:
+                        log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
+                        sends.append(await self.send_alert(outcome.alert))
+                await self.report_and_save(touched, sends)
 
     async def watchdog(self) -> None:
         """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within
@@ -280,10 +270,7 @@ class MetricsWorker:
                     decided = accumulator.checkpoint()
                     await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, decided)
             if moved:
-                try:
-                    await self.report_and_save(moved, [])
-                except BaseException as exc:  # noqa: BLE001 - windows closed in memory only: restart instead
-                    self.exit_for_restart(f"closing idle partitions failed half-way ({exc!r})")
+                await self.report_and_save(moved, [])
 
     async def on_partitions_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Drop revoked partitions at once (their checkpoints are saved); the idle timer must not touch them."""
@@ -303,29 +290,22 @@ class MetricsWorker:
                 merger = self.merger
                 if merger is None:
                     continue  # revoked while the batch was read; the new holder re-reads it
-                try:
-                    await self.merge_batch(merger, events)
-                except BaseException as exc:  # noqa: BLE001 - half a batch is never acknowledged (see exit_for_restart)
-                    self.exit_for_restart(f"a batch of window reports failed half-way ({exc!r})")
-
-    async def merge_batch(self, merger: WindowMerger, events: Sequence[EventT[Any]]) -> None:
-        """Take one batch of reports; what it closes is published and the merger saved before it returns."""
-        for event in events:
-            offset = event.message.offset
-            if merger.already_taken(offset):
-                continue
-            try:
-                merger.take(PartitionReport.parse(event.value), offset)
-            except RecordError as exc:
-                log.error("skipping a message on the window-reports topic that is not a report: %s", exc)
-                merger.last_offset = offset
-        sends: list[Awaitable[Any]] = []
-        for metrics in merger.close_ready():
-            sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
-            sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
-        self.health.merged(merger)
-        await self.delivered_or_exit(sends)
-        await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
+                for event in events:
+                    offset = event.message.offset
+                    if merger.already_taken(offset):
+                        continue
+                    try:
+                        merger.take(PartitionReport.parse(event.value), offset)
+                    except RecordError as exc:
+                        log.error("skipping a message on the window-reports topic that is not a report: %s", exc)
+                        merger.last_offset = offset
+                sends: list[Awaitable[Any]] = []
+                for metrics in merger.close_ready():
+                    sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
+                    sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
+                self.health.merged(merger)
+                await self.delivered_or_exit(sends)
+                await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
         """Post alerts to Slack (or the console), each alert id once. Acknowledged only once delivered."""
