@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -40,13 +39,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from driftline.infra.local_slack import SlackEndpoint
 from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_broker, stop_process
 from driftline.schemas.config import load_monitor_configs
 from driftline.schemas.records import DeadLetter, RecordError, WindowMetrics
@@ -128,39 +126,10 @@ class ChaosResult:
 
 
 # -- the local services --------------------------------------------------------------------------------------
-class SlackRecorder:
-    """Answers ``chat.postMessage`` like Slack and records each message's text."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                if self.headers.get("Content-Type", "").startswith("application/json"):
-                    payload = json.loads(body)
-                else:
-                    payload = {k: v[0] for k, v in parse_qs(body).items()}
-                recorder.texts.append(str(payload.get("text", "")))
-                answer = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
-        self.base_url = f"http://{LOOPBACK}:{self.server.server_port}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @dataclass
 class DurableBroker:
-    """Tansu with its log in S3 on a local moto server: a ``kill -9`` and a restart lose nothing acknowledged."""
+    """Tansu with its log in S3 on a local moto server: a clean restart keeps its topics, offsets and every
+    acknowledged write (a ``kill -9`` can lose a few acknowledged writes: see docs/operations.md)."""
 
     home: Path
     port: int = field(default_factory=free_port)
@@ -210,14 +179,6 @@ class DurableBroker:
             stop_process(self.pid)
         time.sleep(2)
         self.start()
-
-    def kill(self) -> None:
-        if self.pid is not None:
-            with suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-            with suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-            self.pid = None
 
     def stop(self) -> None:
         if self.pid is not None:
@@ -449,14 +410,14 @@ def count_copies_in_topic(settings: Settings, result: ChaosResult) -> None:
     result.events_in_topic = len(ids)
 
 
-def compare_alerts(source: EventSource, settings: Settings, slack: SlackRecorder, result: ChaosResult) -> None:
+def compare_alerts(source: EventSource, settings: Settings, slack: SlackEndpoint, result: ChaosResult) -> None:
     configs = load_monitor_configs(settings.config_dir)
     expected = Counter(
         format_threshold_alert(alert)
         for window in source.exact_windows().values()
         for alert in window_alerts(window, configs.get(MODEL))
     )
-    delivered = Counter(text for text in slack.texts if text.startswith(":rotating_light:"))
+    delivered = Counter(text for text in slack.texts() if text.startswith(":rotating_light:"))
     result.alerts_expected = sum(expected.values())
     result.alerts_delivered = sum(delivered.values())
     result.alerts_duplicated = sum(count - 1 for count in delivered.values() if count > 1)
@@ -466,10 +427,10 @@ def compare_alerts(source: EventSource, settings: Settings, slack: SlackRecorder
 
 # -- the run ----------------------------------------------------------------------------------------------------
 @contextmanager
-def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, SlackRecorder, Settings]]:
+def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, SlackEndpoint, Settings]]:
     """The broker, the S3 server behind it and the Slack endpoint; everything stops on the way out."""
     broker = DurableBroker(home)
-    slack = SlackRecorder()
+    slack = SlackEndpoint()
     try:
         broker.start_storage()
         broker.start()
@@ -497,7 +458,7 @@ def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, Slack
         yield broker, slack, settings
     finally:
         broker.stop()
-        slack.server.shutdown()
+        slack.stop()
 
 
 def send_backlog(source: EventSource, settings: Settings, plan: ChaosPlan, result: ChaosResult) -> None:
@@ -649,7 +610,7 @@ def disrupt(
 
 
 def wait_for_windows(
-    source: EventSource, settings: Settings, slack: SlackRecorder, plan: ChaosPlan
+    source: EventSource, settings: Settings, slack: SlackEndpoint, plan: ChaosPlan
 ) -> list[WindowMetrics]:
     """Every window published (or a deadline), then every alert delivered (or a deadline)."""
     expected = source.exact_windows()
@@ -663,7 +624,7 @@ def wait_for_windows(
     config = load_monitor_configs(settings.config_dir).get(MODEL)
     expected_alerts = sum(len(window_alerts(window, config)) for window in expected.values())
     deadline = time.monotonic() + 60
-    while sum(t.startswith(":rotating_light:") for t in slack.texts) < expected_alerts:
+    while sum(t.startswith(":rotating_light:") for t in slack.texts()) < expected_alerts:
         if time.monotonic() > deadline:
             break
         time.sleep(1)

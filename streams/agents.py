@@ -215,12 +215,9 @@ class MetricsWorker:
     async def watchdog(self) -> None:
         """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within
         ``DRIFTLINE_WORKER_STALL_SECONDS`` ends the process (code 75) for its supervisor to restart it."""
-        now = time.time()
-        rebalancing = bool(getattr(self.app, "rebalancing", False))
-        self.health.check({}, rebalancing)  # keeps the rebalance start time
-        since = self.health.rebalancing_since
-        if rebalancing and since is not None and now - since >= self.settings.worker_stall_seconds:
-            log.critical("in a consumer-group rebalance for %.0f s; exiting so that the worker restarts", now - since)
+        lasted = self.health.note_rebalancing(bool(getattr(self.app, "rebalancing", False)))
+        if lasted is not None and lasted >= self.settings.worker_stall_seconds:
+            log.critical("in a consumer-group rebalance for %.0f s; exiting so that the worker restarts", lasted)
             logging.shutdown()
             os._exit(75)
 

@@ -59,13 +59,19 @@ class WorkerHealth:
     def merged(self, merger: WindowMerger) -> None:
         self.waiting_on = merger.waiting_on()
 
+    def note_rebalancing(self, rebalancing: bool) -> float | None:
+        """Keep when the current rebalance began; returns how long it has lasted (``None`` when not in one)."""
+        now = self.clock()
+        if not rebalancing:
+            self.rebalancing_since = None
+            return None
+        self.rebalancing_since = self.rebalancing_since or now
+        return now - self.rebalancing_since
+
     def check(self, lags: Mapping[int, int | None], rebalancing: bool) -> tuple[bool, dict[str, Any]]:
         """``lags``: source partition -> messages not counted yet (``None``: unknown). Returns (healthy, details)."""
         now = self.clock()
-        if rebalancing:
-            self.rebalancing_since = self.rebalancing_since or now
-        else:
-            self.rebalancing_since = None
+        self.note_rebalancing(rebalancing)
         problems = []
         partitions = {}
         for partition in sorted(self.last_message):

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
 
 import pytest
 
+from driftline.infra.local_slack import SlackEndpoint
 from driftline.infra.local_stack import airflow_environment, free_port, start_broker, stop_process
 
 pytestmark = pytest.mark.integration
@@ -58,47 +55,6 @@ def s3_bucket(s3_server, monkeypatch) -> str:
     return bucket
 
 
-class SlackEndpoint:
-    """Answers Slack Web API calls like Slack does; can fail the first N calls with HTTP 503."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        self.fail_next = 0
-        self.failed = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
-                if endpoint.fail_next > 0:
-                    endpoint.fail_next -= 1
-                    endpoint.failed += 1
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                if self.headers.get("Content-Type", "").startswith("application/json"):
-                    payload = json.loads(body)
-                else:
-                    payload = {k: v[0] for k, v in parse_qs(body).items()}
-                endpoint.calls.append({"path": self.path, "auth": self.headers.get("Authorization"), **payload})
-                answer = json.dumps({"ok": True, "channel": payload.get("channel"), "ts": "1.0"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_port}/api/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def texts(self) -> list[str]:
-        return [c["text"] for c in self.calls if c["path"].endswith("chat.postMessage")]
-
-
 @pytest.fixture
 def slack(monkeypatch) -> Iterator[SlackEndpoint]:
     endpoint = SlackEndpoint()
@@ -106,7 +62,7 @@ def slack(monkeypatch) -> Iterator[SlackEndpoint]:
     monkeypatch.setenv("DRIFTLINE_SLACK_CHANNEL", "#ml-alerts")
     monkeypatch.setenv("DRIFTLINE_SLACK_BASE_URL", endpoint.base_url)
     yield endpoint
-    endpoint.server.shutdown()
+    endpoint.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from driftline.schemas.config import MonitorConfig
-from driftline.schemas.events import EventLimits
 from driftline.streams.intake import TOMBSTONE_REASON, PredictionIntake
-from driftline.streams.partition_state import PartitionAccumulator
+from tests.unit.streams.test_partition_state import accumulator as partition
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
@@ -31,16 +30,6 @@ def raw(**changes: object) -> bytes:
 def make_intake() -> PredictionIntake:
     configs = {"known": MonitorConfig(model="known", reference="r.parquet")}
     return PredictionIntake(configs, max_bytes=2000)
-
-
-def partition(number: int = 0) -> PartitionAccumulator:
-    return PartitionAccumulator(
-        topic="predictions",
-        partition=number,
-        window_for_model=lambda model: timedelta(minutes=1),
-        allowed_lateness=timedelta(seconds=10),
-        limits=EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5)),
-    )
 
 
 @pytest.mark.parametrize(
