@@ -67,6 +67,7 @@ class ChaosPlan:
     partitions: int = 4
     window_seconds: int = 10
     seed: int = 42
+    joins: int = 1  # times a second worker joins the group and leaves it again (two rebalances each)
     # Re-read the whole predictions topic to count the copies a producer's retries wrote (minutes on the
     # embedded broker, whose S3 log holds many small batches); it explains a difference, it decides nothing.
     count_copies: bool = True
@@ -594,11 +595,13 @@ def disrupt(
     live = LiveTraffic(source, settings, plan, result)
     live.start()
     schedule: list[tuple[float, str, Callable[[], None]]] = [
-        (0.15, "kill -9 worker-1 (mid-stream) and start it again", first.restart),
-        (0.35, "worker-2 joins the group", second.start),
-        (0.60, "worker-2 leaves the group", second.stop),
-        (0.75, "restart the broker (down for 2 s)", broker.restart),
+        (0.15, "kill -9 worker-1 (mid-stream) and start it again", first.restart)
     ]
+    span = 0.4 / plan.joins  # worker-2 joins and leaves between 30 % and 70 % of the live phase
+    for n in range(plan.joins):
+        schedule.append((0.30 + n * span, "worker-2 joins the group", second.start))
+        schedule.append((0.30 + (n + 0.6) * span, "worker-2 leaves the group", second.stop))
+    schedule.append((0.75, "restart the broker (down for 2 s)", broker.restart))
     for fraction, text, action in schedule:
         time.sleep(max(0.0, begin + fraction * plan.live_seconds - time.monotonic()))
         phase(text)
@@ -638,10 +641,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int)
     parser.add_argument("--live-seconds", type=float)
     parser.add_argument("--rate", type=int)
+    parser.add_argument("--joins", type=int, help="times a second worker joins and leaves (default 1)")
     parser.add_argument("--home", type=Path, default=Path(".driftline") / "chaos")
     args = parser.parse_args(argv)
     plan = ChaosPlan.ci() if args.ci else ChaosPlan()
-    overrides = {"backlog": args.backlog, "live_seconds": args.live_seconds, "rate": args.rate}
+    overrides = {"backlog": args.backlog, "live_seconds": args.live_seconds, "rate": args.rate, "joins": args.joins}
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     home = args.home / time.strftime("%Y%m%d-%H%M%S")
     result = run_chaos(plan, home)

@@ -64,6 +64,10 @@ from driftline.streams.topics import ensure_topics, partition_count
 
 log = logging.getLogger("driftline.worker")
 
+# Messages fetched before a rewind still arrive for a moment after it; a rewind to the same offset is repeated
+# only after this long (Faust's own seek to the committed offset, after a rebalance, can undo one).
+REWIND_AGAIN_AFTER = 3.0
+
 
 class MetricsWorker:
     """The worker's state and its agents' bodies; :func:`build_worker` wires them to the app."""
@@ -95,6 +99,7 @@ class MetricsWorker:
         self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
         self.accumulators: dict[int, PartitionAccumulator] = {}
         self.merger: WindowMerger | None = None  # while this worker holds the window-reports topic
+        self.rewinds: dict[int, tuple[int, float]] = {}  # partition -> (offset sought, when): see rewind()
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         # The agents and the idle timer change the same state, and each change ends in a checkpoint.
         self.lock = asyncio.Lock()
@@ -137,6 +142,7 @@ class MetricsWorker:
         topics = self.settings.topics
         async with self.lock:
             held = {tp.partition for tp in assigned if tp.topic == topics.predictions}
+            self.rewinds.clear()  # a new assignment: Faust seeks again, so may we
             for partition in set(self.accumulators) - held:
                 del self.accumulators[partition]  # its new owner resumes from the checkpoint of our last batch
             for partition in held - set(self.accumulators):
@@ -202,6 +208,8 @@ class MetricsWorker:
                     self.health.progress(message.partition)  # a replay of counted offsets is activity too
                     if accumulator.already_counted(message.offset):
                         continue  # held by the checkpoint (a replay)
+                    if accumulator.skips_ahead(message.offset) and not await self.rewind(accumulator, message):
+                        continue  # the consumer is sent back to the first offset not counted
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -211,6 +219,53 @@ class MetricsWorker:
                         log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
+
+    async def rewind(self, accumulator: PartitionAccumulator, message: Any) -> bool:
+        """A message arrived past the next offset to count: send the consumer back to that offset.
+
+        Faust may have committed (and so a new owner may start from) an offset past messages it never handed
+        to this agent: it acknowledges the messages it fetched before a rebalance and skips after it, and the
+        rest of a batch a stopped worker did not finish. The checkpoint, not the committed offset, says where
+        counting goes on. Returns whether to count ``message`` after all: only when the broker deleted the
+        messages in between (retention ran while nobody read them), which is logged as the loss it is.
+        """
+        partition, expected = accumulator.partition, accumulator.next_offset
+        sought, now = self.rewinds.get(partition), time.monotonic()
+        if sought is not None and sought[0] == expected and now - sought[1] < REWIND_AGAIN_AFTER:
+            return False  # messages fetched before the last rewind, still on their way
+        tp = TP(accumulator.topic, partition)
+        try:
+            earliest = (await asyncio.wait_for(self.app.consumer.earliest_offsets(tp), timeout=5.0)).get(tp)
+        except Exception as exc:  # noqa: BLE001 - unknown: assume the messages are still there
+            log.info("partition %d: the broker did not say where it starts (%s)", partition, exc)
+            earliest = None
+        if earliest is not None and earliest > expected:
+            log.error(
+                "partition %d: offsets %d to %d were deleted by the broker (retention) before they were counted; "
+                "going on from offset %d. Keep the topic's retention longer than a worker may be down.",
+                partition,
+                expected,
+                earliest - 1,
+                earliest,
+            )
+            accumulator.skip_to(earliest)
+            if not accumulator.skips_ahead(message.offset):
+                return True
+            expected = earliest
+        self.rewinds[partition] = (expected, now)
+        log.warning(
+            "partition %d: offset %d arrived but %d is the next one to count; rewinding the consumer to %d",
+            partition,
+            message.offset,
+            expected,
+            expected,
+        )
+        try:
+            await self.app.consumer.seek(tp, expected)
+        except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile: its next owner rewinds it
+            log.warning("partition %d: could not rewind (%s); trying again on its next message", partition, exc)
+            self.rewinds.pop(partition, None)
+        return False
 
     async def watchdog(self) -> None:
         """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within

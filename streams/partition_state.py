@@ -39,9 +39,11 @@ count a copy again; ``copies_skipped`` says how many it met.
 offset folded in. The worker saves it after every batch, once the batch's
 reports and dead letters are delivered and before the batch's offsets can be
 committed; a restarted worker resumes from it and skips every offset it
-already holds (:meth:`already_counted`). No event is lost (the committed offset
-never passes the checkpoint) and none is counted twice (the checkpoint says
-which offsets it holds).
+already holds (:meth:`already_counted`). Offsets are counted one after the
+other: a message past :attr:`next_offset` (:meth:`skips_ahead`) means the
+consumer was moved past messages never counted, and the worker rewinds it to
+the checkpoint. So no event is lost whatever offset Faust committed, and none
+is counted twice (the checkpoint says which offsets it holds).
 """
 
 from __future__ import annotations
@@ -87,6 +89,25 @@ class PartitionAccumulator:
     def already_counted(self, offset: int) -> bool:
         """Whether the message at ``offset`` is already folded in (a replay after a restart)."""
         return offset <= self.last_offset
+
+    @property
+    def next_offset(self) -> int:
+        """The only offset this partition may count next: offsets are folded in one after the other."""
+        return self.last_offset + 1
+
+    def skips_ahead(self, offset: int) -> bool:
+        """Whether the message at ``offset`` comes after messages not yet counted (a gap).
+
+        The consumer's position is not to be trusted over the checkpoint: Faust acknowledges, and so may
+        commit, messages it never handed to the agent (those fetched before a rebalance and skipped after
+        it), and a worker stopped mid-batch acknowledges the rest of its batch. The worker then rewinds the
+        consumer to :attr:`next_offset` instead of counting this message.
+        """
+        return offset > self.next_offset
+
+    def skip_to(self, offset: int) -> None:
+        """The broker no longer has the messages before ``offset`` (retention deleted them): go on from it."""
+        self.last_offset = max(self.last_offset, offset - 1)
 
     def refuse(self, offset: int) -> None:
         """Record that the message at ``offset`` was seen and refused (not a prediction)."""

@@ -7,10 +7,11 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
 from driftline.schemas.settings import Settings
@@ -44,8 +45,7 @@ def generate_events(seed: int = 42) -> list[dict]:
     return events
 
 
-@pytest.fixture
-def worker(driftline_env, slack, tmp_path, monkeypatch):
+def start_worker(tmp_path, monkeypatch) -> tuple[subprocess.Popen, Path]:
     config_dir = tmp_path / "models"
     config_dir.mkdir()
     (config_dir / "svc.yaml").write_text(
@@ -65,7 +65,10 @@ def worker(driftline_env, slack, tmp_path, monkeypatch):
             stderr=subprocess.STDOUT,
             env={**os.environ},
         )
-    yield process, log_path
+    return process, log_path
+
+
+def stop_worker(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(20)
@@ -73,11 +76,14 @@ def worker(driftline_env, slack, tmp_path, monkeypatch):
         process.kill()
 
 
-def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
-    process, log_path = worker
-    settings = Settings.from_env()
-    slack.fail_next = 2  # Slack is down for the first two calls: the alert is delayed, not dropped
-    events = generate_events()
+@pytest.fixture
+def worker(driftline_env, slack, tmp_path, monkeypatch):
+    process, log_path = start_worker(tmp_path, monkeypatch)
+    yield process, log_path
+    stop_worker(process)
+
+
+def log_events(settings: Settings, events: list[dict]) -> None:
     with DriftlineProducer.from_settings(settings) as producer:
         for event in events:
             producer.log_prediction(
@@ -90,17 +96,26 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
                 error=event["error"],
                 event_time=event["event_time"],
             )
+
+
+def published_windows(settings: Settings, expected: int) -> list[WindowMetrics]:
+    values = consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=expected, timeout=90)
+    return sorted((WindowMetrics.parse(v) for v in values), key=lambda s: s.window_start)
+
+
+def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
+    process, log_path = worker
+    settings = Settings.from_env()
+    slack.fail_next = 2  # Slack is down for the first two calls: the alert is delayed, not dropped
+    events = generate_events()
+    log_events(settings, events)
     raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
     raw.produce(settings.topics.predictions, value=b"\xff\xfe not json")
     raw.produce(settings.topics.predictions, value=json.dumps({"event_type": "prediction", "model": "svc"}).encode())
     raw.flush(10)
 
-    snapshots = [
-        WindowMetrics.parse(v)
-        for v in consume_all(settings.bootstrap_servers, settings.topics.metrics, expected=3, timeout=90)
-    ]
+    snapshots = published_windows(settings, expected=3)
     assert process.poll() is None, log_path.read_text()[-3000:]
-    snapshots.sort(key=lambda s: s.window_start)
     assert [s.window_start for s in snapshots] == [T0 + timedelta(minutes=m) for m in range(3)]
     for window, snapshot in enumerate(snapshots):
         mine = [e for e in events if e["window"] == window]
@@ -136,3 +151,35 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
     [text] = slack.texts()
     assert "svc" in text and "v7" in text and "latency_p95_ms" in text
     assert slack.calls[0]["channel"] == "#svc-alerts" and slack.calls[0]["auth"] == "Bearer xoxb-test-token"
+
+
+def test_a_committed_offset_past_the_checkpoint_is_not_trusted(driftline_env, slack, tmp_path, monkeypatch):
+    """Faust may commit offsets of messages it never handed to the agent (fetched before a rebalance, skipped
+    after it). Here the group's committed offsets are moved half-way before the worker ever ran: it must still
+    count every event, from offset 0, because no checkpoint says any was counted."""
+    settings = Settings.from_env()
+    events = generate_events(seed=7)
+    log_events(settings, events)
+    topic, group = settings.topics.predictions, f"{settings.topic_prefix}-metrics"
+    skipped = 0
+    admin = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group, "enable.auto.commit": False})
+    try:
+        ahead = []
+        for partition in range(settings.partitions):
+            _, end = admin.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            ahead.append(TopicPartition(topic, partition, end // 2))
+            skipped += end // 2
+        admin.commit(offsets=ahead, asynchronous=False)
+        committed = admin.committed([TopicPartition(topic, p) for p in range(settings.partitions)], timeout=10)
+    finally:
+        admin.close()
+    assert skipped > 100 and sum(tp.offset for tp in committed) == skipped  # the group really starts ahead
+
+    process, log_path = start_worker(tmp_path, monkeypatch)
+    try:
+        snapshots = published_windows(settings, expected=3)
+        assert process.poll() is None, log_path.read_text()[-3000:]
+    finally:
+        stop_worker(process)
+    assert [s.count for s in snapshots] == WINDOW_SIZES, log_path.read_text()[-3000:]
+    assert "rewinding the consumer" in log_path.read_text()

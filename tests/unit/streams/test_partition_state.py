@@ -115,3 +115,17 @@ def test_a_copy_of_an_event_is_counted_once_also_after_a_restore():
         again.add(event(second), offset)
     assert again.add(first, 6) is None  # beyond the horizon of 3: counted again
     assert sum(a.count for a in again.open_windows.values()) == 5
+
+
+def test_offsets_are_counted_one_after_the_other_and_a_gap_is_seen():
+    acc = accumulator()
+    assert acc.next_offset == 0 and not acc.skips_ahead(0) and acc.skips_ahead(1)
+    for offset in range(3):
+        acc.add(event(offset), offset)
+    assert acc.next_offset == 3
+    assert acc.already_counted(2) and not acc.skips_ahead(3)
+    assert acc.skips_ahead(4)  # offset 3 was never counted: the worker rewinds instead of counting 4
+    acc.skip_to(10)  # the broker deleted offsets 3 to 9 (retention)
+    assert acc.next_offset == 10 and acc.already_counted(9) and not acc.skips_ahead(10)
+    acc.skip_to(5)  # never backwards
+    assert acc.next_offset == 10
