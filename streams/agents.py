@@ -60,7 +60,7 @@ from driftline.streams.intake import PredictionIntake
 from driftline.streams.merger import WindowMerger
 from driftline.streams.partition_state import PartitionAccumulator
 from driftline.streams.thresholds import window_alerts
-from driftline.streams.topics import ensure_topics, partition_count
+from driftline.streams.topics import ensure_topics, first_offset_from, partition_count
 
 log = logging.getLogger("driftline.worker")
 
@@ -226,32 +226,35 @@ class MetricsWorker:
         Faust may have committed (and so a new owner may start from) an offset past messages it never handed
         to this agent: it acknowledges the messages it fetched before a rebalance and skips after it, and the
         rest of a batch a stopped worker did not finish. The checkpoint, not the committed offset, says where
-        counting goes on. Returns whether to count ``message`` after all: only when the broker deleted the
-        messages in between (retention ran while nobody read them), which is logged as the loss it is.
+        counting goes on. But a partition's offsets may really have a gap: retention deleted messages nobody
+        read, or the broker never wrote an offset (the embedded broker leaves one out across a restart,
+        measured). So the worker first asks the broker for the first message at or after the next offset
+        (:func:`first_offset_from`); a gap the broker confirms is logged and skipped. Returns whether to count
+        ``message`` after all (it is the first message after a confirmed gap).
         """
         partition, expected = accumulator.partition, accumulator.next_offset
         sought, now = self.rewinds.get(partition), time.monotonic()
         if sought is not None and sought[0] == expected and now - sought[1] < REWIND_AGAIN_AFTER:
             return False  # messages fetched before the last rewind, still on their way
-        tp = TP(accumulator.topic, partition)
+        topic = accumulator.topic
         try:
-            earliest = (await asyncio.wait_for(self.app.consumer.earliest_offsets(tp), timeout=5.0)).get(tp)
-        except Exception as exc:  # noqa: BLE001 - unknown: assume the messages are still there
-            log.info("partition %d: the broker did not say where it starts (%s)", partition, exc)
-            earliest = None
-        if earliest is not None and earliest > expected:
-            log.error(
-                "partition %d: offsets %d to %d were deleted by the broker (retention) before they were counted; "
-                "going on from offset %d. Keep the topic's retention longer than a worker may be down.",
+            first = await asyncio.to_thread(first_offset_from, self.settings, topic, partition, expected)
+        except Exception as exc:  # noqa: BLE001 - unknown: assume the messages are there
+            log.info("partition %d: the broker did not say where its next message is (%s)", partition, exc)
+            first = None
+        if first is not None and first > expected:
+            log.warning(
+                "partition %d: the broker holds no message at offsets %d to %d (deleted by retention before they "
+                "were counted, or never written); going on from offset %d",
                 partition,
                 expected,
-                earliest - 1,
-                earliest,
+                first - 1,
+                first,
             )
-            accumulator.skip_to(earliest)
+            accumulator.skip_to(first)
             if not accumulator.skips_ahead(message.offset):
                 return True
-            expected = earliest
+            expected = first
         self.rewinds[partition] = (expected, now)
         log.warning(
             "partition %d: offset %d arrived but %d is the next one to count; rewinding the consumer to %d",
@@ -261,7 +264,7 @@ class MetricsWorker:
             expected,
         )
         try:
-            await self.app.consumer.seek(tp, expected)
+            await self.app.consumer.seek(TP(topic, partition), expected)
         except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile: its next owner rewinds it
             log.warning("partition %d: could not rewind (%s); trying again on its next message", partition, exc)
             self.rewinds.pop(partition, None)

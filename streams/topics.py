@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from driftline.schemas.settings import Settings
@@ -44,3 +48,32 @@ def partition_count(settings: Settings, topic: str, timeout: float = 15.0) -> in
             f"({metadata.error if metadata else 'not found'}); create it with `driftline up` or ensure_topics()"
         )
     return len(metadata.partitions)
+
+
+def first_offset_from(settings: Settings, topic: str, partition: int, offset: int, timeout: float = 5.0) -> int | None:
+    """The offset of the first message the broker holds at or after ``offset`` (later when the messages there were
+    deleted by retention, or never written); ``None`` when it sends none within ``timeout``.
+
+    A throwaway consumer, outside any group, asks the broker directly, so the answer does not depend on what a
+    Faust consumer has buffered or committed.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"driftline-probe-{uuid.uuid4().hex[:8]}",  # never joined, never committed
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",  # below the log start: the first message still there
+            "enable.partition.eof": False,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = consumer.poll(min(left, 0.5))
+            found = message.offset() if message is not None and not message.error() else None
+            if found is not None:
+                return found
+        return None
+    finally:
+        consumer.close()
