@@ -32,17 +32,25 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import Stream
+from faust.transport.consumer import Consumer
 from faust.types import TP, StreamT
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, load_monitor_configs
 from driftline.schemas.events import EventLimits
-from driftline.schemas.records import Alert, DeadLetter, PartitionReport, RecordError, original_text
+from driftline.schemas.records import (
+    Alert,
+    DeadLetter,
+    PartitionCheckpoint,
+    PartitionReport,
+    RecordError,
+    original_text,
+)
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import (
@@ -63,10 +71,6 @@ from driftline.streams.thresholds import window_alerts
 from driftline.streams.topics import ensure_topics, first_offset_from, partition_count
 
 log = logging.getLogger("driftline.worker")
-
-# Messages fetched before a rewind still arrive for a moment after it; a rewind to the same offset is repeated
-# only after this long (Faust's own seek to the committed offset, after a rebalance, can undo one).
-REWIND_AGAIN_AFTER = 3.0
 
 
 class MetricsWorker:
@@ -99,7 +103,8 @@ class MetricsWorker:
         self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
         self.accumulators: dict[int, PartitionAccumulator] = {}
         self.merger: WindowMerger | None = None  # while this worker holds the window-reports topic
-        self.rewinds: dict[int, tuple[int, float]] = {}  # partition -> (offset sought, when): see rewind()
+        # Source partition -> the offset after its last saved checkpoint: the only offset committed for it.
+        self.saved_next: dict[int, int] = {}
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         # The agents and the idle timer change the same state, and each change ends in a checkpoint.
         self.lock = asyncio.Lock()
@@ -142,11 +147,12 @@ class MetricsWorker:
         topics = self.settings.topics
         async with self.lock:
             held = {tp.partition for tp in assigned if tp.topic == topics.predictions}
-            self.rewinds.clear()  # a new assignment: Faust seeks again, so may we
             for partition in set(self.accumulators) - held:
                 del self.accumulators[partition]  # its new owner resumes from the checkpoint of our last batch
             for partition in held - set(self.accumulators):
                 self.accumulators[partition] = await asyncio.to_thread(self.load_accumulator, partition)
+            # Held partitions start at their checkpoint (offset 0 without one) whatever offset was committed.
+            self.saved_next = {partition: self.accumulators[partition].next_offset for partition in held}
             self.health.hold(held)
             merging = any(tp.topic == topics.window_reports for tp in assigned)
             if merging and self.merger is None:
@@ -167,7 +173,11 @@ class MetricsWorker:
             saved.append(accumulator.checkpoint())
         await self.delivered_or_exit(sends)
         for checkpoint in saved:
-            await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
+            await self.save_checkpoint(checkpoint)
+
+    async def save_checkpoint(self, checkpoint: PartitionCheckpoint) -> None:
+        await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
+        self.saved_next[checkpoint.partition] = checkpoint.last_offset + 1  # what the next commit says
 
     async def delivered_or_exit(self, sends: list[Awaitable[Any]]) -> None:
         """Wait until the broker acknowledged every message sent, or end the process.
@@ -208,8 +218,10 @@ class MetricsWorker:
                     self.health.progress(message.partition)  # a replay of counted offsets is activity too
                     if accumulator.already_counted(message.offset):
                         continue  # held by the checkpoint (a replay)
-                    if accumulator.skips_ahead(message.offset) and not await self.rewind(accumulator, message):
-                        continue  # the consumer is sent back to the first offset not counted
+                    if accumulator.skips_ahead(message.offset) and not await self.gap_confirmed(
+                        accumulator, message.offset
+                    ):
+                        await self.restart_at_checkpoint(accumulator, message.offset)
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -220,55 +232,70 @@ class MetricsWorker:
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
 
-    async def rewind(self, accumulator: PartitionAccumulator, message: Any) -> bool:
-        """A message arrived past the next offset to count: send the consumer back to that offset.
-
-        Faust may have committed (and so a new owner may start from) an offset past messages it never handed
-        to this agent: it acknowledges the messages it fetched before a rebalance and skips after it, and the
-        rest of a batch a stopped worker did not finish. The checkpoint, not the committed offset, says where
-        counting goes on. But a partition's offsets may really have a gap: retention deleted messages nobody
-        read, or the broker never wrote an offset (the embedded broker leaves one out across a restart,
-        measured). So the worker first asks the broker for the first message at or after the next offset
-        (:func:`first_offset_from`); a gap the broker confirms is logged and skipped. Returns whether to count
-        ``message`` after all (it is the first message after a confirmed gap).
-        """
+    async def gap_confirmed(self, accumulator: PartitionAccumulator, offset: int) -> bool:
+        """A message arrived past the next offset to count: whether the broker confirms the offsets in between
+        hold no message (retention deleted them before any worker counted them, or the broker never wrote
+        them: the embedded broker leaves one out across a restart, measured). A confirmed gap is logged and
+        skipped; the message at ``offset`` is then the next to count."""
         partition, expected = accumulator.partition, accumulator.next_offset
-        sought, now = self.rewinds.get(partition), time.monotonic()
-        if sought is not None and sought[0] == expected and now - sought[1] < REWIND_AGAIN_AFTER:
-            return False  # messages fetched before the last rewind, still on their way
-        topic = accumulator.topic
         try:
-            first = await asyncio.to_thread(first_offset_from, self.settings, topic, partition, expected)
-        except Exception as exc:  # noqa: BLE001 - unknown: assume the messages are there
+            first = await asyncio.to_thread(first_offset_from, self.settings, accumulator.topic, partition, expected)
+        except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
             log.info("partition %d: the broker did not say where its next message is (%s)", partition, exc)
-            first = None
-        if first is not None and first > expected:
-            log.warning(
-                "partition %d: the broker holds no message at offsets %d to %d (deleted by retention before they "
-                "were counted, or never written); going on from offset %d",
-                partition,
-                expected,
-                first - 1,
-                first,
-            )
-            accumulator.skip_to(first)
-            if not accumulator.skips_ahead(message.offset):
-                return True
-            expected = first
-        self.rewinds[partition] = (expected, now)
+            return False
+        if first is None or first <= expected:
+            return False
         log.warning(
-            "partition %d: offset %d arrived but %d is the next one to count; rewinding the consumer to %d",
+            "partition %d: the broker holds no message at offsets %d to %d (deleted by retention before they were "
+            "counted, or never written); going on from offset %d",
             partition,
-            message.offset,
             expected,
-            expected,
+            first - 1,
+            first,
+        )
+        accumulator.skip_to(first)
+        return not accumulator.skips_ahead(offset)
+
+    async def restart_at_checkpoint(self, accumulator: PartitionAccumulator, offset: int) -> None:
+        """The consumer was moved past messages never counted: commit the checkpoint's offset and exit (code 75).
+
+        Crash-only, like :meth:`delivered_or_exit`: the supervisor restarts the worker, and Faust starts the
+        partition at the committed offset, which is the checkpoint's. Seeking inside a running Faust consumer is
+        not reliable (messages already fetched move its read offset past the sought one, and it drops the
+        re-fetched messages below that).
+        """
+        log.critical(
+            "partition %d: offset %d arrived but %d is the next one to count and the broker still holds it; "
+            "committing offset %d and exiting so that the worker restarts there",
+            accumulator.partition,
+            offset,
+            accumulator.next_offset,
+            accumulator.next_offset,
         )
         try:
-            await self.app.consumer.seek(TP(topic, partition), expected)
-        except Exception as exc:  # noqa: BLE001 - e.g. revoked meanwhile: its next owner rewinds it
-            log.warning("partition %d: could not rewind (%s); trying again on its next message", partition, exc)
-            self.rewinds.pop(partition, None)
-        return False
+            await asyncio.wait_for(self.app.consumer.commit(), timeout=self.settings.worker_stall_seconds)
+        except Exception as exc:  # noqa: BLE001 - exit anyway: the next commit after the restart sets it
+            log.error("could not commit before exiting (%r)", exc)
+        logging.shutdown()
+        os._exit(75)
+
+    def committable(self, faust_offsets: dict[TP, int], committed: Mapping[TP, int | None]) -> dict[TP, int]:
+        """The offsets to commit: Faust's, except on the predictions topic, where they are the saved checkpoints'.
+
+        Faust commits the offsets of the messages it acknowledged, and it acknowledges messages it never handed
+        to the agent (those fetched before a rebalance and skipped after it; the rest of a batch a stopping
+        worker did not finish): a CI run lost 745 events to that. With this, the committed offset of a source
+        partition is always the next offset after a saved checkpoint, so whoever reads the partition next, after
+        a restart or a rebalance, starts exactly where the checkpoint ends. It also lowers an offset committed
+        too far, which is how :meth:`restart_at_checkpoint` moves the consumer back.
+        """
+        topic = self.settings.topics.predictions
+        offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic != topic}
+        for partition, next_offset in self.saved_next.items():
+            tp = TP(topic, partition)
+            if committed.get(tp) != next_offset:
+                offsets[tp] = next_offset
+        return offsets
 
     async def watchdog(self) -> None:
         """Crash-only, like a batch whose writes are not acknowledged: a rebalance that does not end within
@@ -323,7 +350,7 @@ class MetricsWorker:
                     # The wall clock is the one thing a replay would not decide the same way: save the decision
                     # (windows still open) before any window it closes is sent, so a restart closes the same ones.
                     decided = accumulator.checkpoint()
-                    await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, decided)
+                    await self.save_checkpoint(decided)
             if moved:
                 await self.report_and_save(moved, [])
 
@@ -334,6 +361,7 @@ class MetricsWorker:
             for tp in revoked:
                 if tp.topic == self.settings.topics.predictions:
                     self.accumulators.pop(tp.partition, None)
+                    self.saved_next.pop(tp.partition, None)
                 elif tp.topic == self.settings.topics.window_reports:
                     self.merger = None
 
@@ -410,6 +438,14 @@ def build_worker(
     """
     app = create_app(settings)
     worker = MetricsWorker(app, settings, configs, notifier, source_partitions)
+    # Every commit Faust makes goes through this method; the worker decides the predictions topic's offsets.
+    consumer = cast(Consumer, app.consumer)
+    faust_offsets = consumer._filter_committable_offsets
+
+    def committable_offsets(tps: Any) -> dict[TP, int]:
+        return worker.committable(faust_offsets(tps), consumer._committed_offset)
+
+    setattr(consumer, "_filter_committable_offsets", committable_offsets)  # noqa: B010 - no public hook
     app.on_partitions_assigned.connect(worker.on_partitions_assigned)
     app.on_partitions_revoked.connect(worker.on_partitions_revoked)
     app.agent(worker.predictions, name="compute_metrics")(worker.compute_metrics)
