@@ -318,8 +318,9 @@ def bad_messages(now: datetime) -> list[tuple[bytes | None, str]]:
 
 
 # -- reading the results --------------------------------------------------------------------------------------
-def read_topic(bootstrap: str, topic: str, *, idle: float = 5.0) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) on ``topic`` from the start, until no message came for ``idle`` seconds.
+def read_topic(bootstrap: str, topic: str, *, idle: float = 5.0, until: int | None = None) -> list[tuple[bytes, bytes]]:
+    """Every (key, value) on ``topic`` from the start, until no message came for ``idle`` seconds (or ``until``
+    messages were read).
 
     Partitions are assigned directly (no consumer group, so no join to wait for); the broker's high
     watermark is not trusted to say where a partition ends (see docs/operations.md), silence is.
@@ -404,7 +405,9 @@ def compare_dead_letters(source: EventSource, settings: Settings, result: ChaosR
 def count_copies_in_topic(settings: Settings, result: ChaosResult) -> None:
     """How many events the predictions topic holds more than once (the producer's retries, not the worker's)."""
     ids: Counter[str] = Counter()
-    for _, value in read_topic(settings.bootstrap_servers, settings.topics.predictions):
+    # The embedded broker's S3 log can pause for many seconds between fetches of a large topic: wait longer for
+    # silence (a re-read that still ends early says so: see run_chaos).
+    for _, value in read_topic(settings.bootstrap_servers, settings.topics.predictions, idle=30.0):
         with suppress(ValueError, AttributeError, TypeError):
             ids[json.loads(value)["request_id"]] += 1
     result.copies_in_topic = sum(count - 1 for count in ids.values())
@@ -567,9 +570,11 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
         f"producer undelivered: {result.producer_undelivered}"
     )
     if plan.count_copies:
+        incomplete = result.events_in_topic < result.sent
         say(
             f"re-reading the predictions topic: {result.copies_in_topic} events written twice by the producer "
             f"(retries after a lost acknowledgement) among {result.events_in_topic:,} distinct events read"
+            + (f" (incomplete: the broker sent {result.events_in_topic:,} of {result.sent:,})" if incomplete else "")
         )
     for problem in result.windows_wrong[:20]:
         say(f"  window {problem}")

@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         # Faust's own wait for unacknowledged events before a rebalance hung for good in `make chaos`: messages
         # its generation check skips are never tracked as in flight. The worker's revoke handler waits for the
         # batch in progress itself (agents.py). Faust does acknowledge, and so may commit, the messages it skips:
-        # the worker trusts its checkpoints over the committed offset and rewinds the consumer (agents.rewind).
+        # the worker commits its saved checkpoints' offsets instead (MetricsWorker.committable in agents.py).
         stream_wait_empty=False,
         # The health page (streams/health.py) and Faust's own pages: loopback unless configured otherwise.
         web_enabled=True,

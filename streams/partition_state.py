@@ -39,11 +39,12 @@ count a copy again; ``copies_skipped`` says how many it met.
 offset folded in. The worker saves it after every batch, once the batch's
 reports and dead letters are delivered and before the batch's offsets can be
 committed; a restarted worker resumes from it and skips every offset it
-already holds (:meth:`already_counted`). Offsets are counted one after the
-other: a message past :attr:`next_offset` (:meth:`skips_ahead`) means the
-consumer was moved past messages never counted, and the worker rewinds it to
-the checkpoint. So no event is lost whatever offset Faust committed, and none
-is counted twice (the checkpoint says which offsets it holds).
+already holds (:meth:`already_counted`). The worker commits, on the source
+topic, only the offset after a saved checkpoint, and counts offsets one after
+the other: a message past :attr:`next_offset` (:meth:`skips_ahead`) is either a
+gap the broker confirms or a consumer moved past messages never counted, which
+the worker answers with a restart at the checkpoint. So no event is lost and
+none is counted twice (the checkpoint says which offsets it holds).
 """
 
 from __future__ import annotations
@@ -98,10 +99,8 @@ class PartitionAccumulator:
     def skips_ahead(self, offset: int) -> bool:
         """Whether the message at ``offset`` comes after messages not yet counted (a gap).
 
-        The consumer's position is not to be trusted over the checkpoint: Faust acknowledges, and so may
-        commit, messages it never handed to the agent (those fetched before a rebalance and skipped after
-        it), and a worker stopped mid-batch acknowledges the rest of its batch. The worker then rewinds the
-        consumer to :attr:`next_offset` instead of counting this message.
+        The worker asks the broker whether the offsets in between hold messages; if they do, the consumer was
+        moved past messages never counted, and the worker restarts at the checkpoint (agents.py).
         """
         return offset > self.next_offset
 

@@ -1,0 +1,35 @@
+"""What the worker commits: on the predictions topic, the offset after each saved checkpoint, never Faust's own."""
+
+from __future__ import annotations
+
+from faust.types import TP
+
+from driftline.schemas.settings import Settings
+from driftline.streams.agents import MetricsWorker
+from driftline.streams.alerts import ConsoleNotifier
+from driftline.streams.app import create_app
+
+
+def make_worker(tmp_path) -> MetricsWorker:
+    settings = Settings.from_env({"DRIFTLINE_HOME": str(tmp_path), "DRIFTLINE_TOPIC_PREFIX": "u"})
+    return MetricsWorker(create_app(settings), settings, {}, ConsoleNotifier(), source_partitions=3)
+
+
+def test_the_predictions_topic_commits_the_saved_checkpoints_not_faust_acknowledgements(tmp_path):
+    worker = make_worker(tmp_path)
+    predictions, reports = worker.settings.topics.predictions, worker.settings.topics.window_reports
+    worker.saved_next = {0: 120, 1: 0, 2: 57}
+    faust = {TP(predictions, 0): 900, TP(predictions, 1): 40, TP(reports, 0): 12}  # Faust acknowledged further
+    committed = {TP(predictions, 2): 57}
+    assert worker.committable(faust, committed) == {
+        TP(predictions, 0): 120,  # lowered to the checkpoint: 120..899 were acknowledged but never counted
+        TP(predictions, 1): 0,  # held, nothing counted yet: the next reader starts at the beginning
+        TP(reports, 0): 12,  # other topics: Faust's own offsets
+    }  # partition 2: already committed at its checkpoint, nothing to send
+
+
+def test_a_partition_not_held_is_never_committed(tmp_path):
+    worker = make_worker(tmp_path)
+    predictions = worker.settings.topics.predictions
+    worker.saved_next = {1: 5}
+    assert worker.committable({TP(predictions, 0): 300}, {}) == {TP(predictions, 1): 5}
