@@ -103,8 +103,9 @@ class MetricsWorker:
         self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
         self.accumulators: dict[int, PartitionAccumulator] = {}
         self.merger: WindowMerger | None = None  # while this worker holds the window-reports topic
-        # Source partition -> the offset after its last saved checkpoint: the only offset committed for it.
-        self.saved_next: dict[int, int] = {}
+        # Source partitions and the window-reports partition held -> the offset after their last saved checkpoint:
+        # the only offset committed for them (see committable()).
+        self.saved_next: dict[TP, int] = {}
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         # The agents and the idle timer change the same state, and each change ends in a checkpoint.
         self.lock = asyncio.Lock()
@@ -151,8 +152,6 @@ class MetricsWorker:
                 del self.accumulators[partition]  # its new owner resumes from the checkpoint of our last batch
             for partition in held - set(self.accumulators):
                 self.accumulators[partition] = await asyncio.to_thread(self.load_accumulator, partition)
-            # Held partitions start at their checkpoint (offset 0 without one) whatever offset was committed.
-            self.saved_next = {partition: self.accumulators[partition].next_offset for partition in held}
             self.health.hold(held)
             merging = any(tp.topic == topics.window_reports for tp in assigned)
             if merging and self.merger is None:
@@ -160,6 +159,10 @@ class MetricsWorker:
             elif not merging:
                 self.merger = None
             self.health.merging = merging
+            # What is held starts at its checkpoint (offset 0 without one) whatever offset was committed.
+            self.saved_next = {TP(topics.predictions, p): self.accumulators[p].next_offset for p in held}
+            if self.merger is not None:
+                self.saved_next[TP(topics.window_reports, 0)] = self.merger.last_offset + 1
 
     async def report_and_save(self, partitions: set[int], sends: list[Awaitable[Any]]) -> None:
         """Send each partition's report, wait until it and ``sends`` are delivered, then save the checkpoints."""
@@ -177,7 +180,7 @@ class MetricsWorker:
 
     async def save_checkpoint(self, checkpoint: PartitionCheckpoint) -> None:
         await asyncio.to_thread(write_partition_checkpoint, self.storage, self.group, checkpoint)
-        self.saved_next[checkpoint.partition] = checkpoint.last_offset + 1  # what the next commit says
+        self.saved_next[TP(checkpoint.topic, checkpoint.partition)] = checkpoint.last_offset + 1  # the next commit
 
     async def delivered_or_exit(self, sends: list[Awaitable[Any]]) -> None:
         """Wait until the broker acknowledged every message sent, or end the process.
@@ -218,10 +221,12 @@ class MetricsWorker:
                     self.health.progress(message.partition)  # a replay of counted offsets is activity too
                     if accumulator.already_counted(message.offset):
                         continue  # held by the checkpoint (a replay)
-                    if accumulator.skips_ahead(message.offset) and not await self.gap_confirmed(
-                        accumulator, message.offset
-                    ):
-                        await self.restart_at_checkpoint(accumulator, message.offset)
+                    if accumulator.skips_ahead(message.offset):
+                        first = await self.confirmed_gap(message.topic, message.partition, accumulator.next_offset)
+                        if first is not None:
+                            accumulator.skip_to(first)
+                        if accumulator.skips_ahead(message.offset):
+                            await self.restart_at_checkpoint(message.topic, message.partition, accumulator.next_offset)
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -232,45 +237,45 @@ class MetricsWorker:
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
 
-    async def gap_confirmed(self, accumulator: PartitionAccumulator, offset: int) -> bool:
-        """A message arrived past the next offset to count: whether the broker confirms the offsets in between
-        hold no message (retention deleted them before any worker counted them, or the broker never wrote
-        them: the embedded broker leaves one out across a restart, measured). A confirmed gap is logged and
-        skipped; the message at ``offset`` is then the next to count."""
-        partition, expected = accumulator.partition, accumulator.next_offset
+    async def confirmed_gap(self, topic: str, partition: int, expected: int) -> int | None:
+        """A message arrived past ``expected``, the next offset to count. Returns the first offset the broker
+        holds after ``expected`` when it confirms that ``expected`` onwards hold no message (retention deleted
+        them before any worker counted them, or the broker never wrote them: the embedded broker leaves an
+        offset out across a restart, measured); ``None`` when it does not. A confirmed gap is logged."""
         try:
-            first = await asyncio.to_thread(first_offset_from, self.settings, accumulator.topic, partition, expected)
+            first = await asyncio.to_thread(first_offset_from, self.settings, topic, partition, expected)
         except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
-            log.info("partition %d: the broker did not say where its next message is (%s)", partition, exc)
-            return False
+            log.info("%s[%d]: the broker did not say where its next message is (%s)", topic, partition, exc)
+            return None
         if first is None or first <= expected:
-            return False
+            return None
         log.warning(
-            "partition %d: the broker holds no message at offsets %d to %d (deleted by retention before they were "
+            "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
             "counted, or never written); going on from offset %d",
+            topic,
             partition,
             expected,
             first - 1,
             first,
         )
-        accumulator.skip_to(first)
-        return not accumulator.skips_ahead(offset)
+        return first
 
-    async def restart_at_checkpoint(self, accumulator: PartitionAccumulator, offset: int) -> None:
-        """The consumer was moved past messages never counted: commit the checkpoint's offset and exit (code 75).
+    async def restart_at_checkpoint(self, topic: str, partition: int, expected: int) -> None:
+        """The consumer was moved past messages never taken: commit the checkpoint's offset and exit (code 75).
 
         Crash-only, like :meth:`delivered_or_exit`: the supervisor restarts the worker, and Faust starts the
-        partition at the committed offset, which is the checkpoint's. Seeking inside a running Faust consumer is
-        not reliable (messages already fetched move its read offset past the sought one, and it drops the
-        re-fetched messages below that).
+        partition at the committed offset, which is the checkpoint's (:meth:`committable`). Seeking inside a
+        running Faust consumer is not reliable (messages already fetched move its read offset past the sought
+        one, and it drops the re-fetched messages below that).
         """
         log.critical(
-            "partition %d: offset %d arrived but %d is the next one to count and the broker still holds it; "
-            "committing offset %d and exiting so that the worker restarts there",
-            accumulator.partition,
-            offset,
-            accumulator.next_offset,
-            accumulator.next_offset,
+            "%s[%d]: a message past offset %d arrived and the broker still holds %d; committing offset %d and "
+            "exiting so that the worker restarts there",
+            topic,
+            partition,
+            expected,
+            expected,
+            expected,
         )
         try:
             await asyncio.wait_for(self.app.consumer.commit(), timeout=self.settings.worker_stall_seconds)
@@ -280,19 +285,20 @@ class MetricsWorker:
         os._exit(75)
 
     def committable(self, faust_offsets: dict[TP, int], committed: Mapping[TP, int | None]) -> dict[TP, int]:
-        """The offsets to commit: Faust's, except on the predictions topic, where they are the saved checkpoints'.
+        """The offsets to commit: Faust's, except on the predictions and window-reports topics, where they are the
+        saved checkpoints'.
 
         Faust commits the offsets of the messages it acknowledged, and it acknowledges messages it never handed
         to the agent (those fetched before a rebalance and skipped after it; the rest of a batch a stopping
-        worker did not finish): a CI run lost 745 events to that. With this, the committed offset of a source
-        partition is always the next offset after a saved checkpoint, so whoever reads the partition next, after
-        a restart or a rebalance, starts exactly where the checkpoint ends. It also lowers an offset committed
-        too far, which is how :meth:`restart_at_checkpoint` moves the consumer back.
+        worker did not finish): a CI run lost 745 events to that, and a full-size ``make chaos`` half of its
+        backlog windows' reports. With this, the committed offset of a source partition, and of the reports
+        partition, is always the next offset after a saved checkpoint, so whoever reads it next, after a restart
+        or a rebalance, starts exactly where the checkpoint ends. It also lowers an offset committed too far,
+        which is how :meth:`restart_at_checkpoint` moves the consumer back.
         """
-        topic = self.settings.topics.predictions
-        offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic != topic}
-        for partition, next_offset in self.saved_next.items():
-            tp = TP(topic, partition)
+        mine = {self.settings.topics.predictions, self.settings.topics.window_reports}
+        offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic not in mine}
+        for tp, next_offset in self.saved_next.items():
             if committed.get(tp) != next_offset:
                 offsets[tp] = next_offset
         return offsets
@@ -359,9 +365,9 @@ class MetricsWorker:
         revoked: set[TP] = args[0] if args else kwargs.get("revoked", set())
         async with self.lock:
             for tp in revoked:
+                self.saved_next.pop(tp, None)
                 if tp.topic == self.settings.topics.predictions:
                     self.accumulators.pop(tp.partition, None)
-                    self.saved_next.pop(tp.partition, None)
                 elif tp.topic == self.settings.topics.window_reports:
                     self.merger = None
 
@@ -374,9 +380,15 @@ class MetricsWorker:
                 if merger is None:
                     continue  # revoked while the batch was read; the new holder re-reads it
                 for event in events:
-                    offset = event.message.offset
+                    offset, topic = event.message.offset, event.message.topic
                     if merger.already_taken(offset):
                         continue
+                    if offset > merger.last_offset + 1:  # reports are taken one after the other, like events
+                        first = await self.confirmed_gap(topic, 0, merger.last_offset + 1)
+                        if first is not None:
+                            merger.last_offset = first - 1
+                        if offset > merger.last_offset + 1:
+                            await self.restart_at_checkpoint(topic, 0, merger.last_offset + 1)
                     try:
                         merger.take(PartitionReport.parse(event.value), offset)
                     except RecordError as exc:
@@ -389,6 +401,7 @@ class MetricsWorker:
                 self.health.merged(merger)
                 await self.delivered_or_exit(sends)
                 await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
+                self.saved_next[TP(merger.topic, 0)] = merger.last_offset + 1
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
         """Post alerts to Slack (or the console), each alert id once. Acknowledged only once delivered."""

@@ -1,4 +1,5 @@
-"""What the worker commits: on the predictions topic, the offset after each saved checkpoint, never Faust's own."""
+"""What the worker commits: on the predictions and window-reports topics, the offset after each saved checkpoint,
+never Faust's own."""
 
 from __future__ import annotations
 
@@ -15,21 +16,28 @@ def make_worker(tmp_path) -> MetricsWorker:
     return MetricsWorker(create_app(settings), settings, {}, ConsoleNotifier(), source_partitions=3)
 
 
-def test_the_predictions_topic_commits_the_saved_checkpoints_not_faust_acknowledgements(tmp_path):
+def test_checkpointed_topics_commit_the_saved_checkpoints_not_faust_acknowledgements(tmp_path):
     worker = make_worker(tmp_path)
-    predictions, reports = worker.settings.topics.predictions, worker.settings.topics.window_reports
-    worker.saved_next = {0: 120, 1: 0, 2: 57}
-    faust = {TP(predictions, 0): 900, TP(predictions, 1): 40, TP(reports, 0): 12}  # Faust acknowledged further
+    topics = worker.settings.topics
+    predictions, reports = topics.predictions, topics.window_reports
+    worker.saved_next = {TP(predictions, 0): 120, TP(predictions, 1): 0, TP(predictions, 2): 57, TP(reports, 0): 8}
+    faust = {  # Faust acknowledged further than the checkpoints
+        TP(predictions, 0): 900,
+        TP(predictions, 1): 40,
+        TP(reports, 0): 12,
+        TP(topics.alerts, 1): 3,
+    }
     committed = {TP(predictions, 2): 57}
     assert worker.committable(faust, committed) == {
         TP(predictions, 0): 120,  # lowered to the checkpoint: 120..899 were acknowledged but never counted
         TP(predictions, 1): 0,  # held, nothing counted yet: the next reader starts at the beginning
-        TP(reports, 0): 12,  # other topics: Faust's own offsets
+        TP(reports, 0): 8,  # the merger's checkpoint, not the 4 reports after it
+        TP(topics.alerts, 1): 3,  # other topics: Faust's own offsets
     }  # partition 2: already committed at its checkpoint, nothing to send
 
 
 def test_a_partition_not_held_is_never_committed(tmp_path):
     worker = make_worker(tmp_path)
     predictions = worker.settings.topics.predictions
-    worker.saved_next = {1: 5}
+    worker.saved_next = {TP(predictions, 1): 5}
     assert worker.committable({TP(predictions, 0): 300}, {}) == {TP(predictions, 1): 5}
