@@ -68,14 +68,15 @@ class ChaosPlan:
     window_seconds: int = 10
     seed: int = 42
     joins: int = 1  # times a second worker joins the group and leaves it again (two rebalances each)
-    # Re-read the whole predictions topic to count the copies a producer's retries wrote (minutes on the
-    # embedded broker, whose S3 log holds many small batches); it explains a difference, it decides nothing.
-    count_copies: bool = True
+    # Re-read the whole predictions topic to count the copies a producer's retries wrote; it explains a
+    # difference, it decides nothing. Off by default: the embedded broker's S3 log serves a full-size topic
+    # slowly (56,692 of 159,990 events in the 5 minutes the re-read is given, measured).
+    count_copies: bool = False
 
     @classmethod
     def ci(cls) -> ChaosPlan:
         """A bounded run for CI: every phase, fewer events, no re-read of the topic."""
-        return cls(backlog=20_000, live_seconds=45.0, rate=400, count_copies=False)
+        return cls(backlog=20_000, live_seconds=45.0, rate=400)
 
 
 @dataclass
@@ -647,10 +648,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-seconds", type=float)
     parser.add_argument("--rate", type=int)
     parser.add_argument("--joins", type=int, help="times a second worker joins and leaves (default 1)")
+    parser.add_argument(
+        "--count-copies", action="store_true", default=None, help="re-read the topic to count producer copies"
+    )
     parser.add_argument("--home", type=Path, default=Path(".driftline") / "chaos")
     args = parser.parse_args(argv)
     plan = ChaosPlan.ci() if args.ci else ChaosPlan()
-    overrides = {"backlog": args.backlog, "live_seconds": args.live_seconds, "rate": args.rate, "joins": args.joins}
+    overrides = {
+        "backlog": args.backlog,
+        "live_seconds": args.live_seconds,
+        "rate": args.rate,
+        "joins": args.joins,
+        "count_copies": args.count_copies,
+    }
     plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
     home = args.home / time.strftime("%Y%m%d-%H%M%S")
     result = run_chaos(plan, home)
