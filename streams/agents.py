@@ -451,9 +451,15 @@ def build_worker(
     """
     app = create_app(settings)
     worker = MetricsWorker(app, settings, configs, notifier, source_partitions)
-    # Every commit Faust makes goes through this method; the worker decides the predictions topic's offsets.
+    # Every commit Faust makes goes through this method (faust-streaming 0.15); the worker decides the offsets
+    # of the predictions and window-reports topics. Without it the worker would not be exact: refuse to run.
     consumer = cast(Consumer, app.consumer)
-    faust_offsets = consumer._filter_committable_offsets
+    faust_offsets = getattr(consumer, "_filter_committable_offsets", None)
+    if faust_offsets is None or not hasattr(consumer, "_committed_offset"):
+        raise RuntimeError(
+            f"this Faust ({faust.__version__}) has no Consumer._filter_committable_offsets, through which the "
+            "worker decides its committed offsets; install the faust-streaming version pinned in constraints.txt"
+        )
 
     def committable_offsets(tps: Any) -> dict[TP, int]:
         return worker.committable(faust_offsets(tps), consumer._committed_offset)

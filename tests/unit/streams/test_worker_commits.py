@@ -6,7 +6,7 @@ from __future__ import annotations
 from faust.types import TP
 
 from driftline.schemas.settings import Settings
-from driftline.streams.agents import MetricsWorker
+from driftline.streams.agents import MetricsWorker, build_worker
 from driftline.streams.alerts import ConsoleNotifier
 from driftline.streams.app import create_app
 
@@ -41,3 +41,12 @@ def test_a_partition_not_held_is_never_committed(tmp_path):
     predictions = worker.settings.topics.predictions
     worker.saved_next = {TP(predictions, 1): 5}
     assert worker.committable({TP(predictions, 0): 300}, {}) == {TP(predictions, 1): 5}
+
+
+def test_every_faust_commit_goes_through_the_worker(tmp_path):
+    settings = Settings.from_env({"DRIFTLINE_HOME": str(tmp_path), "DRIFTLINE_TOPIC_PREFIX": "u"})
+    app = build_worker(settings, {}, ConsoleNotifier(), source_partitions=3)
+    hook = app.consumer._filter_committable_offsets  # type: ignore[attr-defined]
+    assert hook.__name__ == "committable_offsets"
+    # Nothing saved yet: Faust's own offsets on the predictions topic are dropped, not committed.
+    assert hook([TP(settings.topics.predictions, 0)]) == {}
