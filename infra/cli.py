@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 
+from driftline.schemas.names import NameError_, check_name
 from driftline.schemas.settings import Settings, SettingsError
 
 
@@ -80,6 +81,14 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, rows=args.rows, keep=args.keep)
 
 
+def _model_name(value: str) -> str:
+    """A model name on the command line follows the same rule as everywhere else (schemas/names.py)."""
+    try:
+        return check_name(value, "model")
+    except NameError_ as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="driftline", description="Streaming drift and degradation monitoring for ML models."
@@ -93,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
     worker.set_defaults(func=_cmd_worker)
     rollback = commands.add_parser("rollback", help="route a model's traffic back to its previous version")
-    rollback.add_argument("model")
+    rollback.add_argument("model", type=_model_name)
     rollback.set_defaults(func=_cmd_rollback)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument("dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain"])

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from driftline.schemas.names import ModelName
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -107,7 +109,7 @@ class DeploymentSettings(_Section):
 class MonitorConfig(_Section):
     """Everything driftline needs to watch one model."""
 
-    model: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    model: ModelName
     reference: str = Field(description="Training data: a Parquet or CSV path or fsspec URL.")
     features: dict[str, FeatureType] | None = Field(
         default=None, description="Feature name -> type; inferred from the reference when omitted."

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from driftline.schemas.names import ModelName
 from driftline.schemas.settings import Settings
 
 SCHEMA_VERSION: Final = 1
@@ -38,8 +39,8 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    model: Name
-    model_version: Name
+    model: ModelName  # one rule for names everywhere: schemas/names.py
+    model_version: ModelName
     request_id: Name
     event_time: datetime = Field(description="When the prediction was made; UTC (naive times are read as UTC).")
 

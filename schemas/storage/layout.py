@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from driftline.schemas.names import NameError_, check_name
+
 EVENT_KINDS = ("predictions", "labels")
 _SEGMENT_FORBIDDEN = re.compile(r"[/\\\x00-\x1f\x7f]")
 _EVENT_FILE = re.compile(
@@ -42,6 +44,14 @@ def segment(value: str, what: str) -> str:
     return value
 
 
+def _name(value: str, what: str) -> str:
+    """A model or version name as a path segment: the one rule of schemas/names.py."""
+    try:
+        return check_name(value, what)
+    except NameError_ as exc:
+        raise LayoutError(str(exc)) from None
+
+
 def event_kind(kind: str) -> str:
     if kind not in EVENT_KINDS:
         raise LayoutError(f"event kind must be one of {EVENT_KINDS}, got {kind!r}")
@@ -53,13 +63,13 @@ def hour_of(moment: datetime) -> datetime:
 
 
 def event_model_folder(kind: str, model: str) -> str:
-    return f"{event_kind(kind)}/model={segment(model, 'model')}"
+    return f"{event_kind(kind)}/model={_name(model, 'model')}"
 
 
 def event_partition(kind: str, model: str, model_version: str, hour: datetime) -> str:
     hour = hour_of(hour)
     return (
-        f"{event_model_folder(kind, model)}/version={segment(model_version, 'model version')}"
+        f"{event_model_folder(kind, model)}/version={_name(model_version, 'model version')}"
         f"/date={hour:%Y-%m-%d}/hour={hour:%H}"
     )
 
@@ -104,7 +114,7 @@ def ingest_ledger(topic: str, partition: int, first_offset: int) -> str:
 
 
 def reports_folder(model: str) -> str:
-    return f"reports/model={segment(model, 'model')}"
+    return f"reports/model={_name(model, 'model')}"
 
 
 def drift_report(model: str, window_end: datetime) -> str:
@@ -116,7 +126,7 @@ def drift_report_html(model: str, window_end: datetime) -> str:
 
 
 def model_folder(model: str) -> str:
-    return f"models/{segment(model, 'model')}"
+    return f"models/{_name(model, 'model')}"
 
 
 def deployment_state(model: str) -> str:
@@ -128,7 +138,7 @@ def model_versions_folder(model: str) -> str:
 
 
 def model_version_dir(model: str, version: str) -> str:
-    return f"{model_versions_folder(model)}/{segment(version, 'model version')}"
+    return f"{model_versions_folder(model)}/{_name(version, 'model version')}"
 
 
 def model_artifact(model: str, version: str, file_name: str) -> str:
@@ -149,7 +159,7 @@ def reference_profile_source(model: str) -> str:
 
 
 def retrain_request(model: str) -> str:
-    return f"retrain/requests/{segment(model, 'model')}.json"
+    return f"retrain/requests/{_name(model, 'model')}.json"
 
 
 ALERT_STATES = ("pending", "sent")

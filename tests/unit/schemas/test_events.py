@@ -38,7 +38,11 @@ def test_naive_event_time_is_read_as_utc():
     ("change", "expected"),
     [
         ({"latency_ms": -1}, "field 'latency_ms': Input should be greater than or equal to 0"),
-        ({"model": ""}, "field 'model': String should have at least 1 character"),
+        ({"model": ""}, "field 'model': Value error, '' is not a valid name: use 1 to 128 letters"),
+        ({"model_version": "../../outside"}, "field 'model_version': Value error, '../../outside' is not a valid"),
+        ({"model": "churn model"}, "'churn model' is not a valid name"),
+        ({"model": "-rf"}, "'-rf' is not a valid name"),
+        ({"model_version": "v" * 129}, "is not a valid name"),
         ({"event_time": "yesterday"}, "field 'event_time'"),
         ({"surprise": 1}, "field 'surprise': Extra inputs are not permitted"),
         ({"schema_version": 2}, "field 'schema_version': this driftline reads version 1, got 2"),

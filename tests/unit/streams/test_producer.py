@@ -103,3 +103,14 @@ def test_after_close_the_client_is_gone_and_calls_are_counted_not_raised():
     assert producer._producer is None and producer.flush(0) == 0
     producer.log_label(model="m", model_version="v1", request_id="late", label=1)
     assert producer.stats.dropped_error == 1
+
+
+def test_a_hostile_version_name_is_dead_lettered_with_the_rule():
+    producer = make_producer()
+    sent: list[tuple[str, bytes]] = []
+    producer._enqueue = lambda topic, value, key, dead=False: sent.append((topic, value))  # capture, no client
+    producer.log_prediction(model="m", model_version="../../outside", features={"a": 1}, prediction=1, latency_ms=1.0)
+    [(topic, value)] = sent
+    dead = DeadLetter.parse(value)
+    assert topic == producer.dead_letter_topic
+    assert "field 'model_version'" in dead.reason and "'../../outside' is not a valid name" in dead.reason
