@@ -23,19 +23,21 @@ def driftline_drift() -> None:
     def configured_models() -> list[str]:
         """Names of the models with a monitor config."""
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
 
-        return sorted(load_monitor_configs(Settings.from_env().config_dir))
+        return sorted(load_monitor_configs(protect(Settings.from_env()).config_dir))
 
     @task(outlets=[RETRAIN_REQUESTS])
     def check_model(model: str) -> dict[str, Any]:
         """Latest window vs the training reference; report, alert, retrain request."""
         from driftline.dags.tasks.drift import run_drift_check
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = Settings.from_env()
+        settings = protect(Settings.from_env())
         config = load_monitor_configs(settings.config_dir)[model]
         return run_drift_check(settings, Storage.from_settings(settings), config).to_jsonable()
 

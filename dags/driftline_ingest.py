@@ -24,10 +24,11 @@ def driftline_ingest() -> None:
     def ingest_predictions() -> dict[str, Any]:
         """Write new prediction events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = Settings.from_env()
+        settings = protect(Settings.from_env())
         return ingest_topic(
             settings, Storage.from_settings(settings), settings.topics.predictions, kind="predictions"
         ).to_dict()
@@ -36,10 +37,11 @@ def driftline_ingest() -> None:
     def ingest_labels() -> dict[str, Any]:
         """Write new label events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = Settings.from_env()
+        settings = protect(Settings.from_env())
         return ingest_topic(settings, Storage.from_settings(settings), settings.topics.labels, kind="labels").to_dict()
 
     ingest_predictions()

@@ -24,10 +24,11 @@ def driftline_retrain() -> None:
     def models_to_retrain() -> list[dict[str, Any]]:
         """The model named in the run's conf (forced), else every model with a pending request."""
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage, state
 
-        settings = Settings.from_env()
+        settings = protect(Settings.from_env())
         configs = load_monitor_configs(settings.config_dir)
         requested = get_current_context()["params"].get("model")
         if requested:
@@ -42,10 +43,11 @@ def driftline_retrain() -> None:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
         from driftline.dags.tasks.retrain import run_retrain
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = Settings.from_env()
+        settings = protect(Settings.from_env())
         config = load_monitor_configs(settings.config_dir)[job["model"]]
         return run_retrain(Storage.from_settings(settings), config, force=job["force"])
 

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 
 from driftline.schemas.names import NameError_, check_name
+from driftline.schemas.secrets import protect
 from driftline.schemas.settings import Settings, SettingsError
 
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env()  # the one read of the environment; passed down from here
+        settings = protect(Settings.from_env())  # the one read of the environment; passed down from here
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

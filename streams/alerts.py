@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from driftline.schemas.records import Alert
+from driftline.schemas.secrets import redact
 from driftline.schemas.settings import Settings
 
 log = logging.getLogger("driftline.alerts")
@@ -81,18 +82,21 @@ class SlackNotifier:
             if self._webhook is not None:
                 response = self._webhook.send(text=text)
                 if response.status_code != 200:
-                    raise AlertDeliveryError(f"Slack webhook answered HTTP {response.status_code}: {response.body!r}")
+                    raise AlertDeliveryError(
+                        redact(f"Slack webhook answered HTTP {response.status_code}: {response.body!r}")
+                    )
             else:
                 assert self._client is not None and self.channel is not None  # the constructor insists on both
                 self._client.chat_postMessage(channel=channel or self.channel, text=text)
         except SlackApiError as exc:
             status = getattr(exc.response, "status_code", "?")
             detail = exc.response.get("error") if status == 200 else str(exc).split(":", 1)[0]
-            raise AlertDeliveryError(f"Slack answered HTTP {status}: {detail}") from exc
+            raise AlertDeliveryError(redact(f"Slack answered HTTP {status}: {detail}")) from exc
         except AlertDeliveryError:
             raise
         except Exception as exc:  # network errors, HTTP 5xx surfaced by the SDK
-            raise AlertDeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}") from exc
+            # The exception may quote the webhook URL, itself a secret.
+            raise AlertDeliveryError(redact(f"Slack unreachable: {type(exc).__name__}: {exc}")) from exc
 
 
 def notifier_from_settings(settings: Settings) -> Notifier:
