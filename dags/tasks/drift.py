@@ -53,6 +53,51 @@ def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFram
     return window, window_start.to_pydatetime(), window_end.to_pydatetime()
 
 
+def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The window's features as an Arrow table, each column read as the reference's type says.
+
+    Files of one window may disagree on a column's type (a producer sent floats, then strings): pandas joins
+    them into a mixed column that Arrow cannot read. A column the reference profiles as numeric is converted
+    value by value; values that are not numbers count as missing and are reported as a ``type_change``
+    quality finding with their count. Any other mixed column is read as text. Never a crash.
+    """
+    findings: list[dict[str, Any]] = []
+    columns: dict[str, pd.Series] = {}
+    for name in features.columns:
+        values = features[name]
+        if values.dtype == object:
+            present = values.notna()
+            if reference.feature_types.get(name) == "numeric":
+                converted = pd.to_numeric(values.map(_number_or_none), errors="coerce")
+                unreadable = int((present & converted.isna()).sum())
+                if unreadable:
+                    examples = sorted({repr(v) for v in values[present & converted.isna()].head(50)})[:3]
+                    findings.append(
+                        {
+                            "check": "type_change",
+                            "feature": name,
+                            "value": unreadable / int(present.sum()),
+                            "threshold": None,
+                            "message": (
+                                f"{unreadable} of {int(present.sum())} values of feature {name!r} in this window are "
+                                f"not numbers, as the reference is (e.g. {', '.join(examples)}); they count as "
+                                "missing. A producer changed the column's type: send numbers, or profile the "
+                                "reference with the new type."
+                            ),
+                        }
+                    )
+                values = converted
+            else:
+                values = values.where(~present, values.astype(str))
+        columns[name] = values
+    return pa.Table.from_pandas(pd.DataFrame(columns, index=features.index), preserve_index=False), findings
+
+
+def _number_or_none(value: Any) -> Any:
+    # Booleans are not numbers here; numbers and numeric text are.
+    return None if isinstance(value, bool) else value
+
+
 @dataclass(frozen=True)
 class DriftDecision:
     """What a report asks for: an alert, a retrain request, or neither."""
@@ -84,7 +129,7 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
     """
     reference = reference_profile(settings, storage, config)
     window, window_start, window_end = current_window(storage, config)
-    current_table = pa.Table.from_pandas(events.feature_columns(window), preserve_index=False)
+    current_table, type_findings = window_table(events.feature_columns(window), reference)
     report = compare_profiles(
         reference,
         window_profile(reference, iter(current_table.to_batches())),
@@ -104,6 +149,7 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
             "generated_at": datetime.now(UTC).isoformat(),
         },
     ).to_dict()
+    report["quality"] = [*report.get("quality", []), *type_findings]
     decision = decide(report, config)
     report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
     report_url = state.write_drift_report(storage, config.model, window_end, report, render_html(report))

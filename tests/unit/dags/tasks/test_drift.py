@@ -35,3 +35,58 @@ def test_no_retrain_without_an_entry_point():
 
 def test_the_alert_id_names_the_model_and_the_window_end_in_utc():
     assert drift_alert_id("m", datetime(2026, 5, 1, 10, 30, tzinfo=UTC)) == "drift-m-20260501T103000Z"
+
+
+def test_a_column_whose_type_changed_mid_window_is_read_against_the_reference_and_reported(tmp_path):
+    """Floats in one file, text in another, for the same feature and window: the check runs and says so."""
+    import json
+    from datetime import timedelta
+
+    import numpy as np
+    import pandas as pd
+
+    from driftline.dags.tasks.drift import run_drift_check
+    from driftline.schemas.events import PredictionEvent
+    from driftline.schemas.settings import Settings
+    from driftline.schemas.storage import Storage, events
+
+    rng = np.random.default_rng(3)
+    reference = tmp_path / "reference.parquet"
+    pd.DataFrame({"x": rng.normal(0, 1, 2000), "city": rng.choice(["a", "b"], 2000)}).to_parquet(reference)
+    settings = Settings(home=str(tmp_path / "home"))
+    storage = Storage.from_settings(settings)
+    hour = datetime(2026, 5, 1, 6, tzinfo=UTC)
+
+    def store(offset: int, values: list[object]) -> None:
+        rows = [
+            events.event_row(
+                PredictionEvent(
+                    model="m",
+                    model_version="v1",
+                    request_id=f"{offset}-{i}",
+                    event_time=hour + timedelta(seconds=offset + i),
+                    features={"x": value, "city": "a"},
+                    prediction=1,
+                    latency_ms=1.0,
+                ),
+                0,
+                offset + i,
+            )
+            for i, value in enumerate(values)
+        ]
+        events.write_event_file(
+            storage, "predictions", ("m", "v1", hour), ("t", 0, offset, offset + len(rows) - 1), rows
+        )
+
+    store(0, [float(v) for v in rng.normal(0, 1, 300)])
+    store(1000, ["12.5", "abc", "n/a", *(["7"] * 97)])  # a producer switched to text mid-window
+    cfg = MonitorConfig.model_validate({"model": "m", "reference": str(reference), "drift": {"min_rows": 50}})
+
+    run_drift_check(settings, storage, cfg)
+
+    [path] = [p for p in storage.list("reports/model=m") if p.endswith(".json")]
+    report = json.loads(storage.fs.cat(storage.path(path)))
+    [finding] = [q for q in report["quality"] if q["check"] == "type_change" and q["feature"] == "x"]
+    assert finding["value"] == 2 / 400  # 'abc' and 'n/a'; '12.5' and '7' are numbers, like the 300 floats
+    assert "2 of 400 values of feature 'x' in this window are not numbers" in finding["message"]
+    assert report["current_rows"] == 400
