@@ -89,7 +89,7 @@ def _install_record_factory() -> None:
                 if redact(formatted) != formatted:
                     # Formatters render exc_info their own way (Airflow's structlog one ignores exc_text): move
                     # the redacted traceback into the message and drop the exception itself.
-                    record.msg, record.args = f"{record.msg}\n{redact(formatted)}", ()
+                    record.msg, record.args = f"{clean}\n{redact(formatted)}", ()
                     record.exc_info, record.exc_text = None, None
             return record
 

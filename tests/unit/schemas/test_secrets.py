@@ -27,11 +27,12 @@ def test_a_registered_secret_is_masked_in_messages_and_tracebacks_of_any_logger(
         try:
             raise RuntimeError(f"auth failed for {token}")
         except RuntimeError:
-            log.exception("delivery failed")
+            log.exception("delivery to %s failed", "#alerts")  # the secret is only in the traceback
     formatter = logging.Formatter()
     text = "\n".join(formatter.format(record) for record in caplog.records)
     assert token not in text
     assert f"calling Slack with {MASK}" in text and f"RuntimeError: auth failed for {MASK}" in text
+    assert "delivery to #alerts failed" in text  # the message keeps its arguments
 
 
 def test_a_webhook_url_is_masked_whole_and_by_its_path():
