@@ -24,13 +24,18 @@ class NameError_(ValueError):
 def check_name(value: object, what: str = "name") -> str:
     """``value`` if it is a valid model or version name, else :class:`NameError_` naming ``what``."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise NameError_(f"{what} {value!r} is not a valid name: use {NAME_RULE} (for example 'churn' or 'v7')")
+        raise NameError_(f"{what} {_problem(value)}")
     return value
 
 
+def _problem(value: object) -> str:
+    return f"{value!r} is not a valid name: use {NAME_RULE} (for example 'churn' or 'v7')"
+
+
 def _check(value: str) -> str:
+    # pydantic names the field itself; a plain ValueError keeps its message as the reason.
     if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r} is not a valid name: use {NAME_RULE} (for example 'churn' or 'v7')")
+        raise ValueError(_problem(value))
     return value
 
 

@@ -222,11 +222,8 @@ class MetricsWorker:
                     if accumulator.already_counted(message.offset):
                         continue  # held by the checkpoint (a replay)
                     if accumulator.skips_ahead(message.offset):
-                        first = await self.confirmed_gap(message.topic, message.partition, accumulator.next_offset)
-                        if first is not None:
-                            accumulator.skip_to(first)
-                        if accumulator.skips_ahead(message.offset):
-                            await self.restart_at_checkpoint(message.topic, message.partition, accumulator.next_offset)
+                        gap = (message.topic, message.partition, accumulator.next_offset, message.offset)
+                        accumulator.skip_to(await self.go_on_after_gap(*gap))
                     broker_time = datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None
                     outcome = self.intake.take(accumulator, message.offset, event.value, broker_time)
                     touched.add(message.partition)
@@ -237,44 +234,42 @@ class MetricsWorker:
                         sends.append(await self.send_alert(outcome.alert))
                 await self.report_and_save(touched, sends)
 
-    async def confirmed_gap(self, topic: str, partition: int, expected: int) -> int | None:
-        """A message arrived past ``expected``, the next offset to count. Returns the first offset the broker
-        holds after ``expected`` when it confirms that ``expected`` onwards hold no message (retention deleted
-        them before any worker counted them, or the broker never wrote them: the embedded broker leaves an
-        offset out across a restart, measured); ``None`` when it does not. A confirmed gap is logged."""
+    async def go_on_after_gap(self, topic: str, partition: int, expected: int, offset: int) -> int:
+        """The message at ``offset`` arrived past ``expected``, the next offset to take: returns ``offset`` when
+        the broker confirms that it holds nothing in between, else restarts the worker at the checkpoint.
+
+        A confirmed gap (retention deleted messages before any worker took them, or the broker never wrote those
+        offsets: the embedded broker leaves one out across a restart, measured) is logged and skipped.
+        Otherwise the consumer was moved past messages never taken: the worker commits the checkpoint's offset
+        and exits (code 75), crash-only like :meth:`delivered_or_exit`; the supervisor restarts it and Faust
+        starts the partition at the committed offset, the checkpoint's (:meth:`committable`). Seeking inside a
+        running Faust consumer is not reliable (messages already fetched move its read offset past the sought
+        one, and it drops the re-fetched messages below that).
+        """
         try:
             first = await asyncio.to_thread(first_offset_from, self.settings, topic, partition, expected)
         except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
             log.info("%s[%d]: the broker did not say where its next message is (%s)", topic, partition, exc)
-            return None
-        if first is None or first <= expected:
-            return None
-        log.warning(
-            "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
-            "counted, or never written); going on from offset %d",
-            topic,
-            partition,
-            expected,
-            first - 1,
-            first,
-        )
-        return first
-
-    async def restart_at_checkpoint(self, topic: str, partition: int, expected: int) -> None:
-        """The consumer was moved past messages never taken: commit the checkpoint's offset and exit (code 75).
-
-        Crash-only, like :meth:`delivered_or_exit`: the supervisor restarts the worker, and Faust starts the
-        partition at the committed offset, which is the checkpoint's (:meth:`committable`). Seeking inside a
-        running Faust consumer is not reliable (messages already fetched move its read offset past the sought
-        one, and it drops the re-fetched messages below that).
-        """
+            first = None
+        if first == offset:
+            log.warning(
+                "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
+                "taken, or never written); going on from offset %d",
+                topic,
+                partition,
+                expected,
+                offset - 1,
+                offset,
+            )
+            return offset
         log.critical(
-            "%s[%d]: a message past offset %d arrived and the broker still holds %d; committing offset %d and "
-            "exiting so that the worker restarts there",
+            "%s[%d]: offset %d arrived but %d is the next to take (the broker's first message from there: %s); "
+            "committing offset %d and exiting so that the worker restarts there",
             topic,
             partition,
+            offset,
             expected,
-            expected,
+            first,
             expected,
         )
         try:
@@ -294,7 +289,7 @@ class MetricsWorker:
         backlog windows' reports. With this, the committed offset of a source partition, and of the reports
         partition, is always the next offset after a saved checkpoint, so whoever reads it next, after a restart
         or a rebalance, starts exactly where the checkpoint ends. It also lowers an offset committed too far,
-        which is how :meth:`restart_at_checkpoint` moves the consumer back.
+        which is how :meth:`go_on_after_gap` moves the consumer back.
         """
         mine = {self.settings.topics.predictions, self.settings.topics.window_reports}
         offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic not in mine}
@@ -384,11 +379,7 @@ class MetricsWorker:
                     if merger.already_taken(offset):
                         continue
                     if offset > merger.last_offset + 1:  # reports are taken one after the other, like events
-                        first = await self.confirmed_gap(topic, 0, merger.last_offset + 1)
-                        if first is not None:
-                            merger.last_offset = first - 1
-                        if offset > merger.last_offset + 1:
-                            await self.restart_at_checkpoint(topic, 0, merger.last_offset + 1)
+                        merger.last_offset = await self.go_on_after_gap(topic, 0, merger.last_offset + 1, offset) - 1
                     try:
                         merger.take(PartitionReport.parse(event.value), offset)
                     except RecordError as exc:

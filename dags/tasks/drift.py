@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
 from driftline.detectors.html import render_html
+from driftline.detectors.quality import QualityIssue
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.records import Alert, DriftSummary, RetrainRequest
@@ -69,23 +70,22 @@ def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, 
             present = values.notna()
             if reference.feature_types.get(name) == "numeric":
                 converted = pd.to_numeric(values.map(_number_or_none), errors="coerce")
-                unreadable = int((present & converted.isna()).sum())
-                if unreadable:
-                    examples = sorted({repr(v) for v in values[present & converted.isna()].head(50)})[:3]
-                    findings.append(
-                        {
-                            "check": "type_change",
-                            "feature": name,
-                            "value": unreadable / int(present.sum()),
-                            "threshold": None,
-                            "message": (
-                                f"{unreadable} of {int(present.sum())} values of feature {name!r} in this window are "
-                                f"not numbers, as the reference is (e.g. {', '.join(examples)}); they count as "
-                                "missing. A producer changed the column's type: send numbers, or profile the "
-                                "reference with the new type."
-                            ),
-                        }
+                unreadable_values = values[present & converted.isna()]
+                if len(unreadable_values):
+                    unreadable, total = len(unreadable_values), int(present.sum())
+                    examples = ", ".join(sorted({repr(v) for v in unreadable_values.head(50)})[:3])
+                    issue = QualityIssue(
+                        check="type_change",
+                        feature=name,
+                        value=unreadable / total,
+                        threshold=None,
+                        message=(
+                            f"{unreadable} of {total} values of feature {name!r} in this window are not numbers, as "
+                            f"the reference is (e.g. {examples}); they count as missing. A producer changed the "
+                            "column's type: send numbers, or profile the reference with the new type."
+                        ),
                     )
+                    findings.append(issue.to_dict())
                 values = converted
             else:
                 values = values.where(~present, values.astype(str))
