@@ -175,17 +175,27 @@ class EventLimits:
             max_future=timedelta(seconds=settings.max_event_future_seconds),
         )
 
-    def time_problem(self, event_time: datetime, broker_time: datetime | None) -> str | None:
-        """Why ``event_time`` is not believable next to the broker's time for the event; ``None`` when it is."""
-        if broker_time is None:
-            return None
-        if event_time > broker_time + self.max_future:
+    def time_problem(
+        self, event_time: datetime, broker_time: datetime | None, now: datetime | None = None
+    ) -> str | None:
+        """Why ``event_time`` is not believable; ``None`` when it is.
+
+        An event may be stamped at most ``max_future`` after the broker's time for it, and never more than
+        that after ``now`` (the reader's clock, default: the wall clock): a producer can set a message's
+        timestamp too, so the broker's time alone cannot bound the future. It may be at most ``max_age``
+        older than the broker's time; a message without one (an old log format) has no age bound, since an
+        old event cannot move a window forward, and a backlog read late is not old.
+        """
+        now = now or datetime.now(UTC)
+        latest = now if broker_time is None else min(broker_time, now)
+        if event_time > latest + self.max_future:
+            against = "the broker received it" if latest == broker_time else "it was read"
             return (
-                f"event_time {event_time.isoformat()} is {event_time - broker_time} after the broker "
-                f"received it ({broker_time.isoformat()}); at most {self.max_future} ahead is accepted "
+                f"event_time {event_time.isoformat()} is {event_time - latest} after {against} "
+                f"({latest.isoformat()}); at most {self.max_future} ahead is accepted "
                 "(DRIFTLINE_MAX_EVENT_FUTURE_SECONDS): check the serving node's clock"
             )
-        if event_time < broker_time - self.max_age:
+        if broker_time is not None and event_time < broker_time - self.max_age:
             return (
                 f"event_time {event_time.isoformat()} is {broker_time - event_time} before the broker "
                 f"received it ({broker_time.isoformat()}); at most {self.max_age} old is accepted "

@@ -19,6 +19,15 @@ def wanted_partitions(settings: Settings) -> dict[str, int]:
     return wanted
 
 
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    """Broker settings of the topics driftline creates: the event topics take the broker's clock as each
+    message's time (``LogAppendTime``), so a producer cannot set the time the event bounds are measured against.
+    (The embedded broker stores this setting but still hands out the producer's time; the readers' own clocks
+    bound the future there: see ``EventLimits.time_problem``.)"""
+    event_time = {"message.timestamp.type": "LogAppendTime"}
+    return {settings.topics.predictions: event_time, settings.topics.labels: event_time}
+
+
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     """Create driftline's topics that do not exist yet; returns those created."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
@@ -26,7 +35,10 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     wanted = {topic: count for topic, count in wanted_partitions(settings).items() if topic not in existing}
     if not wanted:
         return []
-    futures = admin.create_topics([NewTopic(t, num_partitions=n, replication_factor=1) for t, n in wanted.items()])
+    configs = topic_configs(settings)
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=n, replication_factor=1, config=configs.get(t, {})) for t, n in wanted.items()]
+    )
     created = []
     for topic, future in futures.items():
         try:

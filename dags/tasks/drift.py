@@ -40,9 +40,18 @@ def reference_profile(settings: Settings, storage: Storage, config: MonitorConfi
     return profile
 
 
-def current_window(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, datetime, datetime]:
-    """The rows of the latest ``drift.window``, ending at the newest stored event."""
-    recent = events.read_recent_events(storage, "predictions", config.model, config.drift.window)
+def current_window(
+    storage: Storage, config: MonitorConfig, now: datetime | None = None
+) -> tuple[pd.DataFrame, datetime, datetime]:
+    """The rows of the latest ``drift.window``, ending at the newest stored event that is not after ``now``.
+
+    Ingest refuses events stamped in the future, and this bound holds also for files stored before it did:
+    one event stamped 2099 cannot move the window the check reads.
+    """
+    now = now or datetime.now(UTC)
+    recent = events.read_recent_events(storage, "predictions", config.model, config.drift.window, until=now)
+    if not recent.empty:
+        recent = recent[recent["event_time"] <= pd.Timestamp(now)]
     if recent.empty:
         raise LookupError(
             f"no stored predictions for model {config.model!r} under "

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,10 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
 
 def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
     """Recent predictions joined to their labels on request id: (features, labels)."""
-    predictions = read_recent_events(storage, "predictions", config.model, config.retrain.window)
-    labels = read_recent_events(storage, "labels", config.model, config.retrain.window)
+    now = datetime.now(UTC)  # files of events stamped in the future (stored before ingest refused them) are not read
+    predictions = read_recent_events(storage, "predictions", config.model, config.retrain.window, until=now)
+    labels = read_recent_events(storage, "labels", config.model, config.retrain.window, until=now)
+    predictions = predictions[predictions["event_time"] <= pd.Timestamp(now)] if len(predictions) else predictions
     if predictions.empty or labels.empty:
         raise RetrainError(
             f"model {config.model!r}: need stored predictions and labels to retrain "

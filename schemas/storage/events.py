@@ -88,18 +88,27 @@ def write_event_file(
     return storage.write_bytes(relative, rows_to_parquet(rows))
 
 
-def event_files(storage: Storage, kind: str, model: str, *, since: datetime | None = None) -> list[str]:
-    """Relative paths of ``model``'s event files (every version), from the hour holding ``since`` on."""
+def event_files(
+    storage: Storage, kind: str, model: str, *, since: datetime | None = None, until: datetime | None = None
+) -> list[str]:
+    """Relative paths of ``model``'s event files (every version), of the hours from the one holding ``since``
+    to the one holding ``until``."""
     paths = storage.glob(layout.event_files_glob(kind, model))
-    if since is None:
+    if since is None and until is None:
         return paths
-    first_hour = layout.hour_of(since)
-    return [path for path in paths if layout.parse_event_file(path).hour >= first_hour]
+    first_hour = layout.hour_of(since) if since is not None else None
+    last_hour = layout.hour_of(until) if until is not None else None
+    return [
+        path
+        for path in paths
+        if (first_hour is None or layout.parse_event_file(path).hour >= first_hour)
+        and (last_hour is None or layout.parse_event_file(path).hour <= last_hour)
+    ]
 
 
-def newest_hour(storage: Storage, kind: str, model: str) -> datetime | None:
-    """Start of the newest hour partition holding data of ``model``, from the paths alone."""
-    hours = [layout.parse_event_file(path).hour for path in event_files(storage, kind, model)]
+def newest_hour(storage: Storage, kind: str, model: str, *, until: datetime | None = None) -> datetime | None:
+    """Start of the newest hour partition holding data of ``model`` (not after ``until``), from the paths alone."""
+    hours = [layout.parse_event_file(path).hour for path in event_files(storage, kind, model, until=until)]
     return max(hours) if hours else None
 
 
@@ -111,19 +120,25 @@ def read_event_files(storage: Storage, paths: Iterable[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def read_events(storage: Storage, kind: str, model: str, *, since: datetime | None = None) -> pd.DataFrame:
-    """All stored rows of one model (every version), optionally only the hour partitions from ``since``'s on."""
-    return read_event_files(storage, event_files(storage, kind, model, since=since))
+def read_events(
+    storage: Storage, kind: str, model: str, *, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """All stored rows of one model (every version), optionally only the hour partitions from ``since``'s
+    to ``until``'s."""
+    return read_event_files(storage, event_files(storage, kind, model, since=since, until=until))
 
 
-def read_recent_events(storage: Storage, kind: str, model: str, window: timedelta) -> pd.DataFrame:
-    """Rows of the hour partitions that can hold events of the last ``window`` before the newest one.
+def read_recent_events(
+    storage: Storage, kind: str, model: str, window: timedelta, *, until: datetime | None = None
+) -> pd.DataFrame:
+    """Rows of the hour partitions that can hold events of the last ``window`` before the newest one
+    (the newest not after ``until``).
 
     Reads only those partitions, not the model's whole history; callers cut the
     exact window by event time.
     """
-    newest = newest_hour(storage, kind, model)
-    return pd.DataFrame() if newest is None else read_events(storage, kind, model, since=newest - window)
+    newest = newest_hour(storage, kind, model, until=until)
+    return pd.DataFrame() if newest is None else read_events(storage, kind, model, since=newest - window, until=until)
 
 
 def location(storage: Storage, kind: str, model: str) -> str:

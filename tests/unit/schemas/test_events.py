@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jsonschema
 import pytest
 
-from driftline.schemas.events import EventError, LabelEvent, PredictionEvent, encode_event, json_schemas, parse_event
+from driftline.schemas.events import (
+    EventError,
+    EventLimits,
+    LabelEvent,
+    PredictionEvent,
+    encode_event,
+    json_schemas,
+    parse_event,
+)
 from driftline.schemas.write_jsonschema import FOLDER, render
 
 VALID = {
@@ -84,3 +92,36 @@ def test_json_schema_accepts_what_python_accepts_and_rejects_what_it_rejects():
             jsonschema.validate(bad, prediction_schema)
         with pytest.raises(EventError):
             parse_event(bad)
+
+
+class TestTimeBounds:
+    LIMITS = EventLimits(max_bytes=1000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
+    NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
+
+    def problem(self, event_time: datetime, broker_time: datetime | None) -> str | None:
+        return self.LIMITS.time_problem(event_time, broker_time, now=self.NOW)
+
+    def test_on_time_events_and_the_edges_pass(self):
+        assert self.problem(self.NOW, self.NOW) is None
+        assert self.problem(self.NOW + timedelta(minutes=5), self.NOW) is None
+        assert self.problem(self.NOW - timedelta(days=1), self.NOW) is None
+
+    def test_an_event_past_the_brokers_time_is_refused_with_the_setting_that_allows_it(self):
+        reason = self.problem(self.NOW + timedelta(minutes=5, seconds=1), self.NOW)
+        assert reason is not None and "after the broker received it" in reason
+        assert "DRIFTLINE_MAX_EVENT_FUTURE_SECONDS" in reason
+
+    def test_a_producer_that_stamps_the_message_in_2099_too_cannot_move_time(self):
+        # A message's CreateTime is set by the producer: the reader's clock bounds the future as well.
+        far = datetime(2099, 1, 1, tzinfo=UTC)
+        reason = self.problem(far, far)
+        assert reason is not None and "after it was read" in reason
+
+    def test_a_message_without_a_broker_time_is_bounded_by_the_readers_clock_and_has_no_age_limit(self):
+        assert "after it was read" in (self.problem(datetime(2099, 1, 1, tzinfo=UTC), None) or "")
+        assert self.problem(self.NOW + timedelta(minutes=5), None) is None
+        assert self.problem(datetime(1970, 1, 1, tzinfo=UTC), None) is None
+
+    def test_an_event_older_than_the_age_limit_is_refused(self):
+        reason = self.problem(self.NOW - timedelta(days=1, seconds=1), self.NOW)
+        assert reason is not None and "before the broker received it" in reason

@@ -90,3 +90,35 @@ def test_a_column_whose_type_changed_mid_window_is_read_against_the_reference_an
     assert finding["value"] == 2 / 400  # 'abc' and 'n/a'; '12.5' and '7' are numbers, like the 300 floats
     assert "2 of 400 values of feature 'x' in this window are not numbers" in finding["message"]
     assert report["current_rows"] == 400
+
+
+def test_an_event_stamped_in_the_future_does_not_move_the_window(tmp_path):
+    from datetime import timedelta
+
+    from driftline.dags.tasks.drift import current_window
+    from driftline.schemas.events import PredictionEvent
+    from driftline.schemas.storage import Storage, events
+
+    storage = Storage.from_url(str(tmp_path))
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    for at, count in ((start, 30), (datetime(2099, 1, 1, tzinfo=UTC), 1)):
+        rows = [
+            events.event_row(
+                PredictionEvent(
+                    model="m",
+                    model_version="v1",
+                    request_id=f"{at:%Y}-{i}",
+                    event_time=at + timedelta(minutes=i),
+                    features={"x": 1.0},
+                    prediction=1,
+                    latency_ms=1.0,
+                ),
+                0,
+                i,
+            )
+            for i in range(count)
+        ]
+        events.write_event_file(storage, "predictions", ("m", "v1", at), ("t", 0, 0, count - 1), rows)
+    window, window_start, window_end = current_window(storage, config(window="1h"), now=start + timedelta(hours=2))
+    assert window_end == start + timedelta(minutes=29) and len(window) == 30
+    assert window_start == window_end - timedelta(hours=1)

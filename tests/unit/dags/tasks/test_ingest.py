@@ -79,3 +79,11 @@ def test_ingest_refuses_what_the_worker_refuses_so_no_event_can_move_the_window(
     assert [r["request_id"] for f in plan.files for r in f.rows] == ["ok"]
     reasons = [d.reason for d in plan.dead_letters]
     assert "DRIFTLINE_MAX_EVENT_FUTURE_SECONDS" in reasons[0] and "DRIFTLINE_MAX_EVENT_BYTES" in reasons[1]
+
+
+def test_an_event_whose_message_is_also_stamped_2099_is_refused():
+    far = datetime(2099, 1, 1, tzinfo=UTC)
+    future = prediction("future", 0).replace(b"2026-05-01T10:00:00Z", b"2099-01-01T00:00:00Z")
+    plan = plan_partition("predictions", "t", 0, [(1, future, far), (2, prediction("ok", 2), None)], LIMITS)
+    assert [r["request_id"] for f in plan.files for r in f.rows] == ["ok"]
+    assert "after it was read" in plan.dead_letters[0].reason

@@ -78,3 +78,11 @@ def test_stored_rows_give_back_the_features_as_named_and_the_label_column():
     assert list(events.feature_columns(frame).columns) == ["age", "zeta"]
     assert events.label_column(frame.assign(label_class=["yes"])) == "label_class"
     assert events.label_column(frame.assign(label=[1.0])) == "label"
+
+
+def test_hours_after_until_are_not_the_newest(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    store_hour(storage, 0, 3)
+    store_hour(storage, 24 * 365 * 70, 1)  # an event stamped some 70 years ahead, stored before ingest refused it
+    assert events.newest_hour(storage, "predictions", "m", until=T0 + timedelta(hours=1)) == T0
+    assert len(events.read_recent_events(storage, "predictions", "m", timedelta(hours=1), until=T0)) == 3
