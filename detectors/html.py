@@ -70,8 +70,19 @@ def render_html(report: dict[str, Any]) -> str:
             f"<td>{_format(f.get('approximation'))}</td></tr>"
         )
     quality = "".join(
-        f"<li><b>{html.escape(q['check'])}</b>: {html.escape(q['message'])}</li>" for q in report.get("quality", [])
+        f"<li class='{'drift' if q.get('severity') == 'critical' else ''}'>"
+        f"[{html.escape(q.get('severity', 'warning'))}] "
+        f"<b>{html.escape(q['check'])}</b>: {html.escape(q['message'])}</li>"
+        for q in report.get("quality", [])
     )
+    quality += "".join(
+        f"<li>[warning] <b>unreadable file moved to quarantine</b>: {html.escape(str(f['path']))} "
+        f"({html.escape(str(f['reason']))}; at most {f.get('events_at_most') or '?'} events)</li>"
+        for f in report.get("skipped_files", [])
+    )
+    verdict_line = ""
+    if report.get("verdict") == "quality_incident":
+        verdict_line = "<p class='drift'>Quality incident: a feature is gone for the whole window (Data quality).</p>"
     window = ""
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
@@ -83,7 +94,7 @@ def render_html(report: dict[str, Any]) -> str:
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{title}</h1>{window}"
+        f"<h1>{title}</h1>{window}{verdict_line}"
         f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
         f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
         "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"

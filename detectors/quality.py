@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 from driftline.detectors.profile import OTHER, CategoricalSummary, NumericSummary, Profile
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
+
+
+def at_least(severity: str, floor: str) -> bool:
+    """Whether ``severity`` is ``floor`` or worse (``floor`` ``"off"`` admits nothing)."""
+    ranks: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
+    return floor in ranks and ranks.get(severity, 1) >= ranks[floor]
 
 
 @dataclass(frozen=True)
 class QualityIssue:
+    """One data-quality finding.
+
+    ``severity``: ``critical`` when a feature is gone for the whole window (its column is missing, every value is
+    missing, or no value could be read as the reference's type): the model ran on defaults, an incident whatever the
+    drift tests say. ``warning`` for a partial problem a person should look at; ``info`` for a change that needs no
+    action (a new column).
+    """
+
     check: str  # missing_column | extra_column | type_change | missing_rate | out_of_range | unseen_categories
     feature: str
     value: float | None
     threshold: float | None
     message: str
+    severity: Severity = "warning"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,14 +63,20 @@ def _schema_issues(
                     name,
                     None,
                     None,
-                    f"column {name!r} is in the reference but not in the current data",
+                    f"column {name!r} is in the reference but not in the current data (renamed or no longer sent)",
+                    "critical",
                 )
             )
     if current_columns is not None:
         for name in sorted(set(current_columns) - set(reference.feature_types)):
             issues.append(
                 QualityIssue(
-                    "extra_column", name, None, None, f"column {name!r} is new: the reference has no such feature"
+                    "extra_column",
+                    name,
+                    None,
+                    None,
+                    f"column {name!r} is new: the reference has no such feature",
+                    "info",
                 )
             )
     return issues
@@ -85,6 +109,7 @@ def quality_checks(
         ref_type, cur_type = reference.source_types.get(name), current.source_types.get(name)
         non_numeric = cur.non_numeric if isinstance(cur, NumericSummary) else 0
         numeric_as_text = non_numeric > 0
+        none_readable = isinstance(cur, NumericSummary) and numeric_as_text and cur.count == 0
         if (ref_type and cur_type and _family(ref_type) != _family(cur_type)) or numeric_as_text:
             issues.append(
                 QualityIssue(
@@ -94,6 +119,7 @@ def quality_checks(
                     None,
                     f"column {name!r} was {ref_type} in the reference and is {cur_type} now"
                     + (f" ({non_numeric} values are not numbers)" if numeric_as_text else ""),
+                    "critical" if none_readable else "warning",
                 )
             )
         ref_total, cur_total = ref.count + ref.missing, cur.count + cur.missing
@@ -107,6 +133,7 @@ def quality_checks(
                         cur_rate,
                         missing_rate_tolerance,
                         f"{name!r}: {cur_rate:.1%} missing now vs {ref_rate:.1%} in the reference",
+                        "critical" if cur.count == 0 else "warning",
                     )
                 )
         if isinstance(cur, NumericSummary) and cur.count:

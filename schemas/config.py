@@ -80,6 +80,10 @@ class MetricSettings(_Section):
 
 class AlertSettings(_Section):
     slack_channel: str | None = None
+    quality_severity: Literal["info", "warning", "critical", "off"] = Field(
+        default="warning",
+        description="Quality findings of this severity or worse are alerted (one message per window); 'off': none.",
+    )
 
 
 class RetrainSettings(_Section):

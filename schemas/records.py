@@ -174,7 +174,7 @@ class Alert(Record):
     record_type: ClassVar[str] = "alert"
 
     alert_id: str = Field(description="Stable for the same model, window and kind, so re-runs do not re-announce.")
-    kind: Literal["threshold", "drift", "unconfigured_model"]
+    kind: Literal["threshold", "drift", "quality", "quarantine", "unconfigured_model", "artifact"]
     model: str
     model_version: str | None = None
     metric: str | None = Field(default=None, description="The metric that crossed its threshold (threshold alerts).")
@@ -202,6 +202,17 @@ class DriftSummary(Record):
     retrain_requested: bool
     report_url: str
     alerts_delivered: list[str] = Field(default_factory=list)
+    verdict: Literal["drift", "no_drift", "quality_incident"] = Field(
+        default="no_drift",
+        description="quality_incident when a feature is gone for the whole window (a critical quality finding), "
+        "whatever the drift tests say.",
+    )
+    quality_findings: dict[str, int] = Field(
+        default_factory=dict, description="Quality findings of the window by severity (info, warning, critical)."
+    )
+    quarantined_files: list[str] = Field(
+        default_factory=list, description="Unreadable event files moved aside by this check (their original paths)."
+    )
 
 
 class RetrainRequest(Record):
@@ -269,6 +280,26 @@ class IngestLedger(Record):
     partition: int = Field(ge=0)
     first_offset: int = Field(ge=0)
     last_offset: int = Field(ge=0)
+
+
+class QuarantinedFile(Record):
+    """An event file that could not be read, moved from ``path`` to ``moved_to`` (both relative to the storage
+    root); written beside the moved file as ``<moved_to>.json``."""
+
+    record_type: ClassVar[str] = "quarantined_file"
+
+    path: str
+    moved_to: str
+    reason: str
+    size_bytes: int = Field(ge=0)
+    topic: str | None = None
+    partition: int | None = None
+    first_offset: int | None = None
+    last_offset: int | None = None
+    events_at_most: int | None = Field(
+        default=None, description="The file's source offset range bounds how many events it held."
+    )
+    quarantined_at: UtcDatetime = Field(default_factory=utc_now)
 
 
 class PartitionReport(Record):
@@ -339,6 +370,7 @@ RECORDS: tuple[type[Record], ...] = (
     DeploymentEvent,
     DeploymentState,
     IngestLedger,
+    QuarantinedFile,
     ReferenceSource,
     PartitionReport,
     PartitionCheckpoint,

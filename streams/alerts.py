@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from driftline.schemas.records import Alert
+from driftline.schemas.records import Alert, QuarantinedFile
 from driftline.schemas.secrets import redact
 from driftline.schemas.settings import Settings
 
@@ -140,6 +140,40 @@ def format_threshold_alert(alert: Alert) -> str:
         f":rotating_light: driftline: model *{alert.model}* version *{alert.model_version}* — "
         f"{alert.metric} = {alert.value:.4g} exceeds {alert.threshold:.4g} "
         f"in window {alert.window_start.isoformat()} → {alert.window_end.isoformat()} ({alert.count} events)"
+    )
+
+
+_SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
+
+
+def format_quality_alert(report: dict[str, Any], report_url: str, findings: list[dict[str, Any]]) -> str:
+    """One message for the window's quality findings that need a person, worst first."""
+    worst = "critical" if any(f["severity"] == "critical" for f in findings) else "warning"
+    headline = "a feature is gone for the whole window" if worst == "critical" else "data-quality problems"
+    lines = [
+        f"{_SEVERITY_MARK[worst]} driftline: {headline} on model *{report['model']}* — {len(findings)} finding(s) "
+        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
+    ]
+    order = {"critical": 0, "warning": 1, "info": 2}
+    for finding in sorted(findings, key=lambda f: order.get(f["severity"], 3)):
+        lines.append(f"• [{finding['severity']}] {finding['check']}: {finding['message']}")
+    for skipped in report.get("skipped_files", []):
+        lines.append(f"• [warning] unreadable file moved to quarantine: {skipped['path']} ({skipped['reason']})")
+    lines.append(f"Report: {report_url}")
+    return "\n".join(lines)
+
+
+def format_quarantine_alert(model: str, file: QuarantinedFile, moved_to_url: str) -> str:
+    held = f"at most {file.events_at_most:,} events" if file.events_at_most is not None else "an unknown number of rows"
+    source = (
+        f", from offsets {file.first_offset}–{file.last_offset} of {file.topic} partition {file.partition}"
+        if file.topic is not None
+        else ""
+    )
+    return (
+        f":large_orange_circle: driftline: model *{model}* — an unreadable event file was moved to quarantine and "
+        f"left out of every check: {file.path} ({file.reason}). It held {held}{source}. "
+        f"It is now at {moved_to_url}; restore a good copy to its path to count those events again."
     )
 
 

@@ -7,24 +7,31 @@ reference, writes the report and acts on the decision.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
 
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
 from driftline.detectors.html import render_html
-from driftline.detectors.quality import QualityIssue
+from driftline.detectors.quality import QualityIssue, at_least
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
-from driftline.schemas.records import Alert, DriftSummary, RetrainRequest
+from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, RetrainRequest
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage import models as model_store
-from driftline.streams.alerts import deliver_with_retry, format_drift_alert, notifier_from_settings
+from driftline.streams.alerts import (
+    deliver_with_retry,
+    format_drift_alert,
+    format_quality_alert,
+    format_quarantine_alert,
+    notifier_from_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +47,37 @@ def reference_profile(settings: Settings, storage: Storage, config: MonitorConfi
     return profile
 
 
-def current_window(
-    storage: Storage, config: MonitorConfig, now: datetime | None = None
-) -> tuple[pd.DataFrame, datetime, datetime]:
+@dataclass(frozen=True)
+class Window:
+    rows: pd.DataFrame
+    start: datetime
+    end: datetime
+    quarantined: list[QuarantinedFile]
+
+
+def current_window(storage: Storage, config: MonitorConfig, now: datetime | None = None) -> Window:
     """The rows of the latest ``drift.window``, ending at the newest stored event that is not after ``now``.
 
     Ingest refuses events stamped in the future, and this bound holds also for files stored before it did:
-    one event stamped 2099 cannot move the window the check reads.
+    one event stamped 2099 cannot move the window the check reads. Unreadable files are moved to quarantine
+    (and listed in ``quarantined``); the rest of the window is read.
     """
     now = now or datetime.now(UTC)
-    recent = events.read_recent_events(storage, "predictions", config.model, config.drift.window, until=now)
+    recent, quarantined = events.read_recent_events(
+        storage, "predictions", config.model, config.drift.window, until=now
+    )
     if not recent.empty:
         recent = recent[recent["event_time"] <= pd.Timestamp(now)]
     if recent.empty:
+        skipped = f" ({len(quarantined)} unreadable file(s) were moved to quarantine)" if quarantined else ""
         raise LookupError(
             f"no stored predictions for model {config.model!r} under "
-            f"{events.location(storage, 'predictions', config.model)}; has the ingest DAG run?"
+            f"{events.location(storage, 'predictions', config.model)}{skipped}; has the ingest DAG run?"
         )
     window_end = recent["event_time"].max()
     window_start = window_end - config.drift.window
     window = recent[recent["event_time"] > window_start].reset_index(drop=True)
-    return window, window_start.to_pydatetime(), window_end.to_pydatetime()
+    return Window(window, window_start.to_pydatetime(), window_end.to_pydatetime(), quarantined)
 
 
 def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -84,6 +101,7 @@ def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, 
                     unreadable, total = len(unreadable_values), int(present.sum())
                     examples = ", ".join(sorted({repr(v) for v in unreadable_values.head(50)})[:3])
                     issue = QualityIssue(
+                        severity="critical" if unreadable == total else "warning",
                         check="type_change",
                         feature=name,
                         value=unreadable / total,
@@ -109,25 +127,68 @@ def _number_or_none(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class DriftDecision:
-    """What a report asks for: an alert, a retrain request, or neither."""
+    """What a report asks for: a drift alert, a quality alert, a retrain request, or none of them."""
 
     alert: bool
     retrain: bool
     drifted_features: list[str]
+    verdict: Literal["drift", "no_drift", "quality_incident"] = "no_drift"
+    quality_alert: bool = False
+    announced_findings: list[dict[str, Any]] = field(default_factory=list)  # quality findings the alert lists
 
 
 def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     """Alert when the share of drifted features exceeds ``drift.alert_share``; request a retrain when it reaches
-    ``drift.retrain_share`` and the model has a retrain entry point. Pure."""
+    ``drift.retrain_share`` and the model has a retrain entry point. Pure.
+
+    Quality findings of ``alerts.quality_severity`` or worse (and any unreadable file moved aside) are announced
+    in a quality alert. A critical finding (a feature gone for the whole window) makes the verdict
+    ``quality_incident`` whatever the drift tests say; it requests no retrain, since retraining on a window
+    without the feature would learn the outage.
+    """
     drifted = list(report["drifted_features"])
     share = float(report["share_drifted"])
+    quality = list(report.get("quality", []))
     alert = bool(drifted) and share > config.drift.alert_share
-    retrain = bool(drifted) and share >= config.drift.retrain_share and config.retrain.entry_point is not None
-    return DriftDecision(alert=alert, retrain=retrain, drifted_features=drifted)
+    incident = any(q.get("severity") == "critical" for q in quality)
+    retrain = (
+        bool(drifted)
+        and not incident
+        and share >= config.drift.retrain_share
+        and config.retrain.entry_point is not None
+    )
+    floor = config.alerts.quality_severity
+    announced = [q for q in quality if at_least(q.get("severity", "warning"), floor)]
+    quality_alert = bool(announced) or (bool(report.get("skipped_files")) and floor != "off")
+    verdict: Literal["drift", "no_drift", "quality_incident"] = (
+        "quality_incident" if incident else ("drift" if drifted else "no_drift")
+    )
+    return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced)
 
 
-def drift_alert_id(model: str, window_end: datetime) -> str:
-    return f"drift-{model}-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+def drift_alert_id(model: str, window_end: datetime, kind: str = "drift") -> str:
+    return f"{kind}-{model}-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+
+
+def announce_quarantined(storage: Storage, model: str, files: list[QuarantinedFile]) -> list[str]:
+    """Queue one alert per file moved to quarantine (named by its path, so it is announced once)."""
+    ids = []
+    for file in files:
+        alert_id = f"quarantine-{model}-{hashlib.sha256(file.path.encode()).hexdigest()[:16]}"
+        state.queue_alert(
+            storage,
+            Alert(
+                alert_id=alert_id,
+                kind="quarantine",
+                model=model,
+                window_start=file.quarantined_at,
+                window_end=file.quarantined_at,
+                count=file.events_at_most,
+                text=format_quarantine_alert(model, file, storage.url(file.moved_to)),
+            ),
+        )
+        ids.append(alert_id)
+    return ids
 
 
 def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig) -> DriftSummary:
@@ -135,9 +196,12 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
 
     Idempotent for its window: the report, the alert and the retrain request are
     named by model and window end, and an alert already delivered is not sent again.
+    Unreadable files of the window are moved to quarantine, announced, and listed in the report.
     """
     reference = reference_profile(settings, storage, config)
-    window, window_start, window_end = current_window(storage, config)
+    current = current_window(storage, config)
+    announce_quarantined(storage, config.model, current.quarantined)
+    window, window_start, window_end = current.rows, current.start, current.end
     current_table, type_findings = window_table(events.feature_columns(window), reference)
     report = compare_profiles(
         reference,
@@ -159,8 +223,11 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
         },
     ).to_dict()
     report["quality"] = [*report.get("quality", []), *type_findings]
+    report["skipped_files"] = [file.to_jsonable() for file in current.quarantined]
+    report["skipped_events_at_most"] = sum(file.events_at_most or 0 for file in current.quarantined)
     decision = decide(report, config)
     report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
+    report["verdict"], report["quality_alert"] = decision.verdict, decision.quality_alert
     report_url = state.write_drift_report(storage, config.model, window_end, report, render_html(report))
     if decision.retrain:
         state.write_retrain_request(
@@ -171,20 +238,26 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
                 report=report_url,
             ),
         )
+    messages: list[tuple[Literal["drift", "quality"], str]] = []
     if decision.alert:
+        messages.append(("drift", format_drift_alert(report, report_url)))
+    if decision.quality_alert:
+        messages.append(("quality", format_quality_alert(report, report_url, decision.announced_findings)))
+    for kind, text in messages:
         state.queue_alert(
             storage,
             Alert(
-                alert_id=drift_alert_id(config.model, window_end),
-                kind="drift",
+                alert_id=drift_alert_id(config.model, window_end, kind),
+                kind=kind,
                 model=config.model,
                 window_start=window_start,
                 window_end=window_end,
                 count=len(window),
                 channel=config.alerts.slack_channel,
-                text=format_drift_alert(report, report_url),
+                text=text,
             ),
         )
+    severities = [q.get("severity", "warning") for q in report["quality"]]
     return DriftSummary(
         model=config.model,
         window_start=window_start,
@@ -196,6 +269,9 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
         retrain_requested=decision.retrain,
         report_url=report_url,
         alerts_delivered=deliver_pending_alerts(settings, storage),
+        verdict=decision.verdict,
+        quality_findings={severity: severities.count(severity) for severity in sorted(set(severities))},
+        quarantined_files=[file.path for file in current.quarantined],
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from driftline.dags.tasks import deploy
+from driftline.dags.tasks.drift import announce_quarantined
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
@@ -40,8 +41,9 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
 def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
     """Recent predictions joined to their labels on request id: (features, labels)."""
     now = datetime.now(UTC)  # files of events stamped in the future (stored before ingest refused them) are not read
-    predictions = read_recent_events(storage, "predictions", config.model, config.retrain.window, until=now)
-    labels = read_recent_events(storage, "labels", config.model, config.retrain.window, until=now)
+    predictions, skipped = read_recent_events(storage, "predictions", config.model, config.retrain.window, until=now)
+    labels, skipped_labels = read_recent_events(storage, "labels", config.model, config.retrain.window, until=now)
+    announce_quarantined(storage, config.model, skipped + skipped_labels)  # delivered with the next drift check's
     predictions = predictions[predictions["event_time"] <= pd.Timestamp(now)] if len(predictions) else predictions
     if predictions.empty or labels.empty:
         raise RetrainError(

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from driftline.schemas.events import LabelEvent, PredictionEvent
+from driftline.schemas.records import QuarantinedFile
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
 
@@ -112,12 +113,83 @@ def newest_hour(storage: Storage, kind: str, model: str, *, until: datetime | No
     return max(hours) if hours else None
 
 
+# Every event file has these (event_row writes them); a file without them is not one.
+REQUIRED_COLUMNS = ("request_id", "model_version", "event_time")
+
+
+class UnreadableFileError(ValueError):
+    """An event file whose bytes are not a Parquet file of events; ``reason`` says what is wrong with it."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.reason = reason
+
+
+def read_event_file(storage: Storage, relative: str) -> pd.DataFrame:
+    """One event file's rows. A storage error (network, permissions) propagates as it is; bytes that are not a
+    Parquet file of events raise :class:`UnreadableFileError` naming the file and what is wrong."""
+    data = storage.read_bytes(relative)  # reading first: only what is wrong with the bytes is the file's fault
+    if not data:
+        raise UnreadableFileError(storage.url(relative), "the file is empty (0 bytes), not a Parquet file")
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise UnreadableFileError(storage.url(relative), f"not a readable Parquet file ({exc})") from None
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
+    if missing:
+        has = ", ".join(table.column_names[:8])
+        raise UnreadableFileError(storage.url(relative), f"not an event file: no {', '.join(missing)} column ({has})")
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def quarantine_event_file(storage: Storage, relative: str, reason: str) -> QuarantinedFile:
+    """Move an unreadable event file to ``quarantine/`` with a record of why, so no later read trips on it.
+
+    Copy, record, then remove: a crash in between leaves the original in place and the next read does it again.
+    """
+    data = storage.read_bytes(relative)
+    source = layout.parse_data_file_name(relative.rsplit("/", 1)[-1])
+    topic, partition, first, last = source if source else (None, None, None, None)
+    record = QuarantinedFile(
+        path=relative,
+        moved_to=layout.quarantined(relative),
+        reason=reason,
+        size_bytes=len(data),
+        topic=topic,
+        partition=partition,
+        first_offset=first,
+        last_offset=last,
+        events_at_most=None if first is None or last is None else last - first + 1,
+    )
+    storage.write_bytes(record.moved_to, data)
+    storage.write_bytes(layout.quarantine_record(relative), record.to_json())
+    storage.remove(relative)
+    return record
+
+
+def quarantined_files(storage: Storage) -> list[QuarantinedFile]:
+    """Every quarantine record, oldest path first."""
+    return [
+        storage.read_record(QuarantinedFile, path) for path in storage.glob(f"{layout.QUARANTINE_FOLDER}/**/*.json")
+    ]
+
+
 def read_event_files(storage: Storage, paths: Iterable[str]) -> pd.DataFrame:
-    frames = []
-    for relative in paths:
-        with storage.fs.open(storage.path(relative), "rb") as handle:
-            frames.append(pq.read_table(handle).to_pandas())
+    """The rows of ``paths``; an unreadable file raises :class:`UnreadableFileError` naming it."""
+    frames = [read_event_file(storage, relative) for relative in paths]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_event_files(storage: Storage, paths: Iterable[str]) -> tuple[pd.DataFrame, list[QuarantinedFile]]:
+    """The rows of ``paths``, quarantining each unreadable file instead of failing: (rows, files moved aside)."""
+    frames, moved = [], []
+    for relative in paths:
+        try:
+            frames.append(read_event_file(storage, relative))
+        except UnreadableFileError as exc:
+            moved.append(quarantine_event_file(storage, relative, exc.reason))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), moved
 
 
 def read_events(
@@ -130,15 +202,17 @@ def read_events(
 
 def read_recent_events(
     storage: Storage, kind: str, model: str, window: timedelta, *, until: datetime | None = None
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[QuarantinedFile]]:
     """Rows of the hour partitions that can hold events of the last ``window`` before the newest one
-    (the newest not after ``until``).
+    (the newest not after ``until``), and the unreadable files among them, moved to quarantine.
 
     Reads only those partitions, not the model's whole history; callers cut the
     exact window by event time.
     """
     newest = newest_hour(storage, kind, model, until=until)
-    return pd.DataFrame() if newest is None else read_events(storage, kind, model, since=newest - window, until=until)
+    if newest is None:
+        return pd.DataFrame(), []
+    return load_event_files(storage, event_files(storage, kind, model, since=newest - window, until=until))
 
 
 def location(storage: Storage, kind: str, model: str) -> str:

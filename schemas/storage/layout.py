@@ -12,6 +12,7 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
     {root}/retrain/requests/M.json
     {root}/alerts/{pending,sent}/{alert_id}.json
     {root}/_ingest/{topic}/{partition}/{first_offset}.json
+    {root}/quarantine/{the unreadable file's own path}   # + .json beside it (QuarantinedFile)
 """
 
 from __future__ import annotations
@@ -107,6 +108,26 @@ def parse_event_file(relative: str) -> EventFile:
         raise LayoutError(f"{relative!r} is not an event file path ({event_files_glob('<kind>', '<model>')})")
     hour = datetime.strptime(f"{match['date']}T{match['hour']}", "%Y-%m-%dT%H").replace(tzinfo=UTC)
     return EventFile(match["kind"], match["model"], match["version"], hour, match["name"])
+
+
+def parse_data_file_name(name: str) -> tuple[str, int, int, int] | None:
+    """``(topic, partition, first_offset, last_offset)`` from a name written by :func:`data_file_name`."""
+    parts = name.removesuffix(".parquet").rsplit("+", 3)
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+        return None
+    return parts[0], int(parts[1]), int(parts[2]), int(parts[3])
+
+
+QUARANTINE_FOLDER = "quarantine"
+
+
+def quarantined(relative: str) -> str:
+    """Where an unreadable file at ``relative`` is moved: the same path under ``quarantine/``."""
+    return f"{QUARANTINE_FOLDER}/{relative}"
+
+
+def quarantine_record(relative: str) -> str:
+    return f"{quarantined(relative)}.json"
 
 
 def ingest_ledger(topic: str, partition: int, first_offset: int) -> str:

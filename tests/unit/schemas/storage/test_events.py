@@ -35,11 +35,12 @@ def store_hour(storage: Storage, hour: int, count: int) -> str:
 def test_only_the_partitions_of_the_window_are_read(tmp_path):
     storage = Storage.from_url(str(tmp_path))
     assert events.newest_hour(storage, "predictions", "m") is None
-    assert events.read_recent_events(storage, "predictions", "m", timedelta(hours=1)).empty
+    assert events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))[0].empty
     for hour, count in ((0, 5), (1, 6), (2, 7), (3, 8)):
         store_hour(storage, hour, count)
     assert events.newest_hour(storage, "predictions", "m") == T0 + timedelta(hours=3)
-    recent = events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))
+    recent, quarantined = events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))
+    assert quarantined == []
     assert sorted(recent["request_id"].str[0].unique()) == ["2", "3"]  # hours 08 and 09, not 06 or 07
     assert len(recent) == 15
 
@@ -85,4 +86,17 @@ def test_hours_after_until_are_not_the_newest(tmp_path):
     store_hour(storage, 0, 3)
     store_hour(storage, 24 * 365 * 70, 1)  # an event stamped some 70 years ahead, stored before ingest refused it
     assert events.newest_hour(storage, "predictions", "m", until=T0 + timedelta(hours=1)) == T0
-    assert len(events.read_recent_events(storage, "predictions", "m", timedelta(hours=1), until=T0)) == 3
+    assert len(events.read_recent_events(storage, "predictions", "m", timedelta(hours=1), until=T0)[0]) == 3
+
+
+def test_a_strict_read_names_the_unreadable_file_and_a_storage_error_is_never_quarantined(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    good = storage.relative(store_hour(storage, 0, 2))
+    broken = good.replace("+00000000000000000001.parquet", "+00000000000000000009.parquet")
+    storage.write_bytes(broken, b"")
+    with pytest.raises(events.UnreadableFileError, match=re.escape(storage.url(broken)) + ": the file is empty"):
+        events.read_event_files(storage, [good, broken])
+    missing = broken.replace("+00000000000000000009", "+00000000000000000042")
+    with pytest.raises(FileNotFoundError):  # not the file's fault: nothing is moved
+        events.load_event_files(storage, [good, missing])
+    assert storage.exists(broken) and events.quarantined_files(storage) == []
