@@ -49,7 +49,7 @@ def driftline_retrain() -> None:
 
         settings = protect(Settings.from_env())
         config = load_monitor_configs(settings.config_dir)[job["model"]]
-        return run_retrain(Storage.from_settings(settings), config, force=job["force"])
+        return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)
 
     retrain.expand(job=models_to_retrain())
 

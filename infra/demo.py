@@ -90,7 +90,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
     print(f"  run {run_id}: topics demo-{run_id}.*, storage {storage.root}")
 
     rng = np.random.default_rng(7)
-    model_v1 = _train_first_version(storage, run_dir, rng)
+    model_v1 = _train_first_version(storage, run_dir, rng, settings.model_signing_key)
 
     _stage("stream worker")
     worker_log = run_dir / "worker.log"
@@ -163,7 +163,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
     }
 
 
-def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generator) -> Any:
+def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generator, signing_key: str | None) -> Any:
     """Train v1 on the reference data, store and deploy it, and write the model's monitor config."""
     from driftline.dags.tasks import deploy
     from driftline.infra import demo_model
@@ -175,7 +175,7 @@ def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generat
     reference_path = run_dir / "reference.parquet"
     training.to_parquet(reference_path)
     model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
-    model_store.save_model(storage, model_v1, name=MODEL, version="v1", reason="initial")
+    model_store.save_model(storage, model_v1, name=MODEL, version="v1", reason="initial", signing_key=signing_key)
     deploy.switch(storage, MODEL, "v1", reason="initial deployment")
     (run_dir / "models").mkdir(parents=True, exist_ok=True)
     (run_dir / "models" / f"{MODEL}.yaml").write_text(

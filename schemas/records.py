@@ -234,8 +234,13 @@ class ModelVersion(Record):
     model: str
     version: str
     artifact: str = Field(description="File name of the artifact beside this record.")
-    artifact_format: Literal["pickle"] = "pickle"
+    artifact_format: Literal["pickle", "skops"] = "pickle"
     sha256: Sha256 = Field(description="Digest of the artifact; loading refuses an artifact that does not match.")
+    signature: Sha256 | None = Field(
+        default=None,
+        description="HMAC-SHA256 of model, version, format and digest with DRIFTLINE_MODEL_SIGNING_KEY, a key kept "
+        "outside storage; when the key is set, loading refuses a version without a valid signature.",
+    )
     trained_at: UtcDatetime = Field(default_factory=utc_now)
     reason: str = "manual"
     training_rows: int | None = None

@@ -133,6 +133,11 @@ class Settings:
         default=None, repr=False, metadata=_env("DRIFTLINE_SLACK_WEBHOOK_URL", _optional_text, secret=True)
     )
     slack_base_url: str | None = field(default=None, metadata=_env("DRIFTLINE_SLACK_BASE_URL", _optional_text))
+    # Signs each stored model version; with it set, a version whose record was not signed with it is refused, so
+    # write access to the bucket alone cannot make driftline load a model. Keep it out of the bucket.
+    model_signing_key: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_MODEL_SIGNING_KEY", _optional_text, secret=True)
+    )
     # Short consumer-group timeouts make joins take seconds instead of ~24 s on
     # the embedded broker. They are opt-in (the local stack sets them) and never
     # applied silently to a production cluster.

@@ -15,6 +15,8 @@ import pandas as pd
 from driftline.dags.tasks import deploy
 from driftline.dags.tasks.drift import announce_quarantined
 from driftline.schemas.config import MonitorConfig
+from driftline.schemas.records import Alert
+from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
 from driftline.schemas.storage.events import feature_columns, label_column, read_recent_events
@@ -74,8 +76,37 @@ def accuracy(model: Any, features: pd.DataFrame, labels: pd.Series) -> float:
     return float(np.mean(predicted == labels.to_numpy()))
 
 
-def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False) -> dict[str, Any]:
-    """Retrain if requested (or ``force``), validate on a holdout against the serving version, deploy."""
+def refuse_artifact(
+    settings: Settings | None, storage: Storage, model: str, error: model_store.ArtifactIntegrityError
+) -> None:
+    """Alert that a stored artifact was refused (once per model and message), then deliver the outbox."""
+    digest = hashlib.sha256(str(error).encode()).hexdigest()[:16]
+    now = datetime.now(UTC)
+    state.queue_alert(
+        storage,
+        Alert(
+            alert_id=f"artifact-{model}-{digest}",
+            kind="artifact",
+            model=model,
+            window_start=now,
+            window_end=now,
+            text=f":no_entry: driftline: model *{model}* — {error}",
+        ),
+    )
+    if settings is not None:
+        from driftline.dags.tasks.drift import deliver_pending_alerts
+
+        deliver_pending_alerts(settings, storage)
+
+
+def run_retrain(
+    storage: Storage, config: MonitorConfig, *, force: bool = False, settings: Settings | None = None
+) -> dict[str, Any]:
+    """Retrain if requested (or ``force``), validate on a holdout against the serving version, deploy.
+
+    With ``settings``, new versions are signed with its ``model_signing_key`` (when set) and the serving version
+    must carry a valid signature; a refused artifact is alerted at once and fails the run."""
+    signing_key = settings.model_signing_key if settings else None
     request = state.read_retrain_request(storage, config.model)
     if request is None and not force:
         return {"model": config.model, "status": "skipped", "reason": "no retrain request"}
@@ -89,7 +120,11 @@ def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False)
     serving = model_store.read_deployment_state(storage, config.model)
     serving_accuracy = None
     if serving is not None:
-        serving_model = model_store.load_model(storage, config.model, serving.serving)
+        try:
+            serving_model = model_store.load_model(storage, config.model, serving.serving, signing_key=signing_key)
+        except model_store.ArtifactIntegrityError as exc:
+            refuse_artifact(settings, storage, config.model, exc)
+            raise
         serving_accuracy = accuracy(serving_model, features[holdout], labels[holdout])
     version = model_store.next_version(storage, config.model)
     reason = request.reason if request else "manual retrain"
@@ -98,6 +133,7 @@ def run_retrain(storage: Storage, config: MonitorConfig, *, force: bool = False)
         new_model,
         name=config.model,
         version=version,
+        signing_key=signing_key,
         reason=reason,
         training_rows=int((~holdout).sum()),
         holdout_rows=int(holdout.sum()),

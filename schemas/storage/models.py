@@ -2,37 +2,96 @@
 
 An artifact is written first, then its :class:`ModelVersion` record holding the
 artifact's SHA-256; :func:`load_model` reads the bytes, checks the digest and
-only then unpickles, so an artifact changed after it was stored is refused.
+only then deserializes, so an artifact changed after it was stored is refused.
+
+The trust boundary (docs/operations.md, "Model artifacts"):
+
+* scikit-learn models are stored with skops when it is installed (``driftline[sklearn]``): loading one runs
+  no code from the artifact, and a type outside skops' trusted set is refused by name;
+* other models are pickled. A pickle runs code when loaded, and the digest beside it is in the same bucket:
+  anyone who can write both can replace both. Set ``DRIFTLINE_MODEL_SIGNING_KEY`` (kept outside the bucket) and
+  every stored version is signed with it; a version without a valid signature is then refused before its
+  bytes are deserialized.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import importlib.util
 import pickle
-from typing import Any
+from typing import Any, Literal
 
 from driftline.schemas.records import DeploymentState, ModelVersion, RecordError, ReferenceSource
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage, StorageError
 
-ARTIFACT_NAME = "model.pkl"
+ArtifactFormat = Literal["pickle", "skops"]
+ARTIFACT_NAMES: dict[str, str] = {"pickle": "model.pkl", "skops": "model.skops"}
+ARTIFACT_NAME = ARTIFACT_NAMES["pickle"]
 
 
 class ArtifactIntegrityError(StorageError):
-    """A stored artifact whose bytes do not match the digest recorded when it was stored."""
+    """A stored artifact that must not be loaded: its bytes do not match the recorded digest, its record is not
+    signed with the configured key, or it holds types the safe format does not trust."""
 
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_model(storage: Storage, model: Any, *, name: str, version: str, **details: Any) -> ModelVersion:
+def sign(key: str, record: ModelVersion) -> str:
+    """HMAC-SHA256 over what identifies the artifact: model, version, format and digest."""
+    message = f"{record.model}\n{record.version}\n{record.artifact_format}\n{record.sha256}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def skops_available() -> bool:
+    return importlib.util.find_spec("skops") is not None
+
+
+def choose_format(model: Any) -> ArtifactFormat:
+    """skops for scikit-learn models when skops is installed; pickle otherwise."""
+    is_sklearn = type(model).__module__.split(".", 1)[0] == "sklearn"
+    return "skops" if is_sklearn and skops_available() else "pickle"
+
+
+def _dump(model: Any, artifact_format: ArtifactFormat) -> bytes:
+    if artifact_format == "skops":
+        import skops.io
+
+        data: bytes = skops.io.dumps(model)
+        return data
+    return pickle.dumps(model)
+
+
+def save_model(
+    storage: Storage,
+    model: Any,
+    *,
+    name: str,
+    version: str,
+    artifact_format: ArtifactFormat | None = None,
+    signing_key: str | None = None,
+    **details: Any,
+) -> ModelVersion:
     """Store ``model`` as ``version`` of model ``name``; ``details`` are the other :class:`ModelVersion` fields.
 
-    Returns the stored record, which holds the artifact's SHA-256.
+    ``artifact_format`` defaults to :func:`choose_format`. Returns the stored record, which holds the artifact's
+    SHA-256 and, with a ``signing_key``, its signature.
     """
-    data = pickle.dumps(model)
-    record = ModelVersion(model=name, version=version, artifact=ARTIFACT_NAME, sha256=sha256_hex(data), **details)
+    chosen: ArtifactFormat = artifact_format or choose_format(model)
+    data = _dump(model, chosen)
+    record = ModelVersion(
+        model=name,
+        version=version,
+        artifact=ARTIFACT_NAMES[chosen],
+        artifact_format=chosen,
+        sha256=sha256_hex(data),
+        **details,
+    )
+    if signing_key:
+        record = record.model_copy(update={"signature": sign(signing_key, record)})
     storage.write_bytes(layout.model_artifact(name, version, record.artifact), data)
     storage.write_bytes(layout.model_version_metadata(name, version), record.to_json())
     return record
@@ -45,19 +104,38 @@ def read_model_version(storage: Storage, model: str, version: str) -> ModelVersi
     return storage.read_record(ModelVersion, path)
 
 
-def load_model(storage: Storage, model: str, version: str) -> Any:
-    """Unpickle a stored version after checking its artifact against the recorded SHA-256."""
+def load_model(storage: Storage, model: str, version: str, *, signing_key: str | None = None) -> Any:
+    """Deserialize a stored version after checking its signature (with a ``signing_key``) and its artifact
+    against the recorded SHA-256; :class:`ArtifactIntegrityError` names what failed and what would fix it."""
     record = read_model_version(storage, model, version)
+    refused = f"refusing to load model {model!r} version {version!r}"
+    if signing_key and not (record.signature and hmac.compare_digest(record.signature, sign(signing_key, record))):
+        state = "has no signature" if not record.signature else "has a signature that does not match"
+        raise ArtifactIntegrityError(
+            f"{refused}: its record {storage.url(layout.model_version_metadata(model, version))} {state} for "
+            "DRIFTLINE_MODEL_SIGNING_KEY; it was not stored by a driftline holding that key. Store the version "
+            "again with the key set."
+        )
     path = layout.model_artifact(model, version, record.artifact)
     data = storage.read_bytes(path)
     actual = sha256_hex(data)
     if actual != record.sha256:
         raise ArtifactIntegrityError(
-            f"refusing to load model {model!r} version {version!r}: {storage.url(path)} has SHA-256 {actual}, "
+            f"{refused}: {storage.url(path)} has SHA-256 {actual}, "
             f"but {record.sha256} was recorded when it was stored; the artifact was changed or corrupted. "
             "Restore it or store the version again."
         )
-    return pickle.loads(data)  # noqa: S301 - the digest above proves these are the bytes driftline stored
+    if record.artifact_format == "skops":
+        import skops.io
+
+        untrusted = skops.io.get_untrusted_types(data=data)
+        if untrusted:
+            raise ArtifactIntegrityError(
+                f"{refused}: {storage.url(path)} holds types skops does not trust ({', '.join(untrusted[:5])}); "
+                "store models built from scikit-learn and numpy types only, or as pickle with a signing key"
+            )
+        return skops.io.loads(data)
+    return pickle.loads(data)  # noqa: S301 - the digest (and signature, with a key) prove driftline stored these
 
 
 def stored_versions(storage: Storage, model: str) -> list[str]:
