@@ -24,25 +24,29 @@ def driftline_ingest() -> None:
     def ingest_predictions() -> dict[str, Any]:
         """Write new prediction events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
-        return ingest_topic(
-            settings, Storage.from_settings(settings), settings.topics.predictions, kind="predictions"
-        ).to_dict()
+        with user_errors(f"ingest of {settings.topics.predictions}"):
+            storage = Storage.from_settings(settings)
+            return ingest_topic(settings, storage, settings.topics.predictions, kind="predictions").to_dict()
 
     @task(outlets=[STORED_EVENTS])
     def ingest_labels() -> dict[str, Any]:
         """Write new label events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
-        return ingest_topic(settings, Storage.from_settings(settings), settings.topics.labels, kind="labels").to_dict()
+        with user_errors(f"ingest of {settings.topics.labels}"):
+            storage = Storage.from_settings(settings)
+            return ingest_topic(settings, storage, settings.topics.labels, kind="labels").to_dict()
 
     ingest_predictions()
     ingest_labels()

@@ -24,12 +24,14 @@ def driftline_retrain() -> None:
     def models_to_retrain() -> list[dict[str, Any]]:
         """The model named in the run's conf (forced), else every model with a pending request."""
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage, state
 
         settings = protect(Settings.from_env())
-        configs = load_monitor_configs(settings.config_dir)
+        with user_errors(f"monitor configs in {settings.config_dir}"):
+            configs = load_monitor_configs(settings.config_dir)
         requested = get_current_context()["params"].get("model")
         if requested:
             if requested not in configs:
@@ -43,13 +45,15 @@ def driftline_retrain() -> None:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
         from driftline.dags.tasks.retrain import run_retrain
         from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.errors import checked, user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
-        config = load_monitor_configs(settings.config_dir)[job["model"]]
-        return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)
+        with user_errors(f"model {job['model']!r}"):
+            config = checked(load_monitor_configs(settings.config_dir)[job["model"]], settings.storage_options)
+            return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)
 
     retrain.expand(job=models_to_retrain())
 

@@ -23,8 +23,9 @@ class QualityIssue:
 
     ``severity``: ``critical`` when a feature is gone for the whole window (its column is missing, every value is
     missing, or no value could be read as the reference's type): the model ran on defaults, an incident whatever the
-    drift tests say. ``warning`` for a partial problem a person should look at; ``info`` for a change that needs no
-    action (a new column).
+    drift tests say. ``warning`` for a partial integrity problem a person should look at (more values missing, some
+    values of another type); ``info`` for what needs no action of its own: a new column, and values out of the
+    reference's range or in unseen categories, which are distribution changes the drift tests already judge.
     """
 
     check: str  # missing_column | extra_column | type_change | missing_rate | out_of_range | unseen_categories
@@ -148,6 +149,7 @@ def quality_checks(
                         out_of_range_tolerance,
                         f"{name!r}: {share:.1%} of values outside the reference range "
                         f"[{ref.minimum:.4g}, {ref.maximum:.4g}]",
+                        "info",  # a distribution change: the drift tests judge it
                     )
                 )
         if (
@@ -167,6 +169,7 @@ def quality_checks(
                         share,
                         unseen_tolerance,
                         f"{name!r}: {share:.1%} of values in categories the reference never had ({examples})",
+                        "info",  # a distribution change: the drift tests judge it
                     )
                 )
     return issues

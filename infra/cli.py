@@ -82,6 +82,12 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, rows=args.rows, keep=args.keep)
 
 
+def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from driftline.infra.doctor import run_doctor
+
+    return run_doctor(settings, only=args.only, send_test_alert=args.send_test_alert)
+
+
 def _model_name(value: str) -> str:
     """A model name on the command line follows the same rule as everywhere else (schemas/names.py)."""
     try:
@@ -130,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--correction", choices=["fdr", "bonferroni", "none"], help="multiple-testing correction (default fdr)"
     )
     check.set_defaults(func=_cmd_check)
+    doctor = commands.add_parser(
+        "doctor", help="check the settings end to end: broker, storage, Slack, monitor configs, Airflow"
+    )
+    doctor.add_argument(
+        "--only", action="append", choices=["broker", "storage", "slack", "config", "airflow"], help="repeatable"
+    )
+    doctor.add_argument("--send-test-alert", action="store_true", help="post a test message to Slack")
+    doctor.set_defaults(func=_cmd_doctor)
     demo = commands.add_parser("demo", help="the whole loop end to end on the embedded default")
     demo.add_argument("--rows", type=int, default=12_000, help="predictions to simulate (default 12000)")
     demo.add_argument("--keep", action="store_true", help="leave the broker running if the demo started it")
@@ -144,7 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result: int = args.func(args, settings)
+    from driftline.schemas.errors import UserError, user_errors
+
+    try:
+        with user_errors(f"driftline {args.command}"):
+            result: int = args.func(args, settings)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return result
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from driftline.schemas.errors import UserError
 from driftline.schemas.records import DeploymentEvent, DeploymentState, utc_now
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
@@ -17,7 +18,7 @@ from driftline.schemas.storage import models as model_store
 HISTORY_KEPT = 50
 
 
-class DeployError(RuntimeError):
+class DeployError(UserError):
     pass
 
 

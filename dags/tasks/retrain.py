@@ -15,6 +15,7 @@ import pandas as pd
 from driftline.dags.tasks import deploy
 from driftline.dags.tasks.drift import announce_quarantined
 from driftline.schemas.config import MonitorConfig
+from driftline.schemas.errors import UserError
 from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
@@ -24,7 +25,7 @@ from driftline.schemas.storage.events import feature_columns, label_column, read
 log = logging.getLogger(__name__)
 
 
-class RetrainError(RuntimeError):
+class RetrainError(UserError):
     pass
 
 

@@ -19,8 +19,8 @@ def test_quality_checks():
     found = {(q.check, q.feature, q.severity) for q in report.quality}
     assert found == {
         ("missing_rate", "age", "warning"),
-        ("out_of_range", "amount", "warning"),
-        ("unseen_categories", "plan", "warning"),
+        ("out_of_range", "amount", "info"),  # distribution changes: the drift tests judge them
+        ("unseen_categories", "plan", "info"),
         ("extra_column", "extra", "info"),
     }
     as_text = current.drop(columns=["age", "extra"]).assign(
