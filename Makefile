@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-evidently-env chaos schemas up down clean
+.PHONY: install demo test lint bench bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: lint
 # The stream path on real processes: backlog, kill -9, a worker joining and leaving, a broker restart.
 chaos: install
 	$(BIN)/python -m driftline.infra.chaos
+
+# Generated hostile and malformed events through the producer, the worker and ingest on the embedded broker.
+fuzz: install
+	$(BIN)/python -m driftline.infra.fuzz --events 10000
 
 bench: install
 	$(BIN)/python -m benchmarks.drift_engine

@@ -34,16 +34,16 @@ def driftline_drift() -> None:
     @task(outlets=[RETRAIN_REQUESTS])
     def check_model(model: str) -> dict[str, Any]:
         """Latest window vs the training reference; report, alert, retrain request."""
+        from driftline.dags.tasks.configs import task_config
         from driftline.dags.tasks.drift import run_drift_check
-        from driftline.schemas.config import load_monitor_configs
-        from driftline.schemas.errors import checked, user_errors
+        from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
         with user_errors(f"model {model!r}"):
-            config = checked(load_monitor_configs(settings.config_dir)[model], settings.storage_options)
+            config = task_config(settings, model)  # fails for good, without retries, when the config does not hold
             return run_drift_check(settings, Storage.from_settings(settings), config).to_jsonable()
 
     check_model.expand(model=configured_models())

@@ -43,16 +43,16 @@ def driftline_retrain() -> None:
     @task
     def retrain(job: dict[str, Any]) -> dict[str, Any]:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
+        from driftline.dags.tasks.configs import task_config
         from driftline.dags.tasks.retrain import run_retrain
-        from driftline.schemas.config import load_monitor_configs
-        from driftline.schemas.errors import checked, user_errors
+        from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
         with user_errors(f"model {job['model']!r}"):
-            config = checked(load_monitor_configs(settings.config_dir)[job["model"]], settings.storage_options)
+            config = task_config(settings, job["model"])  # fails for good, without retries, if it does not hold
             return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)
 
     retrain.expand(job=models_to_retrain())

@@ -139,7 +139,10 @@ def check_configs(settings: Settings) -> Iterator[Finding]:
         except ConfigError as exc:
             yield Finding("config", "FAIL", " ".join(str(exc).split()))
             continue
-        problems = check_monitor_config(config, settings.storage_options)
+        try:
+            problems = check_monitor_config(config, settings.storage_options)
+        except Exception as exc:  # noqa: BLE001 - a network failure on the way is the finding
+            problems = [explain(exc, f"model {config.model!r}: reference") or f"{type(exc).__name__}: {exc}"]
         for problem in problems:
             yield Finding("config", "FAIL", f"{path.name}: {problem}")
         if not problems:

@@ -23,6 +23,20 @@ class UserError(RuntimeError):
     """A mistake a user can fix; the message is one line naming what, where and what would be right."""
 
 
+class ConfigProblem(UserError):
+    """A monitor config that does not hold (what it names cannot be read or imported): no retry can fix it."""
+
+
+_TRANSIENT_S3 = {"EndpointConnectionError", "ConnectTimeoutError", "ConnectionClosedError", "ReadTimeoutError"}
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a network failure that may pass (worth a retry), not a fault of what was asked for."""
+    if type(exc).__module__.startswith(("botocore", "aiobotocore")):
+        return type(exc).__name__ in _TRANSIENT_S3
+    return isinstance(exc, ConnectionError | TimeoutError)
+
+
 # Exceptions whose own message already is that line (they are raised with it on purpose).
 def _own_message_types() -> tuple[type[BaseException], ...]:
     from driftline.schemas.names import NameError_
@@ -79,8 +93,12 @@ def user_errors(where: str) -> Iterator[None]:
     """Re-raise a mistake a user can fix as :class:`UserError` with its one line; let anything else through."""
     try:
         yield
-    except UserError:
-        raise
+    except UserError as exc:
+        if exc.__cause__ is None and exc.__context__ is None:
+            raise
+        # The line says it all; the chain below it (an SDK's retries, a socket error) is not for the user.
+        told = str(exc) if str(exc).startswith(where) else f"{where}: {exc}"
+        raise UserError(" ".join(told.split())) from None
     except Exception as exc:
         line = explain(exc, where)
         if line is None:
@@ -106,7 +124,9 @@ def check_reference(config: MonitorConfig, storage_options: Mapping[str, Any]) -
                     return f"reference {url} is empty; it must be the model's training data (Parquet or CSV)"
             else:
                 pq.read_schema(handle)
-    except Exception as exc:  # noqa: BLE001 - a check reports whatever stops the read, as one line
+    except Exception as exc:
+        if transient(exc):
+            raise  # not the config's fault: the caller retries (a DAG task) or reports it (doctor)
         line = explain(exc, "reference")
         if line is None:
             line = f"reference {url} is not readable ({type(exc).__name__}: {exc})"
@@ -139,8 +159,9 @@ def check_monitor_config(config: MonitorConfig, storage_options: Mapping[str, An
 
 
 def checked(config: MonitorConfig, storage_options: Mapping[str, Any]) -> MonitorConfig:
-    """``config`` when :func:`check_monitor_config` finds nothing; :class:`UserError` with the problems otherwise."""
+    """``config`` when :func:`check_monitor_config` finds nothing; :class:`ConfigProblem` with the problems
+    otherwise. A network failure on the way propagates as it is (it may pass)."""
     problems = check_monitor_config(config, storage_options)
     if problems:
-        raise UserError("; ".join(problems))
+        raise ConfigProblem("; ".join(problems))
     return config

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from driftline.schemas.errors import UserError
 from driftline.schemas.records import Alert, QuarantinedFile
 from driftline.schemas.secrets import redact
 from driftline.schemas.settings import Settings
@@ -25,8 +26,8 @@ from driftline.schemas.settings import Settings
 log = logging.getLogger("driftline.alerts")
 
 
-class AlertDeliveryError(RuntimeError):
-    pass
+class AlertDeliveryError(UserError):
+    """Slack did not take a message; the message says what it answered (secrets redacted)."""
 
 
 class Notifier(Protocol):

@@ -96,3 +96,29 @@ def test_each_mistake_is_one_line_naming_what_and_what_would_be_right(deployment
     assert "retrain.entry_point 'nosuchpkg.train:fit': cannot import 'nosuchpkg.train'" in fraud[1]
     assert "ok churn.yaml: model 'churn', reference readable" in config
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_drift_run_with_a_missing_reference_fails_at_once_with_one_line_naming_model_and_file(
+    driftline_env, airflow_home, tmp_path, monkeypatch
+):
+    for key, value in airflow_environment(airflow_home).items():
+        monkeypatch.setenv(key, value)
+    configs = tmp_path / "models"
+    configs.mkdir()
+    (configs / "churn.yaml").write_text(f"model: churn\nreference: {tmp_path}/gone.parquet\n")
+    monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(configs))
+    run = subprocess.run(
+        [sys.executable, "-m", "driftline.infra.cli", "dag-test", "driftline_drift"],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=300,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 1, output[-3000:]
+    line = (
+        f"model 'churn': reference: {tmp_path}/gone.parquet does not exist (No such file or directory); "
+        "check the path or URL in the config; it must be the model's training data as Parquet or CSV"
+    )
+    assert line in output
+    assert "up_for_retry" not in output  # no retry can fix a config: the task failed for good at once

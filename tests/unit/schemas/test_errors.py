@@ -76,3 +76,15 @@ def test_a_config_is_checked_for_what_it_names(tmp_path):
     assert unreadable.startswith(f"model 'churn': reference {corrupt} is not readable (ArrowInvalid")
     with pytest.raises(UserError, match="has no function 'nope'"):
         checked(config(str(good), "driftline.infra.demo_model:nope"), {})
+
+
+def test_a_user_error_with_a_chain_below_it_leaves_as_its_line_alone():
+    from driftline.streams.alerts import AlertDeliveryError
+
+    with pytest.raises(UserError) as raised, user_errors("model 'churn'"):
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as exc:
+            raise AlertDeliveryError("Slack unreachable: URLError: Connection refused") from exc
+    assert str(raised.value) == "model 'churn': Slack unreachable: URLError: Connection refused"
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__

@@ -1,0 +1,24 @@
+"""A model's monitor config as a DAG task needs it: loaded, checked, and failed for good when it does not hold."""
+
+from __future__ import annotations
+
+from driftline.schemas.config import ConfigError, MonitorConfig, load_monitor_configs
+from driftline.schemas.errors import ConfigProblem, checked
+from driftline.schemas.settings import Settings
+
+
+def task_config(settings: Settings, model: str) -> MonitorConfig:
+    """The checked config of ``model``. A config that does not hold (invalid, gone, naming an unreadable reference
+    or an entry point that does not import) fails the task at once with its one line: no retry can fix it, so
+    Airflow is told not to try (``AirflowFailException``). A network failure while checking propagates, and the
+    task's retries take it."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        configs = load_monitor_configs(settings.config_dir)
+        if model not in configs:
+            found = sorted(configs)
+            raise ConfigProblem(f"model {model!r}: no monitor config in {settings.config_dir} (configured: {found})")
+        return checked(configs[model], settings.storage_options)
+    except (ConfigError, ConfigProblem) as exc:
+        raise AirflowFailException(" ".join(str(exc).split())) from None
