@@ -43,7 +43,8 @@ def driftline_drift() -> None:
 
         settings = protect(Settings.from_env())
         with user_errors(f"model {model!r}"):
-            config = task_config(settings, model)  # fails for good, without retries, when the config does not hold
+            # Fails for good, without retries, when the config does not hold; the entry point is retrain's business.
+            config = task_config(settings, model, entry_point=False)
             return run_drift_check(settings, Storage.from_settings(settings), config).to_jsonable()
 
     check_model.expand(model=configured_models())

@@ -133,12 +133,22 @@ def check_configs(settings: Settings) -> Iterator[Finding]:
             "nothing; add one YAML file per model",
         )
         return
+    first_file: dict[str, str] = {}
     for path in files:
         try:
             config = load_monitor_config(path)
         except ConfigError as exc:
             yield Finding("config", "FAIL", " ".join(str(exc).split()))
             continue
+        if config.model in first_file:  # load_monitor_configs refuses this too, failing every DAG run
+            yield Finding(
+                "config",
+                "FAIL",
+                f"{path.name}: model {config.model!r} is configured twice (also in {first_file[config.model]}); "
+                "keep one file per model",
+            )
+            continue
+        first_file[config.model] = path.name
         try:
             problems = check_monitor_config(config, settings.storage_options)
         except Exception as exc:  # noqa: BLE001 - a network failure on the way is the finding

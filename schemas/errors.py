@@ -152,16 +152,19 @@ def check_entry_point(config: MonitorConfig) -> str | None:
     return None
 
 
-def check_monitor_config(config: MonitorConfig, storage_options: Mapping[str, Any]) -> list[str]:
-    """Every problem with what the config names, each one line prefixed by the model; empty when it holds."""
-    problems = [check_reference(config, storage_options), check_entry_point(config)]
+def check_monitor_config(
+    config: MonitorConfig, storage_options: Mapping[str, Any], *, entry_point: bool = True
+) -> list[str]:
+    """Every problem with what the config names, each one line prefixed by the model; empty when it holds.
+    ``entry_point=False`` leaves the retrain entry point out (the drift check does not call it)."""
+    problems = [check_reference(config, storage_options), check_entry_point(config) if entry_point else None]
     return [f"model {config.model!r}: {problem}" for problem in problems if problem]
 
 
-def checked(config: MonitorConfig, storage_options: Mapping[str, Any]) -> MonitorConfig:
+def checked(config: MonitorConfig, storage_options: Mapping[str, Any], *, entry_point: bool = True) -> MonitorConfig:
     """``config`` when :func:`check_monitor_config` finds nothing; :class:`ConfigProblem` with the problems
     otherwise. A network failure on the way propagates as it is (it may pass)."""
-    problems = check_monitor_config(config, storage_options)
+    problems = check_monitor_config(config, storage_options, entry_point=entry_point)
     if problems:
         raise ConfigProblem("; ".join(problems))
     return config

@@ -151,15 +151,17 @@ def format_quality_alert(report: dict[str, Any], report_url: str, findings: list
     """One message for the window's quality findings that need a person, worst first."""
     worst = "critical" if any(f["severity"] == "critical" for f in findings) else "warning"
     headline = "a feature is gone for the whole window" if worst == "critical" else "data-quality problems"
+    skipped = report.get("skipped_files", [])
+    counts = f"{len(findings)} finding(s)" + (f", {len(skipped)} unreadable file(s) set aside" if skipped else "")
     lines = [
-        f"{_SEVERITY_MARK[worst]} driftline: {headline} on model *{report['model']}* — {len(findings)} finding(s) "
+        f"{_SEVERITY_MARK[worst]} driftline: {headline} on model *{report['model']}* — {counts} "
         f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
     ]
     order = {"critical": 0, "warning": 1, "info": 2}
     for finding in sorted(findings, key=lambda f: order.get(f["severity"], 3)):
         lines.append(f"• [{finding['severity']}] {finding['check']}: {finding['message']}")
-    for skipped in report.get("skipped_files", []):
-        lines.append(f"• [warning] unreadable file moved to quarantine: {skipped['path']} ({skipped['reason']})")
+    for file in skipped:
+        lines.append(f"• [warning] unreadable file moved to quarantine: {file['path']} ({file['reason']})")
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 

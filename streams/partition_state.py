@@ -139,8 +139,11 @@ class PartitionAccumulator:
             aggregate = self.open_windows[key] = WindowAggregate(event.model, event.model_version, start, start + size)
         aggregate.add(event.latency_ms, event.error is not None)
         aggregate.partitions.add(self.partition)
-        if self.max_event_time is None or event.event_time > self.max_event_time:
-            self.max_event_time = event.event_time
+        # Time moves on by the event's time, but never past the broker's time for it: an event stamped minutes
+        # ahead (within the future bound) must not close windows that on-time events of this partition still fill.
+        progress = event.event_time if broker_time is None else min(event.event_time, broker_time)
+        if self.max_event_time is None or progress > self.max_event_time:
+            self.max_event_time = progress
         return None
 
     def _remember(self, digest: bytes) -> None:

@@ -7,11 +7,12 @@ from driftline.schemas.errors import ConfigProblem, checked
 from driftline.schemas.settings import Settings
 
 
-def task_config(settings: Settings, model: str) -> MonitorConfig:
+def task_config(settings: Settings, model: str, *, entry_point: bool = True) -> MonitorConfig:
     """The checked config of ``model``. A config that does not hold (invalid, gone, naming an unreadable reference
     or an entry point that does not import) fails the task at once with its one line: no retry can fix it, so
     Airflow is told not to try (``AirflowFailException``). A network failure while checking propagates, and the
-    task's retries take it."""
+    task's retries take it. ``entry_point=False`` (the drift check) leaves the retrain entry point unchecked: a
+    missing training package must not stop monitoring."""
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
@@ -19,6 +20,6 @@ def task_config(settings: Settings, model: str) -> MonitorConfig:
         if model not in configs:
             found = sorted(configs)
             raise ConfigProblem(f"model {model!r}: no monitor config in {settings.config_dir} (configured: {found})")
-        return checked(configs[model], settings.storage_options)
+        return checked(configs[model], settings.storage_options, entry_point=entry_point)
     except (ConfigError, ConfigProblem) as exc:
         raise AirflowFailException(" ".join(str(exc).split())) from None

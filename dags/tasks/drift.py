@@ -66,9 +66,8 @@ def current_window(storage: Storage, config: MonitorConfig, now: datetime | None
     recent, quarantined = events.read_recent_events(
         storage, "predictions", config.model, config.drift.window, until=now
     )
-    if not recent.empty:
-        recent = recent[recent["event_time"] <= pd.Timestamp(now)]
     if recent.empty:
+        announce_quarantined(storage, config, quarantined)  # the check stops here; the files must still be named
         skipped = f" ({len(quarantined)} unreadable file(s) were moved to quarantine)" if quarantined else ""
         raise LookupError(
             f"no stored predictions for model {config.model!r} under "
@@ -170,21 +169,24 @@ def drift_alert_id(model: str, window_end: datetime, kind: str = "drift") -> str
     return f"{kind}-{model}-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def announce_quarantined(storage: Storage, model: str, files: list[QuarantinedFile]) -> list[str]:
-    """Queue one alert per file moved to quarantine (named by its path, so it is announced once)."""
+def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[QuarantinedFile]) -> list[str]:
+    """Queue one alert per file moved to quarantine (named by its path and when it was moved, so each move is
+    announced once)."""
     ids = []
     for file in files:
-        alert_id = f"quarantine-{model}-{hashlib.sha256(file.path.encode()).hexdigest()[:16]}"
+        moved = f"{file.path}@{file.quarantined_at.isoformat()}"
+        alert_id = f"quarantine-{config.model}-{hashlib.sha256(moved.encode()).hexdigest()[:16]}"
         state.queue_alert(
             storage,
             Alert(
                 alert_id=alert_id,
                 kind="quarantine",
-                model=model,
+                model=config.model,
                 window_start=file.quarantined_at,
                 window_end=file.quarantined_at,
                 count=file.events_at_most,
-                text=format_quarantine_alert(model, file, storage.url(file.moved_to)),
+                channel=config.alerts.slack_channel,
+                text=format_quarantine_alert(config.model, file, storage.url(file.moved_to)),
             ),
         )
         ids.append(alert_id)
@@ -200,7 +202,7 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
     """
     reference = reference_profile(settings, storage, config)
     current = current_window(storage, config)
-    announce_quarantined(storage, config.model, current.quarantined)
+    announce_quarantined(storage, config, current.quarantined)
     window, window_start, window_end = current.rows, current.start, current.end
     current_table, type_findings = window_table(events.feature_columns(window), reference)
     report = compare_profiles(

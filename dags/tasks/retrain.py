@@ -46,8 +46,7 @@ def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFram
     now = datetime.now(UTC)  # files of events stamped in the future (stored before ingest refused them) are not read
     predictions, skipped = read_recent_events(storage, "predictions", config.model, config.retrain.window, until=now)
     labels, skipped_labels = read_recent_events(storage, "labels", config.model, config.retrain.window, until=now)
-    announce_quarantined(storage, config.model, skipped + skipped_labels)  # delivered with the next drift check's
-    predictions = predictions[predictions["event_time"] <= pd.Timestamp(now)] if len(predictions) else predictions
+    announce_quarantined(storage, config, skipped + skipped_labels)  # delivered at the end of the run
     if predictions.empty or labels.empty:
         raise RetrainError(
             f"model {config.model!r}: need stored predictions and labels to retrain "
@@ -163,4 +162,12 @@ def run_retrain(
         deployed = deploy.switch(storage, config.model, version, reason=reason)
         outcome.update(status="deployed", serving=deployed.serving, previous=deployed.previous)
     state.remove_retrain_request(storage, config.model)
+    if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
+        from driftline.dags.tasks.drift import deliver_pending_alerts
+        from driftline.streams.alerts import AlertDeliveryError
+
+        try:
+            outcome["alerts_delivered"] = deliver_pending_alerts(settings, storage)
+        except AlertDeliveryError as exc:
+            log.warning("alerts stay queued for the next drift check: %s", exc)
     return outcome

@@ -133,14 +133,28 @@ def read_event_file(storage: Storage, relative: str) -> pd.DataFrame:
         raise UnreadableFileError(storage.url(relative), "the file is empty (0 bytes), not a Parquet file")
     try:
         table = pq.read_table(io.BytesIO(data))
+        problem = _not_events(table)
+        frame: pd.DataFrame = table.to_pandas()
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise UnreadableFileError(storage.url(relative), f"not a readable Parquet file ({exc})") from None
+    if problem:
+        raise UnreadableFileError(storage.url(relative), f"not an event file: {problem}")
+    return frame
+
+
+def _not_events(table: pa.Table) -> str | None:
+    """What keeps ``table`` from being rows :func:`event_row` wrote; ``None`` when nothing does."""
     missing = [column for column in REQUIRED_COLUMNS if column not in table.column_names]
     if missing:
-        has = ", ".join(table.column_names[:8])
-        raise UnreadableFileError(storage.url(relative), f"not an event file: no {', '.join(missing)} column ({has})")
-    frame: pd.DataFrame = table.to_pandas()
-    return frame
+        return f"no {', '.join(missing)} column ({', '.join(table.column_names[:8])})"
+    event_time = table.schema.field("event_time").type
+    if not (pa.types.is_timestamp(event_time) and event_time.tz is not None):
+        return f"event_time is {event_time}, not a timestamp with a time zone"
+    for column in ("request_id", "model_version"):
+        kind = table.schema.field(column).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            return f"{column} is {kind}, not text"
+    return None
 
 
 def quarantine_event_file(storage: Storage, relative: str, reason: str) -> QuarantinedFile:
@@ -204,7 +218,8 @@ def read_recent_events(
     storage: Storage, kind: str, model: str, window: timedelta, *, until: datetime | None = None
 ) -> tuple[pd.DataFrame, list[QuarantinedFile]]:
     """Rows of the hour partitions that can hold events of the last ``window`` before the newest one
-    (the newest not after ``until``), and the unreadable files among them, moved to quarantine.
+    (the newest not after ``until``, and no row after it), and the unreadable files among them, moved to
+    quarantine.
 
     Reads only those partitions, not the model's whole history; callers cut the
     exact window by event time.
@@ -212,7 +227,10 @@ def read_recent_events(
     newest = newest_hour(storage, kind, model, until=until)
     if newest is None:
         return pd.DataFrame(), []
-    return load_event_files(storage, event_files(storage, kind, model, since=newest - window, until=until))
+    rows, quarantined = load_event_files(storage, event_files(storage, kind, model, since=newest - window, until=until))
+    if until is not None and not rows.empty:
+        rows = rows[rows["event_time"] <= pd.Timestamp(until)].reset_index(drop=True)
+    return rows, quarantined
 
 
 def location(storage: Storage, kind: str, model: str) -> str:

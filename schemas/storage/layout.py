@@ -7,7 +7,7 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
     {root}/labels/...                                  # the same shape
     {root}/reports/model=M/drift-{window_end}.json     # + .html beside it
     {root}/models/M/routing.json                       # deployment state: which version serves
-    {root}/models/M/versions/V/model.pkl               # + metadata.json (ModelVersion, with the SHA-256)
+    {root}/models/M/versions/V/model.skops|model.pkl   # + metadata.json (ModelVersion, with the SHA-256)
     {root}/models/M/reference_profile.npz              # + reference_profile.source.json
     {root}/retrain/requests/M.json
     {root}/alerts/{pending,sent}/{alert_id}.json

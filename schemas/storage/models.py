@@ -65,6 +65,13 @@ def _dump(model: Any, artifact_format: ArtifactFormat) -> bytes:
     return pickle.dumps(model)
 
 
+def _untrusted(data: bytes) -> list[str]:
+    import skops.io
+
+    found: list[str] = skops.io.get_untrusted_types(data=data)
+    return found
+
+
 def save_model(
     storage: Storage,
     model: Any,
@@ -82,6 +89,10 @@ def save_model(
     """
     chosen: ArtifactFormat = artifact_format or choose_format(model)
     data = _dump(model, chosen)
+    if chosen == "skops" and artifact_format is None and _untrusted(data):
+        # A pipeline with the user's own functions or classes: skops would refuse to load it again, so it is
+        # pickled (protect it with DRIFTLINE_MODEL_SIGNING_KEY).
+        chosen, data = "pickle", _dump(model, "pickle")
     record = ModelVersion(
         model=name,
         version=version,
@@ -109,6 +120,12 @@ def load_model(storage: Storage, model: str, version: str, *, signing_key: str |
     against the recorded SHA-256; :class:`ArtifactIntegrityError` names what failed and what would fix it."""
     record = read_model_version(storage, model, version)
     refused = f"refusing to load model {model!r} version {version!r}"
+    if (record.model, record.version) != (model, version):
+        raise ArtifactIntegrityError(
+            f"{refused}: its record {storage.url(layout.model_version_metadata(model, version))} is that of model "
+            f"{record.model!r} version {record.version!r}; a record was copied into another version's place. "
+            "Store the version again."
+        )
     if signing_key and not (record.signature and hmac.compare_digest(record.signature, sign(signing_key, record))):
         state = "has no signature" if not record.signature else "has a signature that does not match"
         raise ArtifactIntegrityError(
@@ -128,7 +145,7 @@ def load_model(storage: Storage, model: str, version: str, *, signing_key: str |
     if record.artifact_format == "skops":
         import skops.io
 
-        untrusted = skops.io.get_untrusted_types(data=data)
+        untrusted = _untrusted(data)
         if untrusted:
             raise ArtifactIntegrityError(
                 f"{refused}: {storage.url(path)} holds types skops does not trust ({', '.join(untrusted[:5])}); "

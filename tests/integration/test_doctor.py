@@ -74,6 +74,7 @@ def test_each_mistake_is_one_line_naming_what_and_what_would_be_right(deployment
         f"model: fraud\nreference: {tmp_path}/missing.parquet\nretrain: {{entry_point: 'nosuchpkg.train:fit'}}\n"
     )
     (configs / "broken.yaml").write_text("model: ../escape\nreference: r.parquet\n")
+    (configs / "churn2.yaml").write_text((configs / "churn.yaml").read_text())
     env = {**os.environ, "DRIFTLINE_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     env.pop("AWS_ACCESS_KEY_ID")
     env.pop("AWS_SECRET_ACCESS_KEY")
@@ -95,6 +96,7 @@ def test_each_mistake_is_one_line_naming_what_and_what_would_be_right(deployment
     assert f"reference: {tmp_path}/missing.parquet does not exist" in fraud[0]
     assert "retrain.entry_point 'nosuchpkg.train:fit': cannot import 'nosuchpkg.train'" in fraud[1]
     assert "ok churn.yaml: model 'churn', reference readable" in config
+    assert "FAIL churn2.yaml: model 'churn' is configured twice (also in churn.yaml); keep one file per model" in config
     assert "Traceback" not in result.stdout + result.stderr
 
 

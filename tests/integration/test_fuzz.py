@@ -24,10 +24,13 @@ def test_hostile_events_are_dead_lettered_and_valid_ones_stored_without_a_crash_
     found = re.fullmatch(r"fuzz: events=(\d+) dead_lettered=(\d+) crashes=(\d+) lost=(\d+) outside_root=(\d+)", last)
     assert found, output
     events, dead_lettered, crashes, lost, outside_root = map(int, found.groups())
-    summary = re.search(r"valid=(\d+) hostile=(\d+) hostile_missed=(\d+) hostile_stored=(\d+)", completed.stdout)
+    summary = re.search(
+        r"valid=(\d+) hostile=(\d+) hostile_missed=(\d+) hostile_stored=(\d+) valid_dead_lettered=(\d+)",
+        completed.stdout,
+    )
     assert summary, output
-    valid, hostile, missed, stored = map(int, summary.groups())
+    valid, hostile, missed, stored, valid_dead = map(int, summary.groups())
     assert events == 2000 == valid + hostile and valid > 400 and hostile > 800, output
-    assert (dead_lettered, missed, stored) == (hostile, 0, 0), output
+    assert (dead_lettered, missed, stored, valid_dead) == (hostile, 0, 0, 0), output
     assert (crashes, lost, outside_root) == (0, 0, 0), output
     assert completed.returncode == 0, output

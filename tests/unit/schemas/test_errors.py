@@ -76,6 +76,8 @@ def test_a_config_is_checked_for_what_it_names(tmp_path):
     assert unreadable.startswith(f"model 'churn': reference {corrupt} is not readable (ArrowInvalid")
     with pytest.raises(UserError, match="has no function 'nope'"):
         checked(config(str(good), "driftline.infra.demo_model:nope"), {})
+    # The drift check does not call the entry point: a missing training package must not stop monitoring.
+    assert checked(config(str(good), "driftline.infra.demo_model:nope"), {}, entry_point=False).model == "churn"
 
 
 def test_a_user_error_with_a_chain_below_it_leaves_as_its_line_alone():

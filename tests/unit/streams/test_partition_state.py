@@ -75,6 +75,16 @@ def test_an_event_stamped_years_ahead_is_refused_and_moves_no_watermark():
     assert sum(a.count for a in acc.open_windows.values()) == 2
 
 
+def test_an_event_stamped_ahead_within_the_bound_moves_time_only_as_far_as_the_broker():
+    acc = accumulator()
+    received = T0 + timedelta(seconds=30)
+    ahead = event(0).model_copy(update={"event_time": received + timedelta(minutes=4)})
+    assert acc.add(ahead, 0, broker_time=received) is None  # within the 5 minutes allowed: counted
+    assert acc.watermark == received - timedelta(seconds=10)  # the broker's time, not the event's, less lateness
+    assert acc.add(event(25), 1, broker_time=received) is None  # an on-time event of the same minute still counts
+    assert sum(a.count for a in acc.open_windows.values()) == 2
+
+
 def test_an_idle_partition_closes_its_windows_by_the_wall_clock():
     acc = accumulator()
     assert acc.watermark is None and acc.close_ready() == []  # nothing said yet: it holds the merger back

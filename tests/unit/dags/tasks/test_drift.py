@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -181,3 +182,44 @@ def config_with_alerts(**alerts: object) -> MonitorConfig:
     return MonitorConfig.model_validate(
         {"model": "m", "reference": "r.parquet", "alerts": alerts, "retrain": {"entry_point": "pkg.mod:train"}}
     )
+
+
+def test_a_window_of_only_unreadable_files_is_still_announced_before_the_check_stops(tmp_path):
+    import pytest
+
+    settings, storage, cfg, _ = setup(tmp_path)
+    relative = (
+        "predictions/model=m/version=v1/date=2026-05-01/hour=06/t+0+00000000000000000000+00000000000000000009.parquet"
+    )
+    storage.write_bytes(relative, b"")
+    with pytest.raises(LookupError, match=r"1 unreadable file\(s\) were moved to quarantine"):
+        run_drift_check(settings, storage, cfg)
+    [pending] = state.pending_alerts(storage)
+    assert pending.kind == "quarantine" and relative in (pending.text or "")
+
+
+def test_parquet_with_the_event_columns_in_the_wrong_types_is_quarantined_not_a_crash(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    good = store(storage, 0, [float(v) for v in rng.normal(0, 1, 200)])
+    folder = storage.relative(good).rsplit("/", 1)[0]
+    wrong = {
+        "text time": pd.DataFrame({"request_id": ["a"], "model_version": ["v1"], "event_time": ["2026-05-01T06:00"]}),
+        "naive time": pd.DataFrame(
+            {"request_id": ["a"], "model_version": ["v1"], "event_time": [pd.Timestamp("2026-05-01T06:00")]}
+        ),
+        "number id": pd.DataFrame(
+            {"request_id": [1], "model_version": ["v1"], "event_time": [pd.Timestamp("2026-05-01T06:00", tz="UTC")]}
+        ),
+    }
+    for offset, frame in enumerate(wrong.values(), start=1):
+        storage.write_bytes(f"{folder}/t+9+{offset:020d}+{offset:020d}.parquet", frame.to_parquet())
+
+    summary = run_drift_check(settings, storage, cfg)
+
+    assert summary.current_rows == 200 and len(summary.quarantined_files) == 3
+    reasons = sorted(item["reason"] for item in stored_report(storage)["skipped_files"])
+    assert [re.sub(r"(large_)?string|timestamp\[\w+\]", "T", reason) for reason in reasons] == [
+        "not an event file: event_time is T, not a timestamp with a time zone",  # text
+        "not an event file: event_time is T, not a timestamp with a time zone",  # no zone
+        "not an event file: request_id is int64, not text",
+    ]

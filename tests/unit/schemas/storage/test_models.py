@@ -138,3 +138,37 @@ def test_a_refused_artifact_is_alerted_once(tmp_path):
     [sent] = state.sent_alert_ids(storage)
     alert = storage.read_record(Alert, f"alerts/sent/{sent}.json")
     assert alert.kind == "artifact" and alert.text is not None and "it was changed" in alert.text
+
+
+def test_a_signed_record_copied_into_another_versions_place_is_refused(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    model_store.save_model(storage, {"w": "old"}, name="m", version="v1", signing_key="k")
+    for name in ("model.pkl",):
+        storage.write_bytes(
+            layout.model_artifact("m", "v7", name), storage.read_bytes(layout.model_artifact("m", "v1", name))
+        )
+    storage.write_bytes(
+        layout.model_version_metadata("m", "v7"), storage.read_bytes(layout.model_version_metadata("m", "v1"))
+    )
+    with pytest.raises(model_store.ArtifactIntegrityError, match="is that of model 'm' version 'v1'"):
+        model_store.load_model(storage, "m", "v7", signing_key="k")
+
+
+def clip(values):
+    return values
+
+
+def test_a_scikit_learn_pipeline_with_the_users_own_function_is_pickled_not_stored_unloadable(tmp_path):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    rng = np.random.default_rng(1)
+    features, labels = rng.normal(size=(100, 2)), rng.integers(0, 2, 100)
+    model = make_pipeline(FunctionTransformer(clip), LogisticRegression()).fit(features, labels)
+    storage = Storage.from_url(str(tmp_path))
+    record = model_store.save_model(storage, model, name="m", version="v1", signing_key="k")
+    assert record.artifact_format == "pickle"
+    loaded = model_store.load_model(storage, "m", "v1", signing_key="k")
+    assert (loaded.predict(features) == model.predict(features)).all()
