@@ -21,15 +21,13 @@ from driftline.dags.assets import RETRAIN_REQUESTS, STORED_EVENTS
 def driftline_drift() -> None:
     @task
     def configured_models() -> list[str]:
-        """Names of the models with a monitor config."""
-        from driftline.schemas.config import load_monitor_configs
-        from driftline.schemas.errors import user_errors
+        """Every model with a monitor config file, broken ones included: a broken config fails its own mapped
+        task with the reason, and every other model is still checked."""
+        from driftline.schemas.config import scan_monitor_configs
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
 
-        settings = protect(Settings.from_env())
-        with user_errors(f"monitor configs in {settings.config_dir}"):
-            return sorted(load_monitor_configs(settings.config_dir))
+        return scan_monitor_configs(protect(Settings.from_env()).config_dir).models
 
     @task(outlets=[RETRAIN_REQUESTS])
     def check_model(model: str) -> dict[str, Any]:

@@ -23,22 +23,25 @@ def driftline_retrain() -> None:
     @task
     def models_to_retrain() -> list[dict[str, Any]]:
         """The model named in the run's conf (forced), else every model with a pending request."""
-        from driftline.schemas.config import load_monitor_configs
+        from driftline.schemas.config import scan_monitor_configs
         from driftline.schemas.errors import user_errors
+        from driftline.schemas.names import NAME
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage, state
 
         settings = protect(Settings.from_env())
-        with user_errors(f"monitor configs in {settings.config_dir}"):
-            configs = load_monitor_configs(settings.config_dir)
+        models = scan_monitor_configs(settings.config_dir).models  # a broken one fails its own mapped task
         requested = get_current_context()["params"].get("model")
         if requested:
-            if requested not in configs:
-                raise ValueError(f"no monitor config for model {requested!r}; configured: {sorted(configs)}")
+            if requested not in models:
+                raise ValueError(f"no monitor config for model {requested!r}; configured: {models}")
             return [{"model": requested, "force": True}]
-        storage = Storage.from_settings(settings)
-        return [{"model": m, "force": False} for m in sorted(configs) if state.retrain_requested(storage, m)]
+        with user_errors("retrain requests"):
+            storage = Storage.from_settings(settings)
+            # A label that is not a model name (a broken file's name) can have no request.
+            named = [m for m in models if NAME.fullmatch(m)]
+            return [{"model": m, "force": False} for m in named if state.retrain_requested(storage, m)]
 
     @task
     def retrain(job: dict[str, Any]) -> dict[str, Any]:

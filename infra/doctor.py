@@ -120,12 +120,12 @@ def check_slack(settings: Settings, *, send_test_alert: bool = False) -> Iterato
 
 
 def check_configs(settings: Settings) -> Iterator[Finding]:
-    from driftline.schemas.config import ConfigError, load_monitor_config
+    from driftline.schemas.config import scan_monitor_configs
     from driftline.schemas.errors import check_monitor_config
 
     folder = Path(settings.config_dir)
-    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
-    if not files:
+    scan = scan_monitor_configs(folder)
+    if not scan.models:
         yield Finding(
             "config",
             "warn",
@@ -133,30 +133,18 @@ def check_configs(settings: Settings) -> Iterator[Finding]:
             "nothing; add one YAML file per model",
         )
         return
-    first_file: dict[str, str] = {}
-    for path in files:
-        try:
-            config = load_monitor_config(path)
-        except ConfigError as exc:
-            yield Finding("config", "FAIL", " ".join(str(exc).split()))
-            continue
-        if config.model in first_file:  # load_monitor_configs refuses this too, failing every DAG run
-            yield Finding(
-                "config",
-                "FAIL",
-                f"{path.name}: model {config.model!r} is configured twice (also in {first_file[config.model]}); "
-                "keep one file per model",
-            )
-            continue
-        first_file[config.model] = path.name
+    for _, reason in sorted(scan.broken.items()):
+        yield Finding("config", "FAIL", reason)  # it names the file
+    for model, config in sorted(scan.configs.items()):
+        name = scan.files[model].name
         try:
             problems = check_monitor_config(config, settings.storage_options)
         except Exception as exc:  # noqa: BLE001 - a network failure on the way is the finding
-            problems = [explain(exc, f"model {config.model!r}: reference") or f"{type(exc).__name__}: {exc}"]
+            problems = [explain(exc, f"model {model!r}: reference") or f"{type(exc).__name__}: {exc}"]
         for problem in problems:
-            yield Finding("config", "FAIL", f"{path.name}: {problem}")
+            yield Finding("config", "FAIL", f"{name}: {problem}")
         if not problems:
-            yield Finding("config", "ok", f"{path.name}: model {config.model!r}, reference readable")
+            yield Finding("config", "ok", f"{name}: model {model!r}, reference readable")
 
 
 def check_airflow(settings: Settings) -> Iterator[Finding]:

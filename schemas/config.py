@@ -8,6 +8,7 @@ everything else has a default. ``load_monitor_configs`` reads a directory of
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from driftline.schemas.names import ModelName
+from driftline.schemas.names import ModelName, NameError_, check_name
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -145,6 +146,63 @@ def load_monitor_config(path: str | Path) -> MonitorConfig:
     except ValidationError as exc:
         problems = "; ".join(f"'{'.'.join(str(p) for p in item['loc'])}': {item['msg']}" for item in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class ConfigScan:
+    """Every monitor config of a directory, the good apart from the broken, so one broken file stops only its own
+    model: ``configs`` by model, ``broken`` maps a model (or, when its name cannot be read, the file's name) to
+    what is wrong, and ``files`` says which file each came from."""
+
+    configs: dict[str, MonitorConfig]
+    broken: dict[str, str]
+    files: dict[str, Path]
+
+    @property
+    def models(self) -> list[str]:
+        """Every model to check: the good ones and the broken ones (whose checks then fail with the reason)."""
+        return sorted({*self.configs, *self.broken})
+
+
+def scan_monitor_configs(directory: str | Path) -> ConfigScan:
+    """Like :func:`load_monitor_configs`, but a file that does not load, or a model configured twice, is set aside
+    in ``broken`` with its one-line reason instead of failing every model."""
+    directory = Path(directory)
+    configs: dict[str, MonitorConfig] = {}
+    broken: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+    for path in paths:
+        try:
+            config = load_monitor_config(path)
+        except ConfigError as exc:
+            label = _declared_model(path) or path.name
+            broken[label], files[label] = " ".join(str(exc).split()), path
+            continue
+        if config.model in files:  # which of the two holds is anybody's guess: neither is used
+            first = files[config.model]
+            broken[config.model] = (
+                f"model {config.model!r} is configured in both {first.name} and {path.name} in {directory}; "
+                "keep one file per model"
+            )
+            configs.pop(config.model, None)
+            files[config.model] = path
+            continue
+        configs[config.model], files[config.model] = config, path
+    return ConfigScan(configs, broken, files)
+
+
+def _declared_model(path: Path) -> str | None:
+    """The model a config file names, when it names a valid one (to label its failure); ``None`` otherwise."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    try:
+        return check_name(model, "model")
+    except NameError_:
+        return None
 
 
 def load_monitor_configs(directory: str | Path) -> dict[str, MonitorConfig]:

@@ -14,7 +14,8 @@ from typing import Annotated
 from pydantic import AfterValidator, WithJsonSchema
 
 NAME_RULE = "1 to 128 letters, digits, '.', '_' or '-', starting with a letter or a digit"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_NAME = NAME
 
 
 class NameError_(ValueError):

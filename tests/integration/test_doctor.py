@@ -95,20 +95,57 @@ def test_each_mistake_is_one_line_naming_what_and_what_would_be_right(deployment
     assert len(fraud) == 2
     assert f"reference: {tmp_path}/missing.parquet does not exist" in fraud[0]
     assert "retrain.entry_point 'nosuchpkg.train:fit': cannot import 'nosuchpkg.train'" in fraud[1]
-    assert "ok churn.yaml: model 'churn', reference readable" in config
-    assert "FAIL churn2.yaml: model 'churn' is configured twice (also in churn.yaml); keep one file per model" in config
+    assert (
+        f"FAIL model 'churn' is configured in both churn.yaml and churn2.yaml in {configs}; keep one file per model"
+        in config
+    )
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_a_drift_run_with_a_missing_reference_fails_at_once_with_one_line_naming_model_and_file(
+def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_others_are_checked(
     driftline_env, airflow_home, tmp_path, monkeypatch
 ):
+    """A real drift DAG run with three configs: one names a reference that is gone, one is not valid YAML, one is
+    good and has stored events. The good model is checked; each broken one fails its own task, without retries."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from driftline.schemas.events import PredictionEvent
+    from driftline.schemas.settings import Settings
+    from driftline.schemas.storage import Storage, events, state
+
     for key, value in airflow_environment(airflow_home).items():
         monkeypatch.setenv(key, value)
     configs = tmp_path / "models"
     configs.mkdir()
     (configs / "churn.yaml").write_text(f"model: churn\nreference: {tmp_path}/gone.parquet\n")
+    (configs / "broken.yaml").write_text("model: broken\nreference: [unclosed\n")
+    rng = np.random.default_rng(5)
+    reference = tmp_path / "fraud.parquet"
+    pd.DataFrame({"x": rng.normal(0, 1, 2000)}).to_parquet(reference)
+    (configs / "fraud.yaml").write_text(f"model: fraud\nreference: {reference}\ndrift: {{min_rows: 50}}\n")
     monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(configs))
+    storage = Storage.from_settings(Settings.from_env())
+    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    rows = [
+        events.event_row(
+            PredictionEvent(
+                model="fraud",
+                model_version="v1",
+                request_id=f"r{i}",
+                event_time=hour + timedelta(seconds=i),
+                features={"x": float(value)},
+                prediction=0,
+                latency_ms=1.0,
+            ),
+            0,
+            i,
+        )
+        for i, value in enumerate(rng.normal(0, 1, 300))
+    ]
+    events.write_event_file(storage, "predictions", ("fraud", "v1", hour), ("t", 0, 0, 299), rows)
+
     run = subprocess.run(
         [sys.executable, "-m", "driftline.infra.cli", "dag-test", "driftline_drift"],
         capture_output=True,
@@ -116,11 +153,16 @@ def test_a_drift_run_with_a_missing_reference_fails_at_once_with_one_line_naming
         text=True,
         timeout=300,
     )
+
     output = run.stdout + run.stderr
-    assert run.returncode == 1, output[-3000:]
+    assert run.returncode == 1, output[-3000:]  # the run failed, as two of its tasks did
     line = (
         f"model 'churn': reference: {tmp_path}/gone.parquet does not exist (No such file or directory); "
         "check the path or URL in the config; it must be the model's training data as Parquet or CSV"
     )
     assert line in output
-    assert "up_for_retry" not in output  # no retry can fix a config: the task failed for good at once
+    assert f"model 'broken.yaml': {configs}/broken.yaml: not valid YAML" in output  # no name to read: the file's
+    assert "up_for_retry" not in output  # no retry can fix a config: the tasks failed for good at once
+    [report] = state.drift_reports(storage, "fraud")  # ... and the good model was checked all the same
+    assert state.read_drift_report(storage, report)["current_rows"] == 300
+    assert state.drift_reports(storage, "churn") == []

@@ -86,3 +86,26 @@ def test_the_config_offers_exactly_the_corrections_the_engine_has():
 
     assert get_args(DriftSettings.model_fields["correction"].annotation) == CORRECTIONS
     assert DriftSettings().correction == CORRECTIONS[0]
+
+
+def test_a_scan_sets_broken_configs_apart_so_each_stops_only_its_own_model(tmp_path):
+    from driftline.schemas.config import scan_monitor_configs
+
+    (tmp_path / "a.yaml").write_text("model: a\nreference: a.parquet\n")
+    (tmp_path / "b.yaml").write_text("model: b\nreference: [unclosed\n")  # not YAML
+    (tmp_path / "c.yaml").write_text("model: ../c\nreference: c.parquet\n")  # a name that breaks the rule
+    (tmp_path / "d.yml").write_text("model: d\nreference: d.parquet\ndrift: {alpha: 7}\n")  # names itself
+    (tmp_path / "e1.yaml").write_text("model: e\nreference: e.parquet\n")
+    (tmp_path / "e2.yaml").write_text("model: e\nreference: other.parquet\n")
+
+    scan = scan_monitor_configs(tmp_path)
+
+    assert list(scan.configs) == ["a"]
+    assert sorted(scan.broken) == ["b.yaml", "c.yaml", "d", "e"]
+    assert scan.models == ["a", "b.yaml", "c.yaml", "d", "e"]
+    assert scan.broken["b.yaml"].startswith(f"{tmp_path}/b.yaml: not valid YAML")
+    assert "'model'" in scan.broken["c.yaml"] and "'drift.alpha'" in scan.broken["d"]
+    assert scan.broken["e"] == (
+        f"model 'e' is configured in both e1.yaml and e2.yaml in {tmp_path}; keep one file per model"
+    )
+    assert scan_monitor_configs(tmp_path / "missing").models == []
