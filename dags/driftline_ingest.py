@@ -10,6 +10,16 @@ from airflow.sdk import dag, task
 from driftline.dags.assets import STORED_EVENTS
 
 
+def only_if_stored(result: dict[str, Any]) -> dict[str, Any]:
+    """The task's result when it stored rows. Otherwise the task ends as skipped, and a skipped task emits no
+    Asset event: an ingest that found nothing new starts no drift check (offsets are committed either way)."""
+    if not result["rows_written"]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"no new rows on {result['topic']} ({result['invalid']} invalid records)")
+    return result
+
+
 @dag(
     dag_id="driftline_ingest",
     schedule="*/15 * * * *",
@@ -32,7 +42,8 @@ def driftline_ingest() -> None:
         settings = protect(Settings.from_env())
         with user_errors(f"ingest of {settings.topics.predictions}"):
             storage = Storage.from_settings(settings)
-            return ingest_topic(settings, storage, settings.topics.predictions, kind="predictions").to_dict()
+            result = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
+        return only_if_stored(result.to_dict())
 
     @task(outlets=[STORED_EVENTS])
     def ingest_labels() -> dict[str, Any]:
@@ -46,7 +57,8 @@ def driftline_ingest() -> None:
         settings = protect(Settings.from_env())
         with user_errors(f"ingest of {settings.topics.labels}"):
             storage = Storage.from_settings(settings)
-            return ingest_topic(settings, storage, settings.topics.labels, kind="labels").to_dict()
+            result = ingest_topic(settings, storage, settings.topics.labels, kind="labels")
+        return only_if_stored(result.to_dict())
 
     ingest_predictions()
     ingest_labels()
