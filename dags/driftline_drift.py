@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from driftline.dags.assets import RETRAIN_REQUESTS, STORED_EVENTS
+from driftline.dags.tasks.failures import alert_task_failure
 
 
 @dag(
@@ -16,7 +17,11 @@ from driftline.dags.assets import RETRAIN_REQUESTS, STORED_EVENTS
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     tags=["driftline"],
-    default_args={"retries": 3, "retry_delay": pendulum.duration(minutes=1)},
+    default_args={
+        "on_failure_callback": alert_task_failure,  # failed for good: Slack hears of it
+        "retries": 3,
+        "retry_delay": pendulum.duration(minutes=1),
+    },
 )
 def driftline_drift() -> None:
     @task
@@ -29,7 +34,8 @@ def driftline_drift() -> None:
 
         return scan_monitor_configs(protect(Settings.from_env()).config_dir).models
 
-    @task(outlets=[RETRAIN_REQUESTS])
+    # Each mapped task is labelled by its model in the UI and in failure alerts.
+    @task(outlets=[RETRAIN_REQUESTS], map_index_template="{{ task.op_kwargs['model'] }}")
     def check_model(model: str) -> dict[str, Any]:
         """Latest window vs the training reference; report, alert, retrain request."""
         from driftline.dags.tasks.configs import task_config

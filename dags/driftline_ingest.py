@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import dag, task
 
 from driftline.dags.assets import STORED_EVENTS
+from driftline.dags.tasks.failures import alert_task_failure
 
 
 def only_if_stored(result: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +28,11 @@ def only_if_stored(result: dict[str, Any]) -> dict[str, Any]:
     catchup=False,  # each run takes everything new since the committed offsets; past intervals add nothing
     max_active_runs=1,  # one consumer-group member at a time owns the offsets
     tags=["driftline"],
-    default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={
+        "on_failure_callback": alert_task_failure,
+        "retries": 3,
+        "retry_delay": pendulum.duration(seconds=30),
+    },
 )
 def driftline_ingest() -> None:
     @task(outlets=[STORED_EVENTS])

@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from driftline.dags.assets import RETRAIN_REQUESTS
+from driftline.dags.tasks.failures import alert_task_failure
 
 
 @dag(
@@ -17,6 +18,7 @@ from driftline.dags.assets import RETRAIN_REQUESTS
     catchup=False,
     max_active_runs=1,
     tags=["driftline"],
+    default_args={"on_failure_callback": alert_task_failure},
     params={"model": Param(None, type=["null", "string"], description="Retrain this model even without a request")},
 )
 def driftline_retrain() -> None:
@@ -43,7 +45,7 @@ def driftline_retrain() -> None:
             named = [m for m in models if NAME.fullmatch(m)]
             return [{"model": m, "force": False} for m in named if state.retrain_requested(storage, m)]
 
-    @task
+    @task(map_index_template="{{ task.op_kwargs['job']['model'] }}")
     def retrain(job: dict[str, Any]) -> dict[str, Any]:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
         from driftline.dags.tasks.configs import task_config

@@ -103,10 +103,11 @@ def test_each_mistake_is_one_line_naming_what_and_what_would_be_right(deployment
 
 
 def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_others_are_checked(
-    driftline_env, airflow_home, tmp_path, monkeypatch
+    driftline_env, airflow_home, slack, tmp_path, monkeypatch
 ):
     """A real drift DAG run with three configs: one names a reference that is gone, one is not valid YAML, one is
-    good and has stored events. The good model is checked; each broken one fails its own task, without retries."""
+    good and has stored events. The good model is checked; each broken one fails its own task, without retries,
+    and each failure is a Slack message (through slack-sdk to the local endpoint)."""
     from datetime import UTC, datetime, timedelta
 
     import numpy as np
@@ -166,3 +167,9 @@ def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_othe
     [report] = state.drift_reports(storage, "fraud")  # ... and the good model was checked all the same
     assert state.read_drift_report(storage, report)["current_rows"] == 300
     assert state.drift_reports(storage, "churn") == []
+    failures = sorted(text for text in slack.texts() if text.startswith(":x: driftline: task *driftline_drift."))
+    assert len(failures) == 2, slack.texts()
+    assert "*driftline_drift.check_model[broken.yaml]* failed for good after 1 try" in failures[0]
+    assert "AirflowFailException: model 'broken.yaml':" in failures[0]
+    assert "*driftline_drift.check_model[churn]* failed for good after 1 try" in failures[1]
+    assert line in failures[1] and "\nLog: http" in failures[1]

@@ -1,0 +1,66 @@
+"""Pipeline failures are alerts too: a task that failed for good (after its retries, or at once) tells Slack.
+
+The DAG files import this module when Airflow parses them, so it imports nothing heavy until a task fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def failure_text(dag_id: str, task: str, run_id: str, *, tries: int, error: BaseException | None, log_url: str) -> str:
+    """The message: which task of which run failed, after how many tries, its one line, and where its log is."""
+    from driftline.schemas.secrets import redact
+
+    line = " ".join(str(error).split()) if error is not None else "no exception was recorded"
+    kind = f"{type(error).__name__}: " if error is not None and type(error).__name__ != "UserError" else ""
+    return redact(
+        f":x: driftline: task *{dag_id}.{task}* failed for good after {tries} tr{'y' if tries == 1 else 'ies'} "
+        f"(run {run_id}): {kind}{line[:600]}\nLog: {log_url}"
+    )
+
+
+def alert_task_failure(context: dict[str, Any]) -> None:
+    """``on_failure_callback`` of every driftline task: queue a ``pipeline`` alert (once per task try of a run)
+    and deliver the outbox. Never raises: a failing callback must not hide the task's own failure."""
+    try:
+        from driftline.dags.tasks.drift import deliver_pending_alerts
+        from driftline.schemas.records import Alert
+        from driftline.schemas.secrets import protect
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage, state
+
+        ti = context["ti"]
+        task = ti.task_id if ti.map_index in (None, -1) else f"{ti.task_id}[{ti.map_index}]"
+        if ti.map_index not in (None, -1) and getattr(ti, "rendered_map_index", None):
+            task = f"{ti.task_id}[{ti.rendered_map_index}]"
+        identity = f"{ti.dag_id}|{task}|{ti.run_id}|{ti.try_number}"
+        now = datetime.now(UTC)
+        settings = protect(Settings.from_env())
+        storage = Storage.from_settings(settings)
+        state.queue_alert(
+            storage,
+            Alert(
+                alert_id=f"pipeline-{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
+                kind="pipeline",
+                model=ti.dag_id,
+                window_start=now,
+                window_end=now,
+                text=failure_text(
+                    ti.dag_id,
+                    task,
+                    ti.run_id,
+                    tries=ti.try_number,
+                    error=context.get("exception"),
+                    log_url=ti.log_url,
+                ),
+            ),
+        )
+        deliver_pending_alerts(settings, storage)
+    except Exception:
+        log.exception("could not alert the failure of a driftline task")
