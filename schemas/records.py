@@ -187,6 +187,9 @@ class Alert(Record):
     text: str | None = Field(default=None, description="The message, when rendered by the sender.")
 
 
+Verdict = Literal["drift", "no_drift", "quality_incident"]
+
+
 class DriftSummary(Record):
     """What a drift check found for one model and window: the drift task's return value."""
 
@@ -202,7 +205,7 @@ class DriftSummary(Record):
     retrain_requested: bool
     report_url: str
     alerts_delivered: list[str] = Field(default_factory=list)
-    verdict: Literal["drift", "no_drift", "quality_incident"] = Field(
+    verdict: Verdict = Field(
         default="no_drift",
         description="quality_incident when a feature is gone for the whole window (a critical quality finding), "
         "whatever the drift tests say.",

@@ -7,7 +7,6 @@ reference, writes the report and acts on the decision.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from driftline.detectors.html import render_html
 from driftline.detectors.quality import QualityIssue, at_least
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
-from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, RetrainRequest
+from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, RetrainRequest, Verdict
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage import models as model_store
@@ -131,7 +130,7 @@ class DriftDecision:
     alert: bool
     retrain: bool
     drifted_features: list[str]
-    verdict: Literal["drift", "no_drift", "quality_incident"] = "no_drift"
+    verdict: Verdict = "no_drift"
     quality_alert: bool = False
     announced_findings: list[dict[str, Any]] = field(default_factory=list)  # quality findings the alert lists
 
@@ -159,9 +158,7 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     floor = config.alerts.quality_severity
     announced = [q for q in quality if at_least(q.get("severity", "warning"), floor)]
     quality_alert = bool(announced) or (bool(report.get("skipped_files")) and floor != "off")
-    verdict: Literal["drift", "no_drift", "quality_incident"] = (
-        "quality_incident" if incident else ("drift" if drifted else "no_drift")
-    )
+    verdict: Verdict = "quality_incident" if incident else ("drift" if drifted else "no_drift")
     return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced)
 
 
@@ -172,25 +169,19 @@ def drift_alert_id(model: str, window_end: datetime, kind: str = "drift") -> str
 def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[QuarantinedFile]) -> list[str]:
     """Queue one alert per file moved to quarantine (named by its path and when it was moved, so each move is
     announced once)."""
-    ids = []
-    for file in files:
-        moved = f"{file.path}@{file.quarantined_at.isoformat()}"
-        alert_id = f"quarantine-{config.model}-{hashlib.sha256(moved.encode()).hexdigest()[:16]}"
-        state.queue_alert(
+    return [
+        state.queue_occurrence_alert(
             storage,
-            Alert(
-                alert_id=alert_id,
-                kind="quarantine",
-                model=config.model,
-                window_start=file.quarantined_at,
-                window_end=file.quarantined_at,
-                count=file.events_at_most,
-                channel=config.alerts.slack_channel,
-                text=format_quarantine_alert(config.model, file, storage.url(file.moved_to)),
-            ),
+            kind="quarantine",
+            model=config.model,
+            key=f"{file.path}@{file.quarantined_at.isoformat()}",
+            text=format_quarantine_alert(config.model, file, storage.url(file.moved_to)),
+            at=file.quarantined_at,
+            channel=config.alerts.slack_channel,
+            count=file.events_at_most,
         )
-        ids.append(alert_id)
-    return ids
+        for file in files
+    ]
 
 
 def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig) -> DriftSummary:

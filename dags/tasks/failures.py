@@ -5,9 +5,7 @@ The DAG files import this module when Airflow parses them, so it imports nothing
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -30,36 +28,22 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     and deliver the outbox. Never raises: a failing callback must not hide the task's own failure."""
     try:
         from driftline.dags.tasks.drift import deliver_pending_alerts
-        from driftline.schemas.records import Alert
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage, state
 
         ti = context["ti"]
-        task = ti.task_id if ti.map_index in (None, -1) else f"{ti.task_id}[{ti.map_index}]"
-        if ti.map_index not in (None, -1) and getattr(ti, "rendered_map_index", None):
-            task = f"{ti.task_id}[{ti.rendered_map_index}]"
-        identity = f"{ti.dag_id}|{task}|{ti.run_id}|{ti.try_number}"
-        now = datetime.now(UTC)
+        mapped = ti.map_index not in (None, -1)  # a mapped task is named by its label (its model), else its index
+        task = f"{ti.task_id}[{getattr(ti, 'rendered_map_index', None) or ti.map_index}]" if mapped else ti.task_id
         settings = protect(Settings.from_env())
         storage = Storage.from_settings(settings)
-        state.queue_alert(
+        error = context.get("exception")
+        state.queue_occurrence_alert(
             storage,
-            Alert(
-                alert_id=f"pipeline-{hashlib.sha256(identity.encode()).hexdigest()[:20]}",
-                kind="pipeline",
-                model=ti.dag_id,
-                window_start=now,
-                window_end=now,
-                text=failure_text(
-                    ti.dag_id,
-                    task,
-                    ti.run_id,
-                    tries=ti.try_number,
-                    error=context.get("exception"),
-                    log_url=ti.log_url,
-                ),
-            ),
+            kind="pipeline",
+            model=ti.dag_id,
+            key=f"{task}|{ti.run_id}|{ti.try_number}",
+            text=failure_text(ti.dag_id, task, ti.run_id, tries=ti.try_number, error=error, log_url=ti.log_url),
         )
         deliver_pending_alerts(settings, storage)
     except Exception:

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 
 from driftline.dags.tasks import deploy
-from driftline.dags.tasks.drift import announce_quarantined
+from driftline.dags.tasks.drift import announce_quarantined, deliver_pending_alerts
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.errors import UserError
-from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
 from driftline.schemas.storage.events import feature_columns, label_column, read_recent_events
+from driftline.streams.alerts import AlertDeliveryError
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +80,10 @@ def refuse_artifact(
     settings: Settings | None, storage: Storage, model: str, error: model_store.ArtifactIntegrityError
 ) -> None:
     """Alert that a stored artifact was refused (once per model and message), then deliver the outbox."""
-    digest = hashlib.sha256(str(error).encode()).hexdigest()[:16]
-    now = datetime.now(UTC)
-    state.queue_alert(
-        storage,
-        Alert(
-            alert_id=f"artifact-{model}-{digest}",
-            kind="artifact",
-            model=model,
-            window_start=now,
-            window_end=now,
-            text=f":no_entry: driftline: model *{model}* — {error}",
-        ),
+    state.queue_occurrence_alert(
+        storage, kind="artifact", model=model, key=str(error), text=f":no_entry: driftline: model *{model}* — {error}"
     )
     if settings is not None:
-        from driftline.dags.tasks.drift import deliver_pending_alerts
-
         deliver_pending_alerts(settings, storage)
 
 
@@ -163,9 +151,6 @@ def run_retrain(
         outcome.update(status="deployed", serving=deployed.serving, previous=deployed.previous)
     state.remove_retrain_request(storage, config.model)
     if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
-        from driftline.dags.tasks.drift import deliver_pending_alerts
-        from driftline.streams.alerts import AlertDeliveryError
-
         try:
             outcome["alerts_delivered"] = deliver_pending_alerts(settings, storage)
         except AlertDeliveryError as exc:

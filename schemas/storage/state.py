@@ -3,11 +3,19 @@ small files that carry state between runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from driftline.schemas.records import Alert, IngestLedger, MergerCheckpoint, PartitionCheckpoint, RetrainRequest
+from driftline.schemas.records import (
+    Alert,
+    IngestLedger,
+    MergerCheckpoint,
+    PartitionCheckpoint,
+    RetrainRequest,
+    utc_now,
+)
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
 
@@ -49,12 +57,47 @@ def remove_retrain_request(storage: Storage, model: str) -> None:
 
 
 # -- alert outbox -------------------------------------------------------------------------------------
+OccurrenceKind = Literal["quarantine", "artifact", "pipeline"]
+
+
 def queue_alert(storage: Storage, alert: Alert) -> bool:
     """Put ``alert`` in the outbox unless one with its id was already sent; returns whether it was queued."""
     if storage.exists(layout.alert_outbox("sent", alert.alert_id)):
         return False
     storage.write_bytes(layout.alert_outbox("pending", alert.alert_id), alert.to_json())
     return True
+
+
+def queue_occurrence_alert(
+    storage: Storage,
+    *,
+    kind: OccurrenceKind,
+    model: str,
+    key: str,
+    text: str,
+    at: datetime | None = None,
+    channel: str | None = None,
+    count: int | None = None,
+) -> str:
+    """Queue an alert about one occurrence (a file set aside, an artifact refused, a task failed) rather than a
+    window: its window is the moment ``at`` (default now), and its id is made from ``kind``, ``model`` and ``key``,
+    so the same occurrence is announced once. Returns the id."""
+    moment = at or utc_now()
+    alert_id = f"{kind}-{model}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    queue_alert(
+        storage,
+        Alert(
+            alert_id=alert_id,
+            kind=kind,
+            model=model,
+            window_start=moment,
+            window_end=moment,
+            count=count,
+            channel=channel,
+            text=text,
+        ),
+    )
+    return alert_id
 
 
 def pending_alerts(storage: Storage) -> list[Alert]:
