@@ -1,21 +1,42 @@
-"""Drift check per configured model whenever new events are stored."""
+"""Drift check per configured model, one run per data interval: scheduled, backfilled or rerun alike.
+
+Each run checks the windows of each model that end in its data interval (``[data_interval_start,
+data_interval_end)``, see ``dags/tasks/drift.py``), so ``airflow backfill create`` and backfills from the UI
+create one run per past interval and each checks its own window; a cleared run checks the same rows again,
+overwrites its report and sends no alert twice. The schedule is ``DRIFTLINE_DRIFT_SCHEDULE`` (cron, default
+hourly), read when Airflow parses this file.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import PokeReturnValue, dag, get_current_context, task
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
-from driftline.dags.assets import RETRAIN_REQUESTS, STORED_EVENTS
+from driftline.dags.assets import RETRAIN_REQUESTS
 from driftline.dags.tasks.failures import alert_task_failure
+from driftline.schemas.settings import Settings
+
+
+def data_interval() -> tuple[datetime, datetime]:
+    """The running task's data interval."""
+    context = get_current_context()
+    start, end = context["data_interval_start"], context["data_interval_end"]
+    if start is None or end is None:  # only a run without a logical date has none; this DAG's runs all have one
+        raise ValueError("this drift run has no data interval; trigger it with a logical date")
+    from driftline.dags.tasks.drift import plain_utc
+
+    return plain_utc(start), plain_utc(end)
 
 
 @dag(
     dag_id="driftline_drift",
-    schedule=[STORED_EVENTS],
+    schedule=CronDataIntervalTimetable(Settings.from_env().drift_schedule, timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=False,  # the past is checked on request: a backfill from the UI or 'airflow backfill create'
     tags=["driftline"],
     default_args={
         "on_failure_callback": alert_task_failure,  # failed for good: Slack hears of it
@@ -24,6 +45,23 @@ from driftline.dags.tasks.failures import alert_task_failure
     },
 )
 def driftline_drift() -> None:
+    # Releases its worker slot between pokes; never times out in practice, since ingest_caught_up says yes
+    # DRIFTLINE_DRIFT_INGEST_WAIT_SECONDS after the interval whatever ingest did.
+    @task.sensor(poke_interval=60, timeout=7 * 24 * 3600, mode="reschedule")
+    def ingest_caught_up() -> PokeReturnValue:
+        """Wait until ingest has stored the interval's events (up to its end plus the allowed lateness)."""
+        from driftline.dags.tasks.drift import ingest_caught_up
+        from driftline.schemas.errors import user_errors
+        from driftline.schemas.secrets import protect
+        from driftline.schemas.settings import Settings
+        from driftline.schemas.storage import Storage
+
+        settings = protect(Settings.from_env())
+        with user_errors("waiting for ingest"):
+            done, why = ingest_caught_up(settings, Storage.from_settings(settings), data_interval()[1])
+        print(why)
+        return PokeReturnValue(is_done=done, xcom_value=why)
+
     @task
     def configured_models() -> list[str]:
         """Every model with a monitor config file, broken ones included: a broken config fails its own mapped
@@ -37,21 +75,28 @@ def driftline_drift() -> None:
     # Each mapped task is labelled by its model in the UI and in failure alerts.
     @task(outlets=[RETRAIN_REQUESTS], map_index_template="{{ task.op_kwargs['model'] }}")
     def check_model(model: str) -> dict[str, Any]:
-        """Latest window vs the training reference; report, alert, retrain request."""
+        """The model's windows of this interval vs the training reference; reports, alerts, retrain request."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from driftline.dags.tasks.configs import task_config
-        from driftline.dags.tasks.drift import run_drift_check
+        from driftline.dags.tasks.drift import check_interval
         from driftline.schemas.errors import user_errors
         from driftline.schemas.secrets import protect
         from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
         settings = protect(Settings.from_env())
+        start, end = data_interval()
         with user_errors(f"model {model!r}"):
             # Fails for good, without retries, when the config does not hold; the entry point is retrain's business.
             config = task_config(settings, model, entry_point=False)
-            return run_drift_check(settings, Storage.from_settings(settings), config).to_jsonable()
+            checked = check_interval(settings, Storage.from_settings(settings), config, start, end)
+        if not checked.summaries:
+            why = "; ".join(checked.empty_windows) or f"no {config.drift.window} window of {model!r} ends in it"
+            raise AirflowSkipException(f"nothing to check in [{start.isoformat()}, {end.isoformat()}): {why}")
+        return checked.to_jsonable()
 
-    check_model.expand(model=configured_models())
+    ingest_caught_up() >> check_model.expand(model=configured_models())
 
 
 driftline_drift_dag = driftline_drift()

@@ -30,6 +30,13 @@ from driftline.schemas.storage import Storage
 MODEL = "churn"
 METRICS_WINDOW = timedelta(minutes=5)
 TRAFFIC_SPAN = timedelta(hours=2)
+DRIFT_WINDOW = timedelta(minutes=30)  # the drift DAG's interval too: four of them in the traffic span
+DRIFT_SCHEDULE = "*/30 * * * *"
+
+
+def traffic_end(now: datetime) -> datetime:
+    """The demo's traffic ends an hour before the current hour: every interval of it is in the past."""
+    return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
 
 
 class DemoFailure(RuntimeError):
@@ -50,6 +57,7 @@ def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> i
     try:
         summary = _run(settings, stack, rows)
         _print_summary(summary, time.monotonic() - started)
+        print(f"summary               {write_summary(stack.home / 'demo' / 'summary.json', summary)}")
         return 0 if summary["ok"] else 1
     except DemoFailure as exc:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
@@ -77,6 +85,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         config_dir=str(run_dir / "models"),
         idle_close_seconds=3.0,
         allowed_lateness_seconds=30.0,
+        drift_schedule=DRIFT_SCHEDULE,
     )
     # The worker and the DAG runs are child processes: they read these settings from their environment.
     child_env = {**os.environ, **settings.to_env(), **airflow_environment(stack.airflow_home)}
@@ -92,6 +101,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
     rng = np.random.default_rng(7)
     model_v1 = _train_first_version(storage, run_dir, rng, settings.model_signing_key)
 
+    end = traffic_end(datetime.now(UTC))
     _stage("stream worker")
     worker_log = run_dir / "worker.log"
     with open(worker_log, "wb") as log:  # the child keeps its own copy of the descriptor
@@ -104,7 +114,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
     print(f"  worker started (pid {worker.pid}), log {worker_log}")
     try:
         _stage("simulated serving node")
-        produced = simulate_traffic(settings, model_v1, rows, rng)
+        produced = simulate_traffic(settings, model_v1, rows, rng, end)
         print(
             f"  {produced['predictions']} predictions, {produced['labels']} labels published; "
             f"{produced['invalid']} malformed events sent too"
@@ -121,11 +131,9 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         except subprocess.TimeoutExpired:
             worker.kill()
 
-    dag_results = {}
-    for dag_id, conf in (("driftline_ingest", None), ("driftline_drift", None), ("driftline_retrain", None)):
-        _stage(f"Airflow: {dag_id}")
-        dag_results[dag_id] = run_dag(dag_id, conf, run_dir / f"{dag_id}.log", child_env)
-        print(f"  {dag_id}: {dag_results[dag_id]} (log {run_dir / f'{dag_id}.log'})")
+    dag_results = run_dags(run_dir, child_env, end)
+    _stage("Airflow: backfill of driftline_drift over the traffic's past intervals")
+    backfill = backfill_drift(settings, stack, child_env, run_dir, start=end - TRAFFIC_SPAN, end=end)
 
     from driftline.schemas.storage import events, state
 
@@ -137,6 +145,8 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
     sent = state.sent_alert_ids(storage)
     ok = (
         all(state == "success" for state in dag_results.values())
+        and len(backfill) == TRAFFIC_SPAN // DRIFT_WINDOW
+        and all(entry["state"] == "success" and entry["report"] for entry in backfill)
         and len(stored) == produced["predictions"]
         and stored["request_id"].is_unique
         and len(metrics) == expected_windows
@@ -160,6 +170,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         "manifest": manifest,
         "drift_alerts_sent": sent,
         "expected_windows": expected_windows,
+        "backfill": backfill,
     }
 
 
@@ -185,7 +196,7 @@ def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generat
                 "reference": str(reference_path),
                 "label_column": "label",
                 "metrics": {"window": "5m", "latency_p95_ms": 50, "error_rate": 0.05, "min_count": 20},
-                "drift": {"window": "1h", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
+                "drift": {"window": "30m", "alpha": 0.05, "correction": "fdr", "retrain_share": 0.2},
                 "alerts": {"slack_channel": "#ml-alerts"},
                 "retrain": {"entry_point": "driftline.infra.demo_model:train", "window": "1h", "min_rows": 500},
             }
@@ -196,14 +207,15 @@ def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generat
     return model_v1
 
 
-def simulate_traffic(settings: Settings, model: Any, rows: int, rng: np.random.Generator) -> dict[str, int]:
+def simulate_traffic(
+    settings: Settings, model: Any, rows: int, rng: np.random.Generator, end: datetime
+) -> dict[str, int]:
     """Publish predictions and labels; the second half drifts. Also publishes a few malformed events."""
     from confluent_kafka import Producer
 
     from driftline.infra import demo_model
     from driftline.streams.producer import DriftlineProducer
 
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     start = end - TRAFFIC_SPAN
     half = rows // 2
     counts = {"predictions": 0, "labels": 0, "invalid": 0}
@@ -313,14 +325,97 @@ def _wait_for_alert_delivery(worker_log: Path, expected: int, timeout: float) ->
         time.sleep(0.5)
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None, log_path: Path, env: dict[str, str]) -> str:
+def run_dags(run_dir: Path, env: dict[str, str], end: datetime) -> dict[str, str]:
+    """Ingest, drift and retrain once each (``dag.test`` runs); the drift run checks the traffic's last
+    interval, as a run triggered when the traffic ended would."""
+    results = {}
+    for dag_id, args in (
+        ("driftline_ingest", []),
+        ("driftline_drift", ["--logical-date", end.isoformat()]),
+        ("driftline_retrain", []),
+    ):
+        _stage(f"Airflow: {dag_id}")
+        results[dag_id] = run_dag(dag_id, args, run_dir / f"{dag_id}.log", env)
+        print(f"  {dag_id}: {results[dag_id]} (log {run_dir / f'{dag_id}.log'})")
+    return results
+
+
+def backfill_drift(
+    settings: Settings, stack: LocalStack, env: dict[str, str], run_dir: Path, *, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Airflow's own backfill of the drift DAG over ``[start, end)``, run by a real scheduler that is stopped
+    afterwards: one run per interval, and per run the window its report checked."""
+    from driftline.infra.airflow_services import AirflowServices
+    from driftline.schemas.storage import Storage, state
+
+    storage = Storage.from_settings(settings)
+    with AirflowServices(stack.airflow_home, env, run_dir / "airflow") as airflow:
+        print(f"  Airflow API server on 127.0.0.1:{airflow.port} and a scheduler (logs in {run_dir / 'airflow'})")
+        runs = airflow.backfill("driftline_drift", start, end - DRIFT_WINDOW)
+    reports: dict[str, tuple[str, dict[str, Any]]] = {}
+    for path in state.drift_reports(storage, MODEL):
+        stored = state.read_drift_report(storage, path)
+        reports[stored["window_end"]] = (storage.url(path), stored)
+    entries = []
+    for run in runs:
+        url, report = reports.get(run.data_interval_end.isoformat(), (None, None))
+        entries.append(
+            {
+                "run_id": run.run_id,
+                "state": run.state,
+                "data_interval_start": run.data_interval_start.isoformat(),
+                "data_interval_end": run.data_interval_end.isoformat(),
+                "report_window_start": report["window_start"] if report else None,
+                "report_window_end": report["window_end"] if report else None,
+                "report": url,
+                "verdict": report.get("verdict") if report else None,
+            }
+        )
+        print(
+            f"  {run.data_interval_start:%H:%M}→{run.data_interval_end:%H:%M}  {run.state}  "
+            f"verdict={entries[-1]['verdict']}  report={url}"
+        )
+    return entries
+
+
+def run_dag(dag_id: str, args: list[str], log_path: Path, env: dict[str, str]) -> str:
     """One real Airflow DAG run (dag.test) in a child process, its log kept in a file."""
-    command = [sys.executable, "-m", "driftline.infra.cli", "dag-test", dag_id]
-    if conf:
-        command += ["--conf", json.dumps(conf)]
+    command = [sys.executable, "-m", "driftline.infra.cli", "dag-test", dag_id, *args]
     with open(log_path, "wb") as log:
         completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
     return "success" if completed.returncode == 0 else f"failed (exit {completed.returncode})"
+
+
+def write_summary(path: Path, s: dict[str, Any]) -> Path:
+    """The run's figures as JSON, for scripts and for checking the demo from outside."""
+    report = s["report"]
+    document = {
+        "ok": s["ok"],
+        "run_dir": s["run_dir"],
+        "storage_url": s["storage_url"],
+        "produced": s["produced"],
+        "metric_windows": len(s["metrics"]),
+        "threshold_alerts": len(s["alerts"]),
+        "dead_letters": [dead.reason for dead in s["dead_letters"]],
+        "dag_results": s["dag_results"],
+        "stored_rows": s["stored_rows"],
+        "stored_labels": s["stored_labels"],
+        "drift": None
+        if report is None
+        else {
+            "window_start": report["window_start"],
+            "window_end": report["window_end"],
+            "verdict": report.get("verdict"),
+            "drifted_features": report["drifted_features"],
+            "report": s["report_path"],
+        },
+        "serving": s["manifest"].serving if s["manifest"] else None,
+        "drift_alerts_sent": s["drift_alerts_sent"],
+        "backfill": s["backfill"],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
 
 
 def _print_summary(s: dict[str, Any], seconds: float) -> None:
@@ -370,4 +465,11 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
             f"roll back with: DRIFTLINE_STORAGE_URL={s['storage_url']} driftline rollback {MODEL})"
         )
     print(f"report                {s['report_path']} (and .html beside it)")
+    print(f"backfill              {len(s['backfill'])} runs of driftline_drift through Airflow's scheduler:")
+    for entry in s["backfill"]:
+        print(
+            f"   {entry['data_interval_start'][11:16]}→{entry['data_interval_end'][11:16]}  {entry['state']:7s} "
+            f"window {(entry['report_window_start'] or '?')[11:16]}→{(entry['report_window_end'] or '?')[11:16]}  "
+            f"verdict={entry['verdict']}"
+        )
     print(f"run folder            {s['run_dir']}")

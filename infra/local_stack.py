@@ -128,9 +128,15 @@ def _under(location: str, base_home: str, home: Path) -> str:
     return str(path.resolve())
 
 
+# SQLite lets one writer in at a time; Python's default 5 s wait for the lock is too short once a scheduler, an
+# API server and a backfill command write at once. Airflow imports this by the path below.
+SQLITE_CONNECT_ARGS = {"timeout": 60}
+
+
 def airflow_environment(airflow_home: Path) -> dict[str, str]:
     return {
         "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "driftline.infra.local_stack.SQLITE_CONNECT_ARGS",
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(driftline.dags.__file__).parent),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",

@@ -227,6 +227,12 @@ class RetrainRequest(Record):
     reason: str
     report: str = Field(description="URL or path of the drift report behind the request.")
     requested_at: UtcDatetime = Field(default_factory=utc_now)
+    window_start: UtcDatetime | None = Field(
+        default=None, description="Start of the drift window behind the request; retrain trains on data ending with it."
+    )
+    window_end: UtcDatetime | None = Field(
+        default=None, description="End (exclusive) of that window; none for a request made by hand."
+    )
 
 
 class ModelVersion(Record):
@@ -247,6 +253,10 @@ class ModelVersion(Record):
     trained_at: UtcDatetime = Field(default_factory=utc_now)
     reason: str = "manual"
     training_rows: int | None = None
+    training_window_start: UtcDatetime | None = Field(
+        default=None, description="The predictions trained on have event times in [start, end)."
+    )
+    training_window_end: UtcDatetime | None = None
     holdout_rows: int | None = None
     holdout_accuracy: float | None = None
     serving_version: str | None = None
@@ -288,6 +298,19 @@ class IngestLedger(Record):
     partition: int = Field(ge=0)
     first_offset: int = Field(ge=0)
     last_offset: int = Field(ge=0)
+
+
+class IngestProgress(Record):
+    """How far the ingest of one topic has come: every message the broker held when ``caught_up_at`` came is
+    stored. A drift check of a window waits until this passes the window's end plus the allowed lateness."""
+
+    record_type: ClassVar[str] = "ingest_progress"
+
+    topic: str
+    caught_up_at: UtcDatetime = Field(
+        description="Start of the newest ingest run that read the topic until it was idle (not cut by max_records)."
+    )
+    rows_written: int = Field(ge=0, description="Rows that run stored.")
 
 
 class QuarantinedFile(Record):
@@ -378,6 +401,7 @@ RECORDS: tuple[type[Record], ...] = (
     DeploymentEvent,
     DeploymentState,
     IngestLedger,
+    IngestProgress,
     QuarantinedFile,
     ReferenceSource,
     PartitionReport,

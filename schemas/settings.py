@@ -169,6 +169,14 @@ class Settings:
         default=60.0, metadata=_env("DRIFTLINE_WORKER_STALL_SECONDS", _non_negative_seconds)
     )
 
+    # The drift DAG checks the windows that end in each run's data interval, on this cron schedule (read when
+    # Airflow parses the DAG). Before checking an interval it waits until ingest has stored everything up to
+    # the interval's end plus the allowed lateness, but no longer than this after the interval ended.
+    drift_schedule: str = field(default="@hourly", metadata=_env("DRIFTLINE_DRIFT_SCHEDULE"))
+    drift_ingest_wait_seconds: float = field(
+        default=3600.0, metadata=_env("DRIFTLINE_DRIFT_INGEST_WAIT_SECONDS", _non_negative_seconds)
+    )
+
     def __post_init__(self) -> None:
         if not self.storage_url:
             object.__setattr__(self, "storage_url", str(Path(self.home) / "storage"))

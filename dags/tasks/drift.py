@@ -1,15 +1,17 @@
-"""The drift check of one model: latest window on storage vs the training reference.
+"""The drift check of one model: each window of a data interval on storage vs the training reference.
 
-:func:`decide` is the pure part (a report and the config in, what to store,
-announce and request out); :func:`run_drift_check` reads the window and the
-reference, writes the report and acts on the decision.
+A run of the drift DAG names a data interval; :func:`windows_ending_in` says which of the model's windows
+that interval checks, and each is read exactly (``start <= event_time < end``), so a scheduled run, a
+backfill and a rerun of the same interval check the same rows. :func:`decide` is the pure part (a report
+and the config in, what to store, announce and request out); :func:`run_drift_check` reads one window and
+the reference, writes the report and acts on the decision.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -46,6 +48,40 @@ def reference_profile(settings: Settings, storage: Storage, config: MonitorConfi
     return profile
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def plain_utc(moment: datetime) -> datetime:
+    """``moment`` as a standard-library datetime in UTC (Airflow hands tasks pendulum datetimes, whose arithmetic
+    with ``timedelta`` differs)."""
+    utc = moment.astimezone(UTC)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
+
+
+def windows_ending_in(
+    interval_start: datetime, interval_end: datetime, length: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """The drift windows of ``length`` whose end falls in ``(interval_start, interval_end]``, oldest first. Pure.
+
+    Windows are aligned to the Unix epoch in UTC (a 1 h window ends on the hour, a 1 d window at midnight
+    UTC), so they do not depend on when a run happens: a run of an hourly DAG checks one 1 h window, four
+    15 min windows, or (for a 1 d window) one window in the run whose interval ends at midnight and none in
+    the others. A backfill over any range checks each window once.
+    """
+    if length <= timedelta(0):
+        raise ValueError(f"a drift window must be positive, got {length}")
+    interval_start, interval_end = plain_utc(interval_start), plain_utc(interval_end)
+    if interval_end <= interval_start:
+        raise ValueError(f"an interval must end after it starts: [{interval_start}, {interval_end})")
+    steps = (interval_start - EPOCH) // length + 1  # the first window end strictly after interval_start
+    windows = []
+    end = EPOCH + steps * length
+    while end <= interval_end:
+        windows.append((end - length, end))
+        end += length
+    return windows
+
+
 @dataclass(frozen=True)
 class Window:
     rows: pd.DataFrame
@@ -54,28 +90,26 @@ class Window:
     quarantined: list[QuarantinedFile]
 
 
-def current_window(storage: Storage, config: MonitorConfig, now: datetime | None = None) -> Window:
-    """The rows of the latest ``drift.window``, ending at the newest stored event that is not after ``now``.
+class EmptyWindowError(LookupError):
+    """The window holds no stored predictions of the model (after quarantining unreadable files)."""
 
-    Ingest refuses events stamped in the future, and this bound holds also for files stored before it did:
-    one event stamped 2099 cannot move the window the check reads. Unreadable files are moved to quarantine
-    (and listed in ``quarantined``); the rest of the window is read.
+
+def read_window(storage: Storage, config: MonitorConfig, start: datetime, end: datetime) -> Window:
+    """The model's stored predictions with ``start <= event_time < end``: exactly that window, whenever it is read.
+
+    Unreadable files are moved to quarantine (listed in ``quarantined``, and announced when the window is
+    empty, since no check follows); the rest of the window is read. An event stamped in the future of the run
+    that reads it cannot enter: ingest refuses it, and a window ends in the past of the run that checks it.
     """
-    now = now or datetime.now(UTC)
-    recent, quarantined = events.read_recent_events(
-        storage, "predictions", config.model, config.drift.window, until=now
-    )
-    if recent.empty:
+    rows, quarantined = events.read_window_events(storage, "predictions", config.model, start, end)
+    if rows.empty:
         announce_quarantined(storage, config, quarantined)  # the check stops here; the files must still be named
         skipped = f" ({len(quarantined)} unreadable file(s) were moved to quarantine)" if quarantined else ""
-        raise LookupError(
-            f"no stored predictions for model {config.model!r} under "
-            f"{events.location(storage, 'predictions', config.model)}{skipped}; has the ingest DAG run?"
+        raise EmptyWindowError(
+            f"no stored predictions of model {config.model!r} in [{start.isoformat()}, {end.isoformat()}) under "
+            f"{events.location(storage, 'predictions', config.model)}{skipped}"
         )
-    window_end = recent["event_time"].max()
-    window_start = window_end - config.drift.window
-    window = recent[recent["event_time"] > window_start].reset_index(drop=True)
-    return Window(window, window_start.to_pydatetime(), window_end.to_pydatetime(), quarantined)
+    return Window(rows, start, end, quarantined)
 
 
 def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, list[dict[str, Any]]]:
@@ -184,17 +218,21 @@ def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[Qu
     ]
 
 
-def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig) -> DriftSummary:
-    """Build, store and (when drifted) announce the report; request a retrain past the threshold.
+def run_drift_check(
+    settings: Settings, storage: Storage, config: MonitorConfig, window_start: datetime, window_end: datetime
+) -> DriftSummary:
+    """Check the window ``[window_start, window_end)``: build, store and (when drifted) announce the report;
+    request a retrain past the threshold.
 
-    Idempotent for its window: the report, the alert and the retrain request are
-    named by model and window end, and an alert already delivered is not sent again.
+    Idempotent for its window: the report is named by model and window end and a rerun overwrites it; an alert
+    already delivered for this model, window and kind is not sent again; a window requests a retrain once.
     Unreadable files of the window are moved to quarantine, announced, and listed in the report.
+    Raises :class:`EmptyWindowError` when the window holds no stored predictions.
     """
     reference = reference_profile(settings, storage, config)
-    current = current_window(storage, config)
+    current = read_window(storage, config, window_start, window_end)
     announce_quarantined(storage, config, current.quarantined)
-    window, window_start, window_end = current.rows, current.start, current.end
+    window = current.rows
     current_table, type_findings = window_table(events.feature_columns(window), reference)
     report = compare_profiles(
         reference,
@@ -223,12 +261,14 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
     report["verdict"], report["quality_alert"] = decision.verdict, decision.quality_alert
     report_url = state.write_drift_report(storage, config.model, window_end, report, render_html(report))
     if decision.retrain:
-        state.write_retrain_request(
+        state.request_retrain_once(
             storage,
             RetrainRequest(
                 model=config.model,
                 reason=f"{len(decision.drifted_features)} drifted features: {', '.join(decision.drifted_features)}",
                 report=report_url,
+                window_start=window_start,
+                window_end=window_end,
             ),
         )
     messages: list[tuple[Literal["drift", "quality"], str]] = []
@@ -266,6 +306,69 @@ def run_drift_check(settings: Settings, storage: Storage, config: MonitorConfig)
         quality_findings={severity: severities.count(severity) for severity in sorted(set(severities))},
         quarantined_files=[file.path for file in current.quarantined],
     )
+
+
+@dataclass(frozen=True)
+class IntervalCheck:
+    """The drift checks of one model for one data interval: a summary per window with data, and a line per
+    window without any."""
+
+    model: str
+    interval_start: datetime
+    interval_end: datetime
+    summaries: list[DriftSummary]
+    empty_windows: list[str]
+
+    def to_jsonable(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "data_interval_start": self.interval_start.isoformat(),
+            "data_interval_end": self.interval_end.isoformat(),
+            "windows": [summary.to_jsonable() for summary in self.summaries],
+            "empty_windows": self.empty_windows,
+        }
+
+
+def check_interval(
+    settings: Settings, storage: Storage, config: MonitorConfig, interval_start: datetime, interval_end: datetime
+) -> IntervalCheck:
+    """Check each of the model's ``drift.window`` windows that ends in the data interval ``(start, end]``
+    (see :func:`windows_ending_in`); a window without stored predictions is listed, not checked."""
+    summaries, empty = [], []
+    for window_start, window_end in windows_ending_in(interval_start, interval_end, config.drift.window):
+        try:
+            summaries.append(run_drift_check(settings, storage, config, window_start, window_end))
+        except EmptyWindowError as exc:
+            log.warning("%s", exc)
+            empty.append(str(exc))
+    return IntervalCheck(config.model, interval_start, interval_end, summaries, empty)
+
+
+def ingest_caught_up(
+    settings: Settings, storage: Storage, interval_end: datetime, now: datetime | None = None
+) -> tuple[bool, str]:
+    """Whether a drift check of an interval ending at ``interval_end`` can start, and why.
+
+    It can once ingest of the predictions topic has read everything the broker held at ``interval_end`` plus
+    the allowed lateness (events arrive late by up to that), or, whatever ingest did, once
+    ``drift_ingest_wait_seconds`` have passed since then: a stopped ingest delays checks, it does not stop them
+    (the check then reads what is stored, and a rerun of the interval later picks up the rest).
+    """
+    now = now or datetime.now(UTC)
+    needed = interval_end + timedelta(seconds=settings.allowed_lateness_seconds)
+    progress = state.read_ingest_progress(storage, settings.topics.predictions)
+    reached = progress.caught_up_at if progress else None
+    if reached is not None and reached >= needed:
+        return True, f"ingest of {settings.topics.predictions} caught up at {reached.isoformat()}"
+    seen = f"caught up at {reached.isoformat()}" if reached else "has not caught up yet"
+    deadline = needed + timedelta(seconds=settings.drift_ingest_wait_seconds)
+    if now >= deadline:
+        return True, (
+            f"ingest of {settings.topics.predictions} {seen}, short of {needed.isoformat()}; waited until "
+            f"{deadline.isoformat()} (DRIFTLINE_DRIFT_INGEST_WAIT_SECONDS), checking what is stored. "
+            "Rerun this interval after ingest has caught up to check the rest."
+        )
+    return False, f"waiting for ingest of {settings.topics.predictions} to pass {needed.isoformat()}: it {seen}"
 
 
 def deliver_pending_alerts(settings: Settings, storage: Storage, max_attempts: int = 3) -> list[str]:

@@ -32,7 +32,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from driftline.schemas.events import TOMBSTONE_REASON, EventError, EventLimits, parse_event
-from driftline.schemas.records import DeadLetter, IngestLedger, original_text
+from driftline.schemas.records import DeadLetter, IngestLedger, IngestProgress, original_text
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage.layout import hour_of
@@ -180,6 +180,17 @@ def _read_new_records(
             )
 
 
+def _unfinished_ranges(storage: Storage, topic: str, starts: dict[int, int]) -> dict[int, int]:
+    """Per partition whose committed offset starts a ledger (a run that wrote files and died before committing):
+    the ledger's last offset, to re-read exactly."""
+    targets = {}
+    for partition, start in starts.items():
+        ledger = state.read_ingest_ledger(storage, topic, partition, start)
+        if ledger is not None:
+            targets[partition] = ledger.last_offset
+    return targets
+
+
 def ingest_topic(
     settings: Settings,
     storage: Storage,
@@ -198,6 +209,7 @@ def ingest_topic(
     """
     if kind not in EXPECTED_EVENT_TYPE:
         raise ValueError(f"kind must be one of {sorted(EXPECTED_EVENT_TYPE)}, got {kind!r}")
+    started_at = datetime.now(UTC)
     consumer = _consumer(settings, group_id or f"{settings.topic_prefix}-ingest-{kind}")
     limits = EventLimits.from_settings(settings)
     result = IngestResult(topic)
@@ -210,12 +222,8 @@ def ingest_topic(
         partitions = sorted(metadata.topics[topic].partitions)
         committed = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=15)
         starts = {tp.partition: max(tp.offset, 0) for tp in committed}
-        targets: dict[int, int] = {}
-        for partition, start in starts.items():
-            ledger = state.read_ingest_ledger(storage, topic, partition, start)
-            if ledger is not None:
-                targets[partition] = ledger.last_offset
-                result.replayed_partitions.append(partition)
+        targets = _unfinished_ranges(storage, topic, starts)
+        result.replayed_partitions = sorted(targets)
         consumer.assign(
             [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in committed]
         )
@@ -250,6 +258,11 @@ def ingest_topic(
             consumer.commit(offsets=to_commit, asynchronous=False)
             for partition in result.committed:
                 state.remove_ingest_ledger(storage, topic, partition, starts[partition])
+        read = sum(len(items) for items in records.values())
+        if read < max_records:  # read until idle: everything the broker held at the start is stored now
+            state.write_ingest_progress(
+                storage, IngestProgress(topic=topic, caught_up_at=started_at, rows_written=result.rows_written)
+            )
     finally:
         consumer.close()
     log.info(

@@ -16,10 +16,11 @@ from driftline.dags.tasks import deploy
 from driftline.dags.tasks.drift import announce_quarantined, deliver_pending_alerts
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.errors import UserError
+from driftline.schemas.records import RetrainRequest
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
-from driftline.schemas.storage.events import feature_columns, label_column, read_recent_events
+from driftline.schemas.storage.events import feature_columns, label_column, read_window_events
 from driftline.streams.alerts import AlertDeliveryError
 
 log = logging.getLogger(__name__)
@@ -41,25 +42,38 @@ def load_entry_point(spec: str) -> Callable[..., Any]:
     return function
 
 
-def training_frame(storage: Storage, config: MonitorConfig) -> tuple[pd.DataFrame, pd.Series]:
-    """Recent predictions joined to their labels on request id: (features, labels)."""
-    now = datetime.now(UTC)  # files of events stamped in the future (stored before ingest refused them) are not read
-    predictions, skipped = read_recent_events(storage, "predictions", config.model, config.retrain.window, until=now)
-    labels, skipped_labels = read_recent_events(storage, "labels", config.model, config.retrain.window, until=now)
+def training_window(request: RetrainRequest | None, config: MonitorConfig, now: datetime) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the predictions to train on: the ``retrain.window`` ending with the drift window that
+    requested the retrain (so a retrain run late, or again, trains on the same rows), or ending now for a
+    retrain by hand. Pure."""
+    end = request.window_end if request is not None and request.window_end is not None else now
+    return end - config.retrain.window, end
+
+
+def training_frame(
+    storage: Storage, config: MonitorConfig, window: tuple[datetime, datetime]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The window's predictions joined to their labels on request id: (features, labels).
+
+    Labels come after their predictions, sometimes long after: every label stored from the window's start
+    until now is joined (files of events stamped in the future are not read)."""
+    start, end = window
+    now = datetime.now(UTC)
+    predictions, skipped = read_window_events(storage, "predictions", config.model, start, end)
+    labels, skipped_labels = read_window_events(storage, "labels", config.model, start, max(end, now))
     announce_quarantined(storage, config, skipped + skipped_labels)  # delivered at the end of the run
     if predictions.empty or labels.empty:
         raise RetrainError(
-            f"model {config.model!r}: need stored predictions and labels to retrain "
-            f"(have {len(predictions)} predictions, {len(labels)} labels)"
+            f"model {config.model!r}: need stored predictions and labels in [{start.isoformat()}, "
+            f"{end.isoformat()}) to retrain (have {len(predictions)} predictions, {len(labels)} labels)"
         )
-    since = predictions["event_time"].max() - config.retrain.window
-    recent = predictions[predictions["event_time"] > since].drop_duplicates("request_id")
+    recent = predictions.drop_duplicates("request_id")
     labels_in = label_column(labels)
     joined = recent.merge(labels.drop_duplicates("request_id")[["request_id", labels_in]], on="request_id", how="inner")
     if len(joined) < config.retrain.min_rows:
         raise RetrainError(
-            f"model {config.model!r}: only {len(joined)} labelled rows in the last "
-            f"{config.retrain.window}; retrain.min_rows is {config.retrain.min_rows}"
+            f"model {config.model!r}: only {len(joined)} labelled rows in [{start.isoformat()}, "
+            f"{end.isoformat()}); retrain.min_rows is {config.retrain.min_rows}"
         )
     features = feature_columns(joined)
     features.index = joined["request_id"].to_numpy()
@@ -101,7 +115,8 @@ def run_retrain(
     if not config.retrain.entry_point:
         raise RetrainError(f"model {config.model!r} has no retrain.entry_point in its monitor config")
     train = load_entry_point(config.retrain.entry_point)
-    features, labels = training_frame(storage, config)
+    window = training_window(request, config, datetime.now(UTC))
+    features, labels = training_frame(storage, config, window)
     holdout = np.array([_is_holdout(r) for r in features.index])
     new_model = train(features[~holdout], labels[~holdout], config)
     new_accuracy = accuracy(new_model, features[holdout], labels[holdout])
@@ -124,6 +139,8 @@ def run_retrain(
         signing_key=signing_key,
         reason=reason,
         training_rows=int((~holdout).sum()),
+        training_window_start=window[0],
+        training_window_end=window[1],
         holdout_rows=int(holdout.sum()),
         holdout_accuracy=new_accuracy,
         serving_version=serving.serving if serving else None,
@@ -135,6 +152,7 @@ def run_retrain(
         "holdout_accuracy": new_accuracy,
         "serving_holdout_accuracy": serving_accuracy,
         "holdout_rows": int(holdout.sum()),
+        "training_window": [window[0].isoformat(), window[1].isoformat()],
     }
     if (
         serving is not None

@@ -107,12 +107,6 @@ def event_files(
     ]
 
 
-def newest_hour(storage: Storage, kind: str, model: str, *, until: datetime | None = None) -> datetime | None:
-    """Start of the newest hour partition holding data of ``model`` (not after ``until``), from the paths alone."""
-    hours = [layout.parse_event_file(path).hour for path in event_files(storage, kind, model, until=until)]
-    return max(hours) if hours else None
-
-
 # Every event file has these (event_row writes them); a file without them is not one.
 REQUIRED_COLUMNS = ("request_id", "model_version", "event_time")
 
@@ -214,22 +208,22 @@ def read_events(
     return read_event_files(storage, event_files(storage, kind, model, since=since, until=until))
 
 
-def read_recent_events(
-    storage: Storage, kind: str, model: str, window: timedelta, *, until: datetime | None = None
+def read_window_events(
+    storage: Storage, kind: str, model: str, start: datetime, end: datetime
 ) -> tuple[pd.DataFrame, list[QuarantinedFile]]:
-    """Rows of the hour partitions that can hold events of the last ``window`` before the newest one
-    (the newest not after ``until``, and no row after it), and the unreadable files among them, moved to
-    quarantine.
+    """The rows of ``model`` with ``start <= event_time < end``, read from the hour partitions that can hold
+    them only, and the unreadable files among those partitions, moved to quarantine.
 
-    Reads only those partitions, not the model's whole history; callers cut the
-    exact window by event time.
+    A window is half-open, as Airflow's data intervals are: an event stamped exactly at ``end`` belongs to
+    the next window, so adjacent windows share no row.
     """
-    newest = newest_hour(storage, kind, model, until=until)
-    if newest is None:
-        return pd.DataFrame(), []
-    rows, quarantined = load_event_files(storage, event_files(storage, kind, model, since=newest - window, until=until))
-    if until is not None and not rows.empty:
-        rows = rows[rows["event_time"] <= pd.Timestamp(until)].reset_index(drop=True)
+    if end <= start:
+        raise ValueError(f"a window must end after it starts, got [{start.isoformat()}, {end.isoformat()})")
+    paths = event_files(storage, kind, model, since=start, until=end - timedelta(microseconds=1))
+    rows, quarantined = load_event_files(storage, paths)
+    if not rows.empty:
+        times = rows["event_time"]
+        rows = rows[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))].reset_index(drop=True)
     return rows, quarantined
 
 

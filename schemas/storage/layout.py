@@ -12,6 +12,8 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
     {root}/retrain/requests/M.json
     {root}/alerts/{pending,sent}/{alert_id}.json
     {root}/_ingest/{topic}/{partition}/{first_offset}.json
+    {root}/_ingest/{topic}/progress.json               # IngestProgress: how far ingest has caught up
+    {root}/retrain/made/M/{window_end}.json            # a window that already requested a retrain
     {root}/quarantine/{the unreadable file's own path}   # + .json beside it (QuarantinedFile)
 """
 
@@ -134,6 +136,10 @@ def ingest_ledger(topic: str, partition: int, first_offset: int) -> str:
     return f"_ingest/{segment(topic, 'topic')}/{partition}/{first_offset:020d}.json"
 
 
+def ingest_progress(topic: str) -> str:
+    return f"_ingest/{segment(topic, 'topic')}/progress.json"
+
+
 def reports_folder(model: str) -> str:
     return f"reports/model={_name(model, 'model')}"
 
@@ -181,6 +187,11 @@ def reference_profile_source(model: str) -> str:
 
 def retrain_request(model: str) -> str:
     return f"retrain/requests/{_name(model, 'model')}.json"
+
+
+def retrain_request_made(model: str, window_end: datetime) -> str:
+    """Marks that the drift check of this window requested a retrain: a rerun of the window asks no second time."""
+    return f"retrain/made/{_name(model, 'model')}/{window_end.astimezone(UTC):%Y%m%dT%H%M%S%fZ}.json"
 
 
 ALERT_STATES = ("pending", "sent")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from driftline.schemas.records import (
     Alert,
     IngestLedger,
+    IngestProgress,
     MergerCheckpoint,
     PartitionCheckpoint,
     RetrainRequest,
@@ -41,6 +42,20 @@ def read_drift_report(storage: Storage, relative: str) -> dict[str, Any]:
 # -- retrain requests -------------------------------------------------------------------------------
 def write_retrain_request(storage: Storage, request: RetrainRequest) -> str:
     return storage.write_bytes(layout.retrain_request(request.model), request.to_json())
+
+
+def request_retrain_once(storage: Storage, request: RetrainRequest) -> bool:
+    """Request a retrain for the request's window unless that window already requested one (a rerun, a cleared
+    run, a backfill over it); returns whether it was requested. A request without a window is always written."""
+    if request.window_end is None:
+        write_retrain_request(storage, request)
+        return True
+    made = layout.retrain_request_made(request.model, request.window_end)
+    if storage.exists(made):
+        return False
+    write_retrain_request(storage, request)
+    storage.write_bytes(made, request.to_json())  # after the request: a crash between the two asks again, once
+    return True
 
 
 def read_retrain_request(storage: Storage, model: str) -> RetrainRequest | None:
@@ -134,6 +149,15 @@ def remove_ingest_ledger(storage: Storage, topic: str, partition: int, start_off
 
 
 # -- stream worker checkpoints ------------------------------------------------------------------------
+def write_ingest_progress(storage: Storage, progress: IngestProgress) -> str:
+    return storage.write_bytes(layout.ingest_progress(progress.topic), progress.to_json())
+
+
+def read_ingest_progress(storage: Storage, topic: str) -> IngestProgress | None:
+    path = layout.ingest_progress(topic)
+    return storage.read_record(IngestProgress, path) if storage.exists(path) else None
+
+
 def read_partition_checkpoint(storage: Storage, group: str, topic: str, partition: int) -> PartitionCheckpoint | None:
     path = layout.partition_checkpoint(group, topic, partition)
     return storage.read_record(PartitionCheckpoint, path) if storage.exists(path) else None

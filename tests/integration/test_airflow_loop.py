@@ -14,6 +14,7 @@ import pytest
 from driftline.dags.tasks import deploy
 from driftline.dags.tasks.drift import deliver_pending_alerts
 from driftline.infra import demo_model
+from driftline.infra.airflow_services import AirflowServices
 from driftline.infra.local_stack import airflow_environment
 from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
@@ -67,14 +68,17 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatc
     return settings, storage, v1, rng
 
 
-def publish_two_hours(settings: Settings, model, rng) -> None:
+def publish_hours(
+    settings: Settings, model, rng, shifted_hours: tuple[bool, ...] = (False, True), start: datetime = T0
+) -> None:
+    """ROWS_PER_HOUR predictions and their labels per hour from ``start``; the hours marked True are shifted."""
     with DriftlineProducer.from_settings(settings) as producer:
-        for hour, shifted in ((0, False), (1, True)):
+        for hour, shifted in enumerate(shifted_hours):
             features = demo_model.sample_features(ROWS_PER_HOUR, rng, shifted=shifted)
             labels = demo_model.true_labels(features, rng, concept_shift=shifted)
             scores = model.predict_proba(features)
             for i, record in enumerate(features.to_dict(orient="records")):
-                at = T0 + timedelta(hours=hour, seconds=i * 3600 / ROWS_PER_HOUR)
+                at = start + timedelta(hours=hour, seconds=i * 3600 / ROWS_PER_HOUR)
                 request_id = f"h{hour}-{i}"
                 producer.log_prediction(
                     model="churn",
@@ -93,7 +97,7 @@ def publish_two_hours(settings: Settings, model, rng) -> None:
 
 def test_the_loop_through_airflow(loop_env, slack):
     settings, storage, v1, rng = loop_env
-    publish_two_hours(settings, v1, rng)
+    publish_hours(settings, v1, rng)
 
     ingest = run("dag-test", "driftline_ingest")
     assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:]
@@ -102,10 +106,13 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert len(predictions) == len(labels) == 2 * ROWS_PER_HOUR
     assert predictions["request_id"].is_unique and labels["request_id"].is_unique
 
-    drift = run("dag-test", "driftline_drift")
+    # A manual run triggered at T0 + 2 h checks the interval that ended then: the shifted hour, and only it.
+    at = (T0 + timedelta(hours=2)).isoformat()
+    drift = run("dag-test", "driftline_drift", "--logical-date", at)
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
     [report_path] = state.drift_reports(storage, "churn")
     report = state.read_drift_report(storage, report_path)
+    assert (report["window_start"], report["window_end"]) == ((T0 + timedelta(hours=1)).isoformat(), at)
     assert b"<svg" in storage.read_bytes(report_path.removesuffix(".json") + ".html")
     assert report["current_rows"] == ROWS_PER_HOUR
     assert sorted(report["drifted_features"]) == ["plan", "x0", "x3"]  # exactly the shifted ones
@@ -115,8 +122,8 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert "• x1:" not in text
     assert state.retrain_requested(storage, "churn")
 
-    # A re-run of the same window (a backfill from the UI) sends no second message.
-    again = run("dag-test", "driftline_drift")
+    # A re-run of the same interval sends no second message.
+    again = run("dag-test", "driftline_drift", "--logical-date", at)
     assert again.returncode == 0 and len(slack.texts()) == 1
 
     retrain = run("dag-test", "driftline_retrain")
@@ -125,6 +132,11 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert (deployed.serving, deployed.previous) == ("v2", "v1")
     metadata = model_store.read_model_version(storage, "churn", "v2")
     assert metadata.holdout_accuracy > metadata.serving_holdout_accuracy
+    # Trained on the window that asked for it, not on "recent" data.
+    assert (metadata.training_window_start, metadata.training_window_end) == (
+        T0 + timedelta(hours=1),
+        T0 + timedelta(hours=2),
+    )
     assert model_store.load_model(storage, "churn", "v2") is not None  # its digest checks out
     assert not state.retrain_requested(storage, "churn")
 
@@ -152,3 +164,43 @@ def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slac
     assert deliver_pending_alerts(settings, storage) == ["drift-churn-1"]
     assert slack.texts() == ["drift on churn"]
     assert state.pending_alerts(storage) == [] and deliver_pending_alerts(settings, storage) == []
+
+
+def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_without_a_second_alert(
+    loop_env, slack, airflow_home, tmp_path
+):
+    """Airflow's own backfill, run by its scheduler: one run per past interval, each checking its own window."""
+    settings, storage, v1, rng = loop_env
+    t1 = T0 - timedelta(days=1)  # intervals no other test's runs (in the session's Airflow database) have used
+    publish_hours(settings, v1, rng, shifted_hours=(False, False, True), start=t1)
+    ingest = run("dag-test", "driftline_ingest")
+    assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:]
+
+    with AirflowServices(airflow_home, dict(os.environ), tmp_path / "airflow-logs") as airflow:
+        runs = airflow.backfill("driftline_drift", t1, t1 + timedelta(hours=2))
+        assert [(r.run_type, r.state) for r in runs] == [("backfill", "success")] * 3, runs
+        intervals = [(r.data_interval_start, r.data_interval_end) for r in runs]
+        assert intervals == [(t1 + timedelta(hours=h), t1 + timedelta(hours=h + 1)) for h in range(3)]
+        reports = [state.read_drift_report(storage, path) for path in state.drift_reports(storage, "churn")]
+        assert [(r["window_start"], r["window_end"]) for r in reports] == [
+            (start.isoformat(), end.isoformat()) for start, end in intervals
+        ]
+        assert [r["current_rows"] for r in reports] == [ROWS_PER_HOUR] * 3
+        assert [bool(r["drifted_features"]) for r in reports] == [False, False, True]
+        [alert] = slack.texts()
+        assert "*churn*" in alert
+        assert state.retrain_requested(storage, "churn")
+        state.remove_retrain_request(storage, "churn")  # as the retrain DAG would, once it took the request
+
+        # Clearing the drifted interval's run (the UI's Clear) checks the same rows again.
+        last = state.drift_reports(storage, "churn")[-1]
+        again = airflow.clear("driftline_drift", runs[-1])
+        assert again.state == "success"
+        rewritten = state.read_drift_report(storage, last)
+        assert rewritten["generated_at"] > reports[-1]["generated_at"]  # overwritten, the same name
+        assert {k: v for k, v in rewritten.items() if k != "generated_at"} == {
+            k: v for k, v in reports[-1].items() if k != "generated_at"
+        }
+        assert len(state.drift_reports(storage, "churn")) == 3
+        assert slack.texts() == [alert]  # no second alert
+        assert not state.retrain_requested(storage, "churn")  # the window asked once

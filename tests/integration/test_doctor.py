@@ -128,7 +128,8 @@ def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_othe
     (configs / "fraud.yaml").write_text(f"model: fraud\nreference: {reference}\ndrift: {{min_rows: 50}}\n")
     monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(configs))
     storage = Storage.from_settings(Settings.from_env())
-    hour = (datetime.now(UTC) - timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
+    # Three hours ago: no ingest ran in this test, and a drift run waits for ingest up to an hour after its interval.
+    hour = (datetime.now(UTC) - timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
     rows = [
         events.event_row(
             PredictionEvent(
@@ -148,7 +149,10 @@ def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_othe
     events.write_event_file(storage, "predictions", ("fraud", "v1", hour), ("t", 0, 0, 299), rows)
 
     run = subprocess.run(
-        [sys.executable, "-m", "driftline.infra.cli", "dag-test", "driftline_drift"],
+        [
+            *(sys.executable, "-m", "driftline.infra.cli", "dag-test", "driftline_drift"),
+            *("--logical-date", (hour + timedelta(hours=1)).isoformat()),  # the interval holding the stored hour
+        ],
         capture_output=True,
         check=False,
         text=True,

@@ -6,15 +6,26 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from driftline.dags.tasks.drift import current_window, decide, drift_alert_id, run_drift_check
+from driftline.dags.tasks.drift import (
+    EmptyWindowError,
+    check_interval,
+    decide,
+    drift_alert_id,
+    ingest_caught_up,
+    read_window,
+    run_drift_check,
+    windows_ending_in,
+)
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.events import PredictionEvent
-from driftline.schemas.records import Alert
+from driftline.schemas.records import Alert, IngestProgress
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 
 HOUR = datetime(2026, 5, 1, 6, tzinfo=UTC)
+WINDOW = (HOUR, HOUR + timedelta(hours=1))
 
 
 def config(**drift: object) -> MonitorConfig:
@@ -91,7 +102,7 @@ def test_a_column_whose_type_changed_mid_window_is_read_against_the_reference_an
     store(storage, 0, [float(v) for v in rng.normal(0, 1, 300)])
     store(storage, 1000, ["12.5", "abc", "n/a", *(["7"] * 97)])  # a producer switched to text mid-window
 
-    run_drift_check(settings, storage, cfg)
+    run_drift_check(settings, storage, cfg, *WINDOW)
 
     report = stored_report(storage)
     [finding] = [q for q in report["quality"] if q["check"] == "type_change" and q["feature"] == "x"]
@@ -101,13 +112,98 @@ def test_a_column_whose_type_changed_mid_window_is_read_against_the_reference_an
     assert report["current_rows"] == 400
 
 
-def test_an_event_stamped_in_the_future_does_not_move_the_window(tmp_path):
+def test_windows_are_aligned_to_the_epoch_and_a_run_checks_those_ending_in_its_interval():
+    day = datetime(2026, 5, 1, tzinfo=UTC)
+    hourly = (day + timedelta(hours=6), day + timedelta(hours=7))
+    assert windows_ending_in(*hourly, timedelta(hours=1)) == [hourly]
+    quarters = windows_ending_in(*hourly, timedelta(minutes=15))
+    assert [end - start for start, end in quarters] == [timedelta(minutes=15)] * 4
+    assert quarters[0][0] == hourly[0] and quarters[-1][1] == hourly[1]
+    assert windows_ending_in(*hourly, timedelta(days=1)) == []  # a daily window ends at midnight only
+    midnight = (day - timedelta(hours=1), day)
+    assert windows_ending_in(*midnight, timedelta(days=1)) == [(day - timedelta(days=1), day)]
+    # An interval not on the hour (a manual run's) still checks whole, aligned windows that end in it.
+    odd = (day + timedelta(hours=6, minutes=30), day + timedelta(hours=7, minutes=30))
+    assert windows_ending_in(*odd, timedelta(hours=1)) == [hourly]
+    # Consecutive intervals check each window once.
+    three = [
+        w
+        for h in range(3)
+        for w in windows_ending_in(day + timedelta(hours=h), day + timedelta(hours=h + 1), timedelta(minutes=40))
+    ]
+    assert three == windows_ending_in(day, day + timedelta(hours=3), timedelta(minutes=40))
+    assert len(three) == len(set(three)) == 4  # ends at 00:40, 01:20, 02:00, 02:40
+
+
+def test_a_window_holds_exactly_the_events_of_its_half_open_interval(tmp_path):
     storage = Storage.from_url(str(tmp_path))
-    store(storage, 0, [1.0] * 30, at=HOUR)
-    store(storage, 0, [1.0], at=datetime(2099, 1, 1, tzinfo=UTC))
-    current = current_window(storage, config(window="1h"), now=HOUR + timedelta(hours=2))
-    assert current.end == HOUR + timedelta(seconds=29) and len(current.rows) == 30
-    assert current.start == current.end - timedelta(hours=1)
+    before = HOUR - timedelta(seconds=2)
+    store(storage, 0, [1.0, 2.0], at=before)  # 05:59:58 and 05:59:59: the previous window
+    store(storage, 10, [3.0] * 30, at=HOUR)  # 06:00:10 ...
+    store(storage, 100, [4.0, 5.0], at=HOUR + timedelta(hours=1) - timedelta(seconds=101))  # 06:59:59, 07:00:00
+    store(storage, 0, [9.0], at=datetime(2099, 1, 1, tzinfo=UTC))  # far future: another hour, never read
+    window = read_window(storage, config(window="1h"), *WINDOW)
+    assert len(window.rows) == 31 and sorted(set(window.rows["features.x"])) == [3.0, 4.0]
+    assert (window.start, window.end) == WINDOW
+    previous = read_window(storage, config(window="1h"), HOUR - timedelta(hours=1), HOUR)
+    assert sorted(previous.rows["features.x"]) == [1.0, 2.0]
+    with pytest.raises(EmptyWindowError, match=r"no stored predictions of model 'm' in \[2026-05-01T08:00:00"):
+        read_window(storage, config(window="1h"), HOUR + timedelta(hours=2), HOUR + timedelta(hours=3))
+
+
+def test_an_interval_checks_each_window_and_lists_the_empty_ones(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"window": timedelta(minutes=30)})})
+    store(storage, 0, [float(v) for v in rng.normal(0, 1, 200)])  # 06:00:00 to 06:03:19: the first half hour only
+    checked = check_interval(settings, storage, cfg, *WINDOW)
+    [summary] = checked.summaries
+    assert (summary.window_start, summary.window_end) == (HOUR, HOUR + timedelta(minutes=30))
+    assert summary.current_rows == 200
+    [empty] = checked.empty_windows
+    assert "[2026-05-01T06:30:00+00:00, 2026-05-01T07:00:00+00:00)" in empty
+    assert [p.rsplit("/", 1)[1] for p in state.drift_reports(storage, "m")] == ["drift-20260501T063000Z.json"]
+
+
+def test_a_rerun_of_a_window_overwrites_its_report_and_alerts_and_requests_a_retrain_once(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = cfg.model_copy(update={"retrain": cfg.retrain.model_copy(update={"entry_point": "pkg.mod:train"})})
+    store(storage, 0, [float(v) for v in rng.normal(3, 1, 300)])  # plainly drifted
+    first = run_drift_check(settings, storage, cfg, *WINDOW)
+    assert first.alert and first.retrain_requested and first.alerts_delivered == ["drift-m-20260501T070000Z"]
+    request = state.read_retrain_request(storage, "m")
+    assert request is not None and (request.window_start, request.window_end) == WINDOW
+    state.remove_retrain_request(storage, "m")  # the retrain DAG took it
+    store(storage, 1000, [float(v) for v in rng.normal(3, 1, 100)])  # late events of the same window
+
+    again = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    assert again.current_rows == 400 and again.alerts_delivered == []  # sent once
+    assert stored_report(storage)["current_rows"] == 400  # the one report, rewritten with the late events
+    assert not state.retrain_requested(storage, "m")  # this window asked already
+
+
+def test_a_check_waits_for_ingest_to_pass_the_interval_end_and_the_lateness_but_not_forever(tmp_path):
+    settings = Settings(home=str(tmp_path), allowed_lateness_seconds=30, drift_ingest_wait_seconds=600)
+    storage = Storage.from_settings(settings)
+    end = HOUR + timedelta(hours=1)
+    done, why = ingest_caught_up(settings, storage, end, now=end + timedelta(minutes=1))
+    assert not done and why.endswith("it has not caught up yet")
+    topic = settings.topics.predictions
+    state.write_ingest_progress(
+        storage, IngestProgress(topic=topic, caught_up_at=end + timedelta(seconds=29), rows_written=5)
+    )
+    assert ingest_caught_up(settings, storage, end, now=end + timedelta(minutes=1))[0] is False
+    state.write_ingest_progress(
+        storage, IngestProgress(topic=topic, caught_up_at=end + timedelta(seconds=30), rows_written=0)
+    )
+    assert ingest_caught_up(settings, storage, end, now=end + timedelta(minutes=1)) == (
+        True,
+        f"ingest of {topic} caught up at 2026-05-01T07:00:30+00:00",
+    )
+    state.write_ingest_progress(storage, IngestProgress(topic=topic, caught_up_at=HOUR, rows_written=0))
+    late, why = ingest_caught_up(settings, storage, end, now=end + timedelta(seconds=630))
+    assert late and "checking what is stored" in why  # a stopped ingest delays checks, never stops them
+    assert ingest_caught_up(settings, storage, end, now=end + timedelta(seconds=629))[0] is False
 
 
 def test_unreadable_files_are_quarantined_announced_and_the_rest_of_the_window_is_checked(tmp_path):
@@ -122,7 +218,7 @@ def test_unreadable_files_are_quarantined_announced_and_the_rest_of_the_window_i
     for relative, data in bad.items():
         storage.write_bytes(relative, data)
 
-    summary = run_drift_check(settings, storage, cfg)
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
 
     assert sorted(summary.quarantined_files) == sorted(bad) and summary.current_rows == 300
     report = stored_report(storage)
@@ -144,7 +240,9 @@ def test_unreadable_files_are_quarantined_announced_and_the_rest_of_the_window_i
     assert f"quality-m-{summary.window_end:%Y%m%dT%H%M%SZ}" in sent  # the window's quality alert names them too
     assert report["quality_alert"] is True
 
-    again = run_drift_check(settings, storage, cfg)  # the next run reads the good file only, announces nothing new
+    again = run_drift_check(
+        settings, storage, cfg, *WINDOW
+    )  # the next run reads the good file only, announces nothing new
     assert again.quarantined_files == [] and again.current_rows == 300 and again.alerts_delivered == []
 
 
@@ -153,7 +251,7 @@ def test_a_feature_gone_for_the_whole_window_is_an_incident_alerted_without_a_re
     cfg = cfg.model_copy(update={"retrain": cfg.retrain.model_copy(update={"entry_point": "pkg.mod:train"})})
     store(storage, 0, [None] * 300)
 
-    summary = run_drift_check(settings, storage, cfg)
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
 
     assert summary.verdict == "quality_incident" and summary.retrain_requested is False
     assert summary.quality_findings["critical"] >= 1
@@ -185,15 +283,13 @@ def config_with_alerts(**alerts: object) -> MonitorConfig:
 
 
 def test_a_window_of_only_unreadable_files_is_still_announced_before_the_check_stops(tmp_path):
-    import pytest
-
     settings, storage, cfg, _ = setup(tmp_path)
     relative = (
         "predictions/model=m/version=v1/date=2026-05-01/hour=06/t+0+00000000000000000000+00000000000000000009.parquet"
     )
     storage.write_bytes(relative, b"")
     with pytest.raises(LookupError, match=r"1 unreadable file\(s\) were moved to quarantine"):
-        run_drift_check(settings, storage, cfg)
+        run_drift_check(settings, storage, cfg, *WINDOW)
     [pending] = state.pending_alerts(storage)
     assert pending.kind == "quarantine" and relative in (pending.text or "")
 
@@ -214,7 +310,7 @@ def test_parquet_with_the_event_columns_in_the_wrong_types_is_quarantined_not_a_
     for offset, frame in enumerate(wrong.values(), start=1):
         storage.write_bytes(f"{folder}/t+9+{offset:020d}+{offset:020d}.parquet", frame.to_parquet())
 
-    summary = run_drift_check(settings, storage, cfg)
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
 
     assert summary.current_rows == 200 and len(summary.quarantined_files) == 3
     reasons = sorted(item["reason"] for item in stored_report(storage)["skipped_files"])
@@ -223,3 +319,14 @@ def test_parquet_with_the_event_columns_in_the_wrong_types_is_quarantined_not_a_
         "not an event file: event_time is T, not a timestamp with a time zone",  # no zone
         "not an event file: request_id is int64, not text",
     ]
+
+
+def test_airflow_pendulum_times_give_the_same_windows():
+    import pendulum
+
+    start, end = pendulum.datetime(2026, 5, 1, 6, tz="UTC"), pendulum.datetime(2026, 5, 1, 7, tz="UTC")
+    assert windows_ending_in(start, end, timedelta(minutes=30)) == windows_ending_in(
+        HOUR, HOUR + timedelta(hours=1), timedelta(minutes=30)
+    )
+    [(window_start, _), _] = windows_ending_in(start, end, timedelta(minutes=30))
+    assert type(window_start) is datetime

@@ -32,17 +32,22 @@ def store_hour(storage: Storage, hour: int, count: int) -> str:
     return events.write_event_file(storage, "predictions", ("m", "v1", at), ("t", 0, 0, count - 1), rows)
 
 
-def test_only_the_partitions_of_the_window_are_read(tmp_path):
+def test_only_the_partitions_of_the_window_are_read_and_its_end_is_exclusive(tmp_path, monkeypatch):
     storage = Storage.from_url(str(tmp_path))
-    assert events.newest_hour(storage, "predictions", "m") is None
-    assert events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))[0].empty
+    assert events.read_window_events(storage, "predictions", "m", T0, T0 + timedelta(hours=1))[0].empty
     for hour, count in ((0, 5), (1, 6), (2, 7), (3, 8)):
         store_hour(storage, hour, count)
-    assert events.newest_hour(storage, "predictions", "m") == T0 + timedelta(hours=3)
-    recent, quarantined = events.read_recent_events(storage, "predictions", "m", timedelta(hours=1))
+    read: list[str] = []
+    original = events.read_event_file
+    monkeypatch.setattr(events, "read_event_file", lambda s, path: read.append(path) or original(s, path))
+    rows, quarantined = events.read_window_events(
+        storage, "predictions", "m", T0 + timedelta(hours=2), T0 + timedelta(hours=3)
+    )
     assert quarantined == []
-    assert sorted(recent["request_id"].str[0].unique()) == ["2", "3"]  # hours 08 and 09, not 06 or 07
-    assert len(recent) == 15
+    assert sorted(rows["request_id"].str[0].unique()) == ["2"] and len(rows) == 7  # hour 08 only
+    assert [layout.parse_event_file(path).hour for path in read] == [T0 + timedelta(hours=2)]  # no other file opened
+    with pytest.raises(ValueError, match="a window must end after it starts"):
+        events.read_window_events(storage, "predictions", "m", T0, T0)
 
 
 def test_files_are_named_by_their_source_range_and_parse_back(tmp_path):
@@ -79,17 +84,6 @@ def test_stored_rows_give_back_the_features_as_named_and_the_label_column():
     assert list(events.feature_columns(frame).columns) == ["age", "zeta"]
     assert events.label_column(frame.assign(label_class=["yes"])) == "label_class"
     assert events.label_column(frame.assign(label=[1.0])) == "label"
-
-
-def test_hours_after_until_are_not_the_newest(tmp_path):
-    storage = Storage.from_url(str(tmp_path))
-    store_hour(storage, 0, 3)
-    store_hour(storage, 24 * 365 * 70, 1)  # an event stamped some 70 years ahead, stored before ingest refused it
-    assert events.newest_hour(storage, "predictions", "m", until=T0 + timedelta(hours=1)) == T0
-    recent, _ = events.read_recent_events(
-        storage, "predictions", "m", timedelta(hours=1), until=T0 + timedelta(minutes=1)
-    )
-    assert sorted(recent["request_id"]) == ["0-0", "0-1"]  # no row after until, and nothing of 70 years ahead
 
 
 def test_a_strict_read_names_the_unreadable_file_and_a_storage_error_is_never_quarantined(tmp_path):

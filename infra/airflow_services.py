@@ -1,0 +1,233 @@
+"""A real Airflow on this machine for what needs its scheduler: backfills and cleared runs.
+
+``dag.test`` runs a DAG in one process; a backfill is different, it is a set of runs that Airflow's
+scheduler executes, each task in its own process reporting to the API server. :class:`AirflowServices`
+starts that API server (on loopback, on a free or given port) and the scheduler, both on the local stack's
+metadata database, and stops them, with every process they started, when its ``with`` block ends.
+
+The DAGs are written to the database once at start (``airflow dags reserialize``) instead of running a DAG
+processor, and the scheduler does not serve task logs over HTTP (the API server reads them from
+``$AIRFLOW_HOME/logs``), so nothing listens beyond loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+
+from driftline.infra.local_stack import LOOPBACK, StackError, airflow_environment, free_port
+
+FINISHED = ("success", "failed")
+
+
+@dataclass(frozen=True)
+class DagRun:
+    run_id: str
+    state: str
+    run_type: str
+    data_interval_start: datetime
+    data_interval_end: datetime
+
+
+def _airflow() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)  # Airflow stores UTC without a zone in SQLite
+
+
+class AirflowServices:
+    """The API server and the scheduler of the Airflow home ``home`` (whose database is migrated)."""
+
+    def __init__(self, home: Path, env: dict[str, str], log_dir: Path, *, api_port: int | None = None) -> None:
+        self.home = home
+        self.port = api_port or free_port()
+        self.log_dir = log_dir
+        self.env = {
+            **env,
+            **airflow_environment(home),
+            "AIRFLOW__API__HOST": LOOPBACK,
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{self.port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{self.port}/execution/",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",  # task processes at once: this is a laptop, not a cluster
+        }
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> AirflowServices:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._cli("dags", "reserialize")
+        self._spawn("api-server", "api-server", "--host", LOOPBACK, "--port", str(self.port))
+        self._spawn("scheduler", "scheduler", "--skip-serve-logs")
+        health = f"http://{LOOPBACK}:{self.port}/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for process in self._processes:
+                if process.poll() is not None:
+                    raise StackError(f"an Airflow process exited with {process.returncode}; see {self.log_dir}")
+            try:
+                with urllib.request.urlopen(health, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(1)
+        raise StackError(
+            f"the Airflow API server did not answer on {health} within {timeout:.0f} s; see {self.log_dir}"
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop the API server and the scheduler with everything they started (task processes included)."""
+        for process in self._processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self._processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(max(0.1, deadline - time.monotonic()))
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent, if any
+        self._processes.clear()
+
+    def _spawn(self, name: str, *args: str) -> None:
+        with open(self.log_dir / f"airflow-{name}.log", "ab") as log:
+            self._processes.append(
+                subprocess.Popen(
+                    [_airflow(), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                )
+            )
+
+    def _cli(self, *args: str) -> str:
+        completed = subprocess.run(
+            [_airflow(), *args], env=self.env, capture_output=True, text=True, check=False, timeout=300
+        )
+        if completed.returncode != 0:
+            raise StackError(f"'airflow {' '.join(args)}' failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
+        return completed.stdout
+
+    # -- runs --------------------------------------------------------------------------------------
+    def backfill(self, dag_id: str, first: datetime, last: datetime, *, timeout: float = 900.0) -> list[DagRun]:
+        """Backfill ``dag_id`` with Airflow's own backfill (``airflow backfill create``) for the runs whose
+        logical dates (their intervals' starts) lie in ``[first, last]``, re-running completed ones, and wait
+        until every run of it has finished. The DAG is unpaused while they run, and paused again if it was."""
+        self._wait_for_unfinished_backfills(dag_id, timeout)
+        before = self._backfill_ids(dag_id)
+        self._cli(
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            first.astimezone(UTC).isoformat(),
+            "--to-date",
+            last.astimezone(UTC).isoformat(),
+            "--reprocess-behavior",
+            "completed",
+        )
+        [backfill_id] = sorted(self._backfill_ids(dag_id) - before)
+        with self._unpaused(dag_id):  # after the runs exist: fewer writers at once on SQLite
+            return self._wait(dag_id, timeout, backfill_id=backfill_id)
+
+    def clear(self, dag_id: str, run: DagRun, *, timeout: float = 600.0) -> DagRun:
+        """Clear every task of ``run`` (as the UI's Clear does) and wait until the scheduler has run it again."""
+        logical = run.data_interval_start.astimezone(UTC).isoformat()
+        self._cli("tasks", "clear", dag_id, "--start-date", logical, "--end-date", logical, "--yes")
+        with self._unpaused(dag_id):
+            [again] = self._wait(dag_id, timeout, run_id=run.run_id)
+        return again
+
+    @contextlib.contextmanager
+    def _unpaused(self, dag_id: str) -> Iterator[None]:
+        """The DAG unpaused (the scheduler runs no task of a paused DAG, backfills included), then paused again
+        if it was."""
+        was_paused = self._paused(dag_id)
+        if was_paused:
+            self._cli("dags", "unpause", dag_id)
+        try:
+            yield
+        finally:
+            if was_paused:
+                self._cli("dags", "pause", dag_id)
+
+    def runs(self, dag_id: str, *, backfill_id: int | None = None, run_id: str | None = None) -> list[DagRun]:
+        """Runs of ``dag_id`` (of one backfill, or the one run), oldest interval first, from the metadata DB."""
+        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
+            rows = db.execute(
+                "SELECT run_id, state, run_type, data_interval_start, data_interval_end FROM dag_run "
+                "WHERE dag_id = ? AND (? IS NULL OR backfill_id = ?) AND (? IS NULL OR run_id = ?) "
+                "ORDER BY data_interval_start",
+                (dag_id, backfill_id, backfill_id, run_id, run_id),
+            ).fetchall()
+        return [DagRun(r[0], r[1], r[2], _utc(r[3]), _utc(r[4])) for r in rows]
+
+    def _paused(self, dag_id: str) -> bool:
+        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
+            row = db.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
+        return row is None or bool(row[0])
+
+    def _wait_for_unfinished_backfills(self, dag_id: str, timeout: float) -> None:
+        """Airflow allows one unfinished backfill per DAG. One left by an earlier, interrupted run is finished by
+        the scheduler (its queued runs run; one that never got runs is closed after two minutes): wait for it."""
+        if not self._unfinished_backfills(dag_id):
+            return
+        print(f"  an earlier backfill of {dag_id} is unfinished; the scheduler finishes it first", flush=True)
+        deadline = time.monotonic() + timeout
+        with self._unpaused(dag_id):
+            while self._unfinished_backfills(dag_id):
+                if time.monotonic() > deadline:
+                    raise StackError(f"an earlier backfill of {dag_id} did not finish within {timeout:.0f} s")
+                time.sleep(5)
+
+    def _unfinished_backfills(self, dag_id: str) -> int:
+        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
+            query = "SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL"
+            count: int = db.execute(query, (dag_id,)).fetchone()[0]
+        return count
+
+    def _backfill_ids(self, dag_id: str) -> set[int]:
+        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
+            return {row[0] for row in db.execute("SELECT id FROM backfill WHERE dag_id = ?", (dag_id,))}
+
+    def _wait(
+        self, dag_id: str, timeout: float, *, backfill_id: int | None = None, run_id: str | None = None
+    ) -> list[DagRun]:
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.runs(dag_id, backfill_id=backfill_id, run_id=run_id)
+            if runs and all(run.state in FINISHED for run in runs):
+                return runs
+            for process in self._processes:
+                if process.poll() is not None:
+                    raise StackError(f"an Airflow process exited with {process.returncode}; see {self.log_dir}")
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{run.run_id}={run.state}" for run in runs)
+                raise StackError(f"{dag_id} runs not finished within {timeout:.0f} s ({states}); see {self.log_dir}")
+            time.sleep(2)
