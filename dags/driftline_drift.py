@@ -25,8 +25,13 @@ def data_interval() -> tuple[datetime, datetime]:
     """The running task's data interval."""
     context = get_current_context()
     start, end = context["data_interval_start"], context["data_interval_end"]
-    if start is None or end is None:  # only a run without a logical date has none; this DAG's runs all have one
-        raise ValueError("this drift run has no data interval; trigger it with a logical date")
+    if start is None or end is None:  # a run triggered without a logical date (REST API logical_date: null)
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            "this drift run has no data interval, so there is no window to check: trigger it with a logical date, "
+            "or backfill the interval"
+        )
     from driftline.dags.tasks.drift import plain_utc
 
     return plain_utc(start), plain_utc(end)
@@ -90,7 +95,8 @@ def driftline_drift() -> None:
         with user_errors(f"model {model!r}"):
             # Fails for good, without retries, when the config does not hold; the entry point is retrain's business.
             config = task_config(settings, model, entry_point=False)
-            checked = check_interval(settings, Storage.from_settings(settings), config, start, end)
+            links = {"Airflow task log": get_current_context()["ti"].log_url}
+            checked = check_interval(settings, Storage.from_settings(settings), config, start, end, links=links)
         if not checked.summaries:
             why = "; ".join(checked.empty_windows) or f"no {config.drift.window} window of {model!r} ends in it"
             raise AirflowSkipException(f"nothing to check in [{start.isoformat()}, {end.isoformat()}): {why}")

@@ -103,3 +103,63 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
         f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"
     )
+
+
+INDEX_LIMIT = 500  # windows listed per model: an index of years of hourly reports would be megabytes
+
+
+def render_report_index(model: str, reports: list[dict[str, Any]], older: int = 0) -> str:
+    """One model's reports, newest window first: window, verdict, drifted features, rows, alerts, and a link to
+    each HTML report (relative, so the page works on a local disk and on a static bucket alike). ``reports``
+    are the JSON reports, newest first; ``older`` counts those left out. Pure."""
+    rows = []
+    for report in reports:
+        verdict = str(report.get("verdict") or ("drift" if report.get("drifted_features") else "no_drift"))
+        css = {"drift": "drift", "quality_incident": "drift", "no_drift": "ok"}.get(verdict, "na")
+        end = str(report.get("window_end", ""))
+        name = f"drift-{_stamp(end)}.html"
+        drifted = report.get("drifted_features") or []
+        alerts = ", ".join(
+            kind for kind, on in (("drift", report.get("alert")), ("quality", report.get("quality_alert"))) if on
+        )
+        held = ", ".join(report.get("alerts_held_back") or {})
+        rows.append(
+            f"<tr><td><a href='{html.escape(name)}'>{html.escape(str(report.get('window_start', '')))} → "
+            f"{html.escape(end)}</a></td><td class='{css}'>{html.escape(verdict.replace('_', ' '))}</td>"
+            f"<td>{len(drifted)}{': ' + html.escape(', '.join(drifted[:6])) if drifted else ''}"
+            f"{' …' if len(drifted) > 6 else ''}</td><td>{_format(report.get('current_rows'))}</td>"
+            f"<td>{html.escape(alerts) or '–'}{' (held back: ' + html.escape(held) + ')' if held else ''}</td></tr>"
+        )
+    more = f"<p>{older} older report(s) are in this folder and not listed.</p>" if older else ""
+    title = f"Drift reports — {html.escape(model)}"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{title}</h1><p><a href='../index.html'>all models</a></p><p>{len(reports)} window(s), newest first.</p>"
+        "<table><tr><th>window</th><th>verdict</th><th>drifted features</th><th>rows</th><th>alerts</th></tr>"
+        f"{''.join(rows)}</table>{more}</body></html>"
+    )
+
+
+def render_models_index(latest: dict[str, dict[str, Any] | None]) -> str:
+    """Every model with reports, each with its newest window's verdict and a link to its index. Pure."""
+    rows = []
+    for model, report in sorted(latest.items()):
+        verdict = str((report or {}).get("verdict") or "–")
+        css = {"drift": "drift", "quality_incident": "drift", "no_drift": "ok"}.get(verdict, "na")
+        end = html.escape(str((report or {}).get("window_end", "–")))
+        rows.append(
+            f"<tr><td><a href='model={html.escape(model)}/index.html'>{html.escape(model)}</a></td><td>{end}</td>"
+            f"<td class='{css}'>{html.escape(verdict.replace('_', ' '))}</td></tr>"
+        )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>driftline reports</title><style>{_CSS}</style>"
+        "</head><body><h1>driftline reports</h1><table><tr><th>model</th><th>newest window ends</th><th>verdict</th>"
+        f"</tr>{''.join(rows)}</table></body></html>"
+    )
+
+
+def _stamp(iso: str) -> str:
+    """``2026-05-01T07:00:00+00:00`` → ``20260501T070000Z``, as report files are named."""
+    from datetime import UTC, datetime
+
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

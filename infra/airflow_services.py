@@ -65,6 +65,9 @@ class AirflowServices:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{self.port}/execution/",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # task processes at once: this is a laptop, not a cluster
+            # Only the runs asked for (backfills, cleared runs): unpausing a DAG must not also start its latest
+            # scheduled interval, which nothing here waits for.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         self._processes: list[subprocess.Popen[bytes]] = []
 

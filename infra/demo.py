@@ -349,13 +349,15 @@ def backfill_drift(
     from driftline.schemas.storage import Storage, state
 
     storage = Storage.from_settings(settings)
+    started = datetime.now(UTC).isoformat()
     with AirflowServices(stack.airflow_home, env, run_dir / "airflow") as airflow:
         print(f"  Airflow API server on 127.0.0.1:{airflow.port} and a scheduler (logs in {run_dir / 'airflow'})")
         runs = airflow.backfill("driftline_drift", start, end - DRIFT_WINDOW)
     reports: dict[str, tuple[str, dict[str, Any]]] = {}
     for path in state.drift_reports(storage, MODEL):
         stored = state.read_drift_report(storage, path)
-        reports[stored["window_end"]] = (storage.url(path), stored)
+        if stored["generated_at"] >= started:  # written by the backfill, not earlier
+            reports[stored["window_end"]] = (storage.url(path), stored)
     entries = []
     for run in runs:
         url, report = reports.get(run.data_interval_end.isoformat(), (None, None))

@@ -57,6 +57,10 @@ class SlackEndpoint:
         """The text of every ``chat.postMessage`` call, in order."""
         return [str(c.get("text", "")) for c in self.calls if c["path"].endswith("chat.postMessage")]
 
+    def messages(self) -> list[dict[str, Any]]:
+        """Every ``chat.postMessage`` call's payload (text, channel, blocks), in order."""
+        return [c for c in self.calls if c["path"].endswith("chat.postMessage")]
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()

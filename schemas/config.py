@@ -35,6 +35,16 @@ def parse_duration(value: Any) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _duration_or_off(value: Any) -> timedelta:
+    """A duration, or ``0`` / ``"0"`` / ``"off"`` for none."""
+    if value in (0, "0", "off") and not isinstance(value, bool):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+DurationOrOff = Annotated[timedelta, BeforeValidator(_duration_or_off)]
 FeatureType = Literal["numeric", "categorical"]
 
 
@@ -84,6 +94,11 @@ class AlertSettings(_Section):
     quality_severity: Literal["info", "warning", "critical", "off"] = Field(
         default="warning",
         description="Quality findings of this severity or worse are alerted (one message per window); 'off': none.",
+    )
+    cooldown: DurationOrOff = Field(
+        default=timedelta(hours=6),
+        description="After a drift or quality alert for a window, the same kind of alert for this model is not sent "
+        "for windows ending within this span of it (before or after); the report says it was held back. 0: off.",
     )
 
 

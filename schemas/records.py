@@ -168,6 +168,9 @@ class WindowMetrics(Record):
         return f"{self.model}|{self.model_version}"
 
 
+AlertSeverity = Literal["critical", "warning", "info"]
+
+
 class Alert(Record):
     """Something a person must look at; delivered to Slack (or the console) at least once, announced once."""
 
@@ -185,6 +188,10 @@ class Alert(Record):
     count: int | None = Field(default=None, description="Events (or rows) in the window.")
     channel: str | None = Field(default=None, description="Slack channel; the settings' default when null.")
     text: str | None = Field(default=None, description="The message, when rendered by the sender.")
+    severity: AlertSeverity | None = Field(default=None, description="Null: the kind's usual severity.")
+    links: dict[str, str] = Field(
+        default_factory=dict, description="Where to look, by label: the HTML report, the Airflow run or task log."
+    )
 
 
 Verdict = Literal["drift", "no_drift", "quality_incident"]
@@ -215,6 +222,9 @@ class DriftSummary(Record):
     )
     quarantined_files: list[str] = Field(
         default_factory=list, description="Unreadable event files moved aside by this check (their original paths)."
+    )
+    alerts_held_back: list[str] = Field(
+        default_factory=list, description="Kinds of alert not sent for this window because of alerts.cooldown."
     )
 
 

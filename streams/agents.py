@@ -34,6 +34,7 @@ import os
 import time
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -61,7 +62,13 @@ from driftline.schemas.storage.state import (
     write_merger_checkpoint,
     write_partition_checkpoint,
 )
-from driftline.streams.alerts import Notifier, deliver_with_retry, format_threshold_alert, notifier_from_settings
+from driftline.streams.alerts import (
+    Notifier,
+    alert_blocks,
+    deliver_with_retry,
+    format_threshold_alert,
+    notifier_from_settings,
+)
 from driftline.streams.app import create_app
 from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
@@ -406,7 +413,10 @@ class MetricsWorker:
                 log.info("alert %s was already delivered; not sending it again", alert.alert_id)
                 continue
             text = alert.text or format_threshold_alert(alert)
-            attempts = await asyncio.to_thread(deliver_with_retry, self.notifier, text, alert.channel)
+            blocks = alert_blocks(alert.model_copy(update={"text": text}))
+            attempts = await asyncio.to_thread(
+                partial(deliver_with_retry, self.notifier, text, alert.channel, blocks=blocks)
+            )
             await asyncio.to_thread(mark_alert_sent, self.storage, alert)
             log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, self.notifier.name, attempts)
 

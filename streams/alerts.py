@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from driftline.schemas.errors import UserError
-from driftline.schemas.records import Alert, QuarantinedFile
+from driftline.schemas.records import Alert, AlertSeverity, QuarantinedFile
 from driftline.schemas.secrets import redact
 from driftline.schemas.settings import Settings
 
@@ -30,10 +30,13 @@ class AlertDeliveryError(UserError):
     """Slack did not take a message; the message says what it answered (secrets redacted)."""
 
 
+Blocks = list[dict[str, Any]]
+
+
 class Notifier(Protocol):
     name: str
 
-    def send(self, text: str, channel: str | None = None) -> None: ...
+    def send(self, text: str, channel: str | None = None, blocks: Blocks | None = None) -> None: ...
 
 
 class ConsoleNotifier:
@@ -44,7 +47,7 @@ class ConsoleNotifier:
     def __init__(self, printer: Callable[[str], None] = print) -> None:
         self._printer = printer
 
-    def send(self, text: str, channel: str | None = None) -> None:
+    def send(self, text: str, channel: str | None = None, blocks: Blocks | None = None) -> None:
         line = f"[driftline alert{' → ' + channel if channel else ''}] {text}"
         self._printer(line)
         log.warning(line)
@@ -78,17 +81,18 @@ class SlackNotifier:
                 kwargs["base_url"] = base_url
             self._client = WebClient(**kwargs)
 
-    def send(self, text: str, channel: str | None = None) -> None:
+    def send(self, text: str, channel: str | None = None, blocks: Blocks | None = None) -> None:
+        """Post ``blocks`` (Block Kit) with ``text`` as the notification's and the fallback's text."""
         try:
             if self._webhook is not None:
-                response = self._webhook.send(text=text)
+                response = self._webhook.send(text=text, blocks=blocks)
                 if response.status_code != 200:
                     raise AlertDeliveryError(
                         redact(f"Slack webhook answered HTTP {response.status_code}: {response.body!r}")
                     )
             else:
                 assert self._client is not None and self.channel is not None  # the constructor insists on both
-                self._client.chat_postMessage(channel=channel or self.channel, text=text)
+                self._client.chat_postMessage(channel=channel or self.channel, text=text, blocks=blocks)
         except SlackApiError as exc:
             status = getattr(exc.response, "status_code", "?")
             detail = exc.response.get("error") if status == 200 else str(exc).split(":", 1)[0]
@@ -116,6 +120,7 @@ def deliver_with_retry(
     text: str,
     channel: str | None = None,
     *,
+    blocks: Blocks | None = None,
     max_attempts: int | None = None,
     initial_delay: float = 0.5,
     max_delay: float = 60.0,
@@ -126,7 +131,7 @@ def deliver_with_retry(
     while True:
         attempt += 1
         try:
-            notifier.send(text, channel)
+            notifier.send(text, channel, blocks)
             return attempt
         except AlertDeliveryError as exc:
             if max_attempts is not None and attempt >= max_attempts:
@@ -134,6 +139,64 @@ def deliver_with_retry(
             log.warning("alert delivery attempt %d failed (%s); retrying in %.1fs", attempt, exc, delay)
             sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+KIND_SEVERITY: dict[str, AlertSeverity] = {
+    "threshold": "warning",
+    "drift": "warning",
+    "quality": "warning",
+    "quarantine": "warning",
+    "unconfigured_model": "info",
+    "artifact": "critical",
+    "pipeline": "critical",
+}
+KIND_TITLE = {
+    "threshold": "metric over its threshold",
+    "drift": "data drift",
+    "quality": "data quality",
+    "quarantine": "unreadable file set aside",
+    "unconfigured_model": "model without a config",
+    "artifact": "model artifact refused",
+    "pipeline": "pipeline task failed",
+}
+_SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
+_SECTION_LIMIT = 3000  # Slack's limit for a section's text
+_HEADER_LIMIT = 150
+
+
+def alert_blocks(alert: Alert) -> Blocks:
+    """The alert as Block Kit: a header with severity, kind and model; the message; the window and its size;
+    a button per web link (the HTML report, the Airflow run) and a line for links that are not web addresses
+    (a report on local storage). Pure."""
+    severity = alert.severity or KIND_SEVERITY[alert.kind]
+    header = f"{severity.upper()} · {KIND_TITLE[alert.kind]} · {alert.model}"
+    body = alert.text or alert.alert_id
+    if len(body) > _SECTION_LIMIT:
+        body = body[: _SECTION_LIMIT - 40] + "\n… (cut; the full text is in the report)"
+    window = f"window {alert.window_start.isoformat()} → {alert.window_end.isoformat()}"
+    if alert.window_start == alert.window_end:
+        window = f"at {alert.window_start.isoformat()}"
+    context = [f"{_SEVERITY_EMOJI[severity]} {severity}", window]
+    if alert.count is not None:
+        context.append(f"{alert.count:,} events")
+    context.append(f"id `{alert.alert_id}`")
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": header[:_HEADER_LIMIT], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
+    ]
+    web = {label: url for label, url in alert.links.items() if url.startswith(("https://", "http://"))}
+    other = {label: url for label, url in alert.links.items() if label not in web}
+    if web:
+        buttons = [
+            {"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "url": url}
+            for label, url in list(web.items())[:5]
+        ]
+        blocks.append({"type": "actions", "elements": buttons})
+    if other:
+        lines = " · ".join(f"{label}: `{url}`" for label, url in other.items())
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": lines[:_SECTION_LIMIT]}]})
+    return blocks
 
 
 def format_threshold_alert(alert: Alert) -> str:
@@ -144,9 +207,6 @@ def format_threshold_alert(alert: Alert) -> str:
     )
 
 
-_SEVERITY_MARK = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
-
-
 def format_quality_alert(report: dict[str, Any], report_url: str, findings: list[dict[str, Any]]) -> str:
     """One message for the window's quality findings that need a person, worst first."""
     worst = "critical" if any(f["severity"] == "critical" for f in findings) else "warning"
@@ -154,7 +214,7 @@ def format_quality_alert(report: dict[str, Any], report_url: str, findings: list
     skipped = report.get("skipped_files", [])
     counts = f"{len(findings)} finding(s)" + (f", {len(skipped)} unreadable file(s) set aside" if skipped else "")
     lines = [
-        f"{_SEVERITY_MARK[worst]} driftline: {headline} on model *{report['model']}* — {counts} "
+        f"{_SEVERITY_EMOJI[worst]} driftline: {headline} on model *{report['model']}* — {counts} "
         f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
     ]
     order = {"critical": 0, "warning": 1, "info": 2}

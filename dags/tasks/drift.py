@@ -18,15 +18,16 @@ import pandas as pd
 import pyarrow as pa
 
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
-from driftline.detectors.html import render_html
+from driftline.detectors.html import INDEX_LIMIT, render_html, render_models_index, render_report_index
 from driftline.detectors.quality import QualityIssue, at_least
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, RetrainRequest, Verdict
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage, events, state
+from driftline.schemas.storage import Storage, StorageError, events, state
 from driftline.schemas.storage import models as model_store
 from driftline.streams.alerts import (
+    alert_blocks,
     deliver_with_retry,
     format_drift_alert,
     format_quality_alert,
@@ -196,10 +197,6 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced)
 
 
-def drift_alert_id(model: str, window_end: datetime, kind: str = "drift") -> str:
-    return f"{kind}-{model}-{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-
-
 def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[QuarantinedFile]) -> list[str]:
     """Queue one alert per file moved to quarantine (named by its path and when it was moved, so each move is
     announced once)."""
@@ -210,6 +207,7 @@ def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[Qu
             model=config.model,
             key=f"{file.path}@{file.quarantined_at.isoformat()}",
             text=format_quarantine_alert(config.model, file, storage.url(file.moved_to)),
+            links={"Quarantined file": storage.url(file.moved_to)},
             at=file.quarantined_at,
             channel=config.alerts.slack_channel,
             count=file.events_at_most,
@@ -219,13 +217,21 @@ def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[Qu
 
 
 def run_drift_check(
-    settings: Settings, storage: Storage, config: MonitorConfig, window_start: datetime, window_end: datetime
+    settings: Settings,
+    storage: Storage,
+    config: MonitorConfig,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    links: dict[str, str] | None = None,
 ) -> DriftSummary:
     """Check the window ``[window_start, window_end)``: build, store and (when drifted) announce the report;
     request a retrain past the threshold.
 
     Idempotent for its window: the report is named by model and window end and a rerun overwrites it; an alert
     already delivered for this model, window and kind is not sent again; a window requests a retrain once.
+    An alert of a kind already sent for a window within ``alerts.cooldown`` is held back (the report says so).
+    ``links`` (label → URL, e.g. the Airflow task's log) go into the alerts beside the report's.
     Unreadable files of the window are moved to quarantine, announced, and listed in the report.
     Raises :class:`EmptyWindowError` when the window holds no stored predictions.
     """
@@ -259,28 +265,40 @@ def run_drift_check(
     decision = decide(report, config)
     report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
     report["verdict"], report["quality_alert"] = decision.verdict, decision.quality_alert
-    report_url = state.write_drift_report(storage, config.model, window_end, report, render_html(report))
-    if decision.retrain:
-        state.request_retrain_once(
-            storage,
-            RetrainRequest(
-                model=config.model,
-                reason=f"{len(decision.drifted_features)} drifted features: {', '.join(decision.drifted_features)}",
-                report=report_url,
-                window_start=window_start,
-                window_end=window_end,
-            ),
-        )
-    messages: list[tuple[Literal["drift", "quality"], str]] = []
+    kinds: list[Literal["drift", "quality"]] = []
     if decision.alert:
-        messages.append(("drift", format_drift_alert(report, report_url)))
+        kinds.append("drift")
     if decision.quality_alert:
-        messages.append(("quality", format_quality_alert(report, report_url, decision.announced_findings)))
-    for kind, text in messages:
+        kinds.append("quality")
+    held_back = {}
+    for kind in kinds:
+        earlier = state.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)
+        if earlier is not None:
+            held_back[kind] = f"alert {earlier} is within alerts.cooldown ({config.alerts.cooldown}) of this window"
+    report["alerts_held_back"] = held_back
+    report_url = state.drift_report_url(storage, config.model, window_end)
+    if decision.retrain:
+        outcome = request_retrain(storage, config, decision, report_url, (window_start, window_end))
+        report["retrain_requested"] = outcome == "requested"
+        if outcome != "requested":
+            report["retrain_not_requested"] = outcome
+    state.write_drift_report(storage, config.model, window_end, report, render_html(report))
+    html_url = report_url.removesuffix(".json") + ".html"
+    write_report_indexes(storage, config.model)
+    for kind in kinds:
+        if kind in held_back:
+            log.info("%s alert for %s held back: %s", kind, config.model, held_back[kind])
+            continue
+        text = (
+            format_drift_alert(report, html_url)
+            if kind == "drift"
+            else format_quality_alert(report, html_url, decision.announced_findings)
+        )
+        critical = kind == "quality" and decision.verdict == "quality_incident"
         state.queue_alert(
             storage,
             Alert(
-                alert_id=drift_alert_id(config.model, window_end, kind),
+                alert_id=state.window_alert_id(kind, config.model, window_end),
                 kind=kind,
                 model=config.model,
                 window_start=window_start,
@@ -288,6 +306,8 @@ def run_drift_check(
                 count=len(window),
                 channel=config.alerts.slack_channel,
                 text=text,
+                severity="critical" if critical else "warning",
+                links={"Report": html_url, **(links or {})},
             ),
         )
     severities = [q.get("severity", "warning") for q in report["quality"]]
@@ -299,12 +319,63 @@ def run_drift_check(
         drifted_features=decision.drifted_features,
         share_drifted=float(report["share_drifted"]),
         alert=decision.alert,
-        retrain_requested=decision.retrain,
+        retrain_requested=bool(report["retrain_requested"]),
         report_url=report_url,
         alerts_delivered=deliver_pending_alerts(settings, storage),
         verdict=decision.verdict,
         quality_findings={severity: severities.count(severity) for severity in sorted(set(severities))},
         quarantined_files=[file.path for file in current.quarantined],
+        alerts_held_back=sorted(held_back),
+    )
+
+
+def write_report_indexes(storage: Storage, model: str) -> str:
+    """Regenerate ``model``'s report index (its newest ``INDEX_LIMIT`` windows) and the index of all models;
+    returns the model index's URL.
+
+    Rebuilt from the reports themselves, so a rerun or a backfill never leaves it stale for long: two checks of
+    one model finishing at the same moment can each write an index without the other's newest report, until the
+    next check of that model writes it again."""
+    paths = state.drift_reports(storage, model)
+    newest = [state.read_drift_report(storage, path) for path in reversed(paths[-INDEX_LIMIT:])]
+    url = state.write_report_index(storage, model, render_report_index(model, newest, older=len(paths) - len(newest)))
+    latest: dict[str, dict[str, Any] | None] = {}
+    for name in {*state.reported_models(storage), model}:
+        reports = state.drift_reports(storage, name)
+        latest[name] = (
+            newest[0] if name == model else (state.read_drift_report(storage, reports[-1]) if reports else None)
+        )
+    state.write_report_index(storage, None, render_models_index(latest))
+    return url
+
+
+def request_retrain(
+    storage: Storage,
+    config: MonitorConfig,
+    decision: DriftDecision,
+    report_url: str,
+    window: tuple[datetime, datetime],
+) -> str:
+    """Request a retrain for this drifted window, once, and only if it can help: not when the serving version
+    was trained on data ending after the window (a backfill over the past must not retrain on older data), and
+    not over a waiting request for a later window. Returns ``requested`` or why not."""
+    serving = model_store.read_deployment_state(storage, config.model)
+    if serving is not None:
+        try:
+            trained_until = model_store.read_model_version(storage, config.model, serving.serving).training_window_end
+        except StorageError:  # a version stored by hand without its record: nothing to compare with
+            trained_until = None
+        if trained_until is not None and window[1] <= trained_until:
+            return f"serving_version_newer: {serving.serving} was trained on data up to {trained_until.isoformat()}"
+    return state.request_retrain_once(
+        storage,
+        RetrainRequest(
+            model=config.model,
+            reason=f"{len(decision.drifted_features)} drifted features: {', '.join(decision.drifted_features)}",
+            report=report_url,
+            window_start=window[0],
+            window_end=window[1],
+        ),
     )
 
 
@@ -330,14 +401,20 @@ class IntervalCheck:
 
 
 def check_interval(
-    settings: Settings, storage: Storage, config: MonitorConfig, interval_start: datetime, interval_end: datetime
+    settings: Settings,
+    storage: Storage,
+    config: MonitorConfig,
+    interval_start: datetime,
+    interval_end: datetime,
+    *,
+    links: dict[str, str] | None = None,
 ) -> IntervalCheck:
     """Check each of the model's ``drift.window`` windows that ends in the data interval ``(start, end]``
     (see :func:`windows_ending_in`); a window without stored predictions is listed, not checked."""
     summaries, empty = [], []
     for window_start, window_end in windows_ending_in(interval_start, interval_end, config.drift.window):
         try:
-            summaries.append(run_drift_check(settings, storage, config, window_start, window_end))
+            summaries.append(run_drift_check(settings, storage, config, window_start, window_end, links=links))
         except EmptyWindowError as exc:
             log.warning("%s", exc)
             empty.append(str(exc))
@@ -373,11 +450,23 @@ def ingest_caught_up(
 
 def deliver_pending_alerts(settings: Settings, storage: Storage, max_attempts: int = 3) -> list[str]:
     """Send every alert in the outbox; one still failing stays pending and the error propagates
-    (the Airflow task retries, and the next run sends it too)."""
+    (the Airflow task retries, and the next run sends it too).
+
+    Tasks of concurrent runs (a backfill) deliver the same outbox: each alert is claimed before it is sent, so
+    exactly one of them sends it, and one already sent by another is skipped."""
     notifier = notifier_from_settings(settings)
     delivered = []
     for alert in state.pending_alerts(storage):
-        deliver_with_retry(notifier, alert.text or alert.alert_id, alert.channel, max_attempts=max_attempts)
-        state.mark_alert_sent(storage, alert)
-        delivered.append(alert.alert_id)
+        if not state.claim_alert(storage, alert.alert_id):
+            continue  # another process is sending it
+        try:
+            if state.alert_sent(storage, alert.alert_id):  # sent by another process since our listing, or sent
+                state.mark_alert_sent(storage, alert)  # before a crash left the pending copy: drop that copy
+                continue
+            text = alert.text or alert.alert_id
+            deliver_with_retry(notifier, text, alert.channel, blocks=alert_blocks(alert), max_attempts=max_attempts)
+            state.mark_alert_sent(storage, alert)
+            delivered.append(alert.alert_id)
+        finally:
+            state.release_alert_claim(storage, alert.alert_id)
     return delivered

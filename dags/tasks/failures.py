@@ -44,6 +44,7 @@ def alert_task_failure(context: dict[str, Any]) -> None:
             model=ti.dag_id,
             key=f"{task}|{ti.run_id}|{ti.try_number}",
             text=failure_text(ti.dag_id, task, ti.run_id, tries=ti.try_number, error=error, log_url=ti.log_url),
+            links={"Task log": ti.log_url},
         )
         deliver_pending_alerts(settings, storage)
     except Exception:

@@ -167,7 +167,8 @@ def run_retrain(
     else:
         deployed = deploy.switch(storage, config.model, version, reason=reason)
         outcome.update(status="deployed", serving=deployed.serving, previous=deployed.previous)
-    state.remove_retrain_request(storage, config.model)
+    if request is not None:
+        state.remove_retrain_request_if_unchanged(storage, request)
     if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
         try:
             outcome["alerts_delivered"] = deliver_pending_alerts(settings, storage)

@@ -96,6 +96,30 @@ class Storage:
             self.fs.pipe_file(target, data)
         return target
 
+    def create_exclusive(self, relative: str, data: bytes) -> bool:
+        """Create ``relative`` with ``data`` unless it exists, atomically across processes and machines; returns
+        whether this call created it. Local files use ``O_EXCL``; S3 a conditional PUT (``If-None-Match: *``),
+        which AWS S3, MinIO and moto honour."""
+        target = self.path(relative)
+        if isinstance(self.fs, LocalFileSystem):
+            os.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            try:
+                handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+            return True
+        try:
+            self.fs.pipe_file(target, data, mode="create")
+        except FileExistsError:
+            return False
+        except Exception as exc:  # botocore's PreconditionFailed (HTTP 412) when s3fs does not translate it
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                return False
+            raise
+        return True
+
     def write_json(self, relative: str, payload: Any) -> str:
         return self.write_bytes(relative, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
 

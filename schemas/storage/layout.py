@@ -6,6 +6,7 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
     {root}/predictions/model=M/version=V/date=YYYY-MM-DD/hour=HH/{topic}+{partition}+{first}+{last}.parquet
     {root}/labels/...                                  # the same shape
     {root}/reports/model=M/drift-{window_end}.json     # + .html beside it
+    {root}/reports/model=M/index.html                  # newest window first; reports/index.html: every model
     {root}/models/M/routing.json                       # deployment state: which version serves
     {root}/models/M/versions/V/model.skops|model.pkl   # + metadata.json (ModelVersion, with the SHA-256)
     {root}/models/M/reference_profile.npz              # + reference_profile.source.json
@@ -140,8 +141,20 @@ def ingest_progress(topic: str) -> str:
     return f"_ingest/{segment(topic, 'topic')}/progress.json"
 
 
+REPORTS_FOLDER = "reports"
+
+
 def reports_folder(model: str) -> str:
-    return f"reports/model={_name(model, 'model')}"
+    return f"{REPORTS_FOLDER}/model={_name(model, 'model')}"
+
+
+def report_index(model: str | None = None) -> str:
+    """The HTML index of one model's reports, or (no model) of every model's."""
+    return f"{reports_folder(model)}/index.html" if model is not None else f"{REPORTS_FOLDER}/index.html"
+
+
+def reported_models_glob() -> str:
+    return f"{REPORTS_FOLDER}/model=*/index.html"
 
 
 def drift_report(model: str, window_end: datetime) -> str:
@@ -194,7 +207,7 @@ def retrain_request_made(model: str, window_end: datetime) -> str:
     return f"retrain/made/{_name(model, 'model')}/{window_end.astimezone(UTC):%Y%m%dT%H%M%S%fZ}.json"
 
 
-ALERT_STATES = ("pending", "sent")
+ALERT_STATES = ("pending", "sending", "sent")  # sending: claims, one per alert being sent
 
 
 def alert_outbox_folder(state: str) -> str:

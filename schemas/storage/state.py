@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from driftline.schemas.records import (
@@ -21,12 +21,27 @@ from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
 
 
+def drift_report_url(storage: Storage, model: str, window_end: datetime) -> str:
+    """Where the JSON report of ``model``'s window ending at ``window_end`` is (or will be) written."""
+    return storage.url(layout.drift_report(model, window_end))
+
+
 def write_drift_report(storage: Storage, model: str, window_end: datetime, report: dict[str, Any], html: str) -> str:
     """Write the JSON report and its HTML beside it (same name, ``.html``); returns the JSON report's URL."""
     path = layout.drift_report(model, window_end)
     storage.write_json(path, report)
     storage.write_bytes(layout.drift_report_html(model, window_end), html.encode())
     return storage.url(path)
+
+
+def write_report_index(storage: Storage, model: str | None, html: str) -> str:
+    """Write the index page of ``model``'s reports (or, for ``None``, of all models); returns its URL."""
+    return storage.url(storage.write_bytes(layout.report_index(model), html.encode()))
+
+
+def reported_models(storage: Storage) -> list[str]:
+    """Models with a report index, by name."""
+    return sorted(path.split("/model=", 1)[1].split("/", 1)[0] for path in storage.glob(layout.reported_models_glob()))
 
 
 def drift_reports(storage: Storage, model: str) -> list[str]:
@@ -44,18 +59,25 @@ def write_retrain_request(storage: Storage, request: RetrainRequest) -> str:
     return storage.write_bytes(layout.retrain_request(request.model), request.to_json())
 
 
-def request_retrain_once(storage: Storage, request: RetrainRequest) -> bool:
-    """Request a retrain for the request's window unless that window already requested one (a rerun, a cleared
-    run, a backfill over it); returns whether it was requested. A request without a window is always written."""
+RetrainOutcome = Literal["requested", "asked_before", "newer_pending"]
+
+
+def request_retrain_once(storage: Storage, request: RetrainRequest) -> RetrainOutcome:
+    """Request a retrain for the request's window, unless that window already requested one (a rerun, a cleared
+    run, a backfill over it: ``asked_before``) or a request for a later window is waiting (``newer_pending``: a
+    backfill must not replace it with older data). A request without a window is always written."""
     if request.window_end is None:
         write_retrain_request(storage, request)
-        return True
+        return "requested"
     made = layout.retrain_request_made(request.model, request.window_end)
     if storage.exists(made):
-        return False
+        return "asked_before"
+    waiting = read_retrain_request(storage, request.model)
+    if waiting is not None and waiting.window_end is not None and waiting.window_end > request.window_end:
+        return "newer_pending"
     write_retrain_request(storage, request)
     storage.write_bytes(made, request.to_json())  # after the request: a crash between the two asks again, once
-    return True
+    return "requested"
 
 
 def read_retrain_request(storage: Storage, model: str) -> RetrainRequest | None:
@@ -69,6 +91,16 @@ def retrain_requested(storage: Storage, model: str) -> bool:
 
 def remove_retrain_request(storage: Storage, model: str) -> None:
     storage.remove(layout.retrain_request(model))
+
+
+def remove_retrain_request_if_unchanged(storage: Storage, request: RetrainRequest) -> bool:
+    """Remove the pending request if it is still ``request`` (a retrain took it); one written meanwhile, for a
+    newer window, stays for the next retrain. Returns whether it was removed."""
+    waiting = read_retrain_request(storage, request.model)
+    if waiting is None or (waiting.window_end, waiting.requested_at) != (request.window_end, request.requested_at):
+        return False
+    remove_retrain_request(storage, request.model)
+    return True
 
 
 # -- alert outbox -------------------------------------------------------------------------------------
@@ -93,6 +125,7 @@ def queue_occurrence_alert(
     at: datetime | None = None,
     channel: str | None = None,
     count: int | None = None,
+    links: dict[str, str] | None = None,
 ) -> str:
     """Queue an alert about one occurrence (a file set aside, an artifact refused, a task failed) rather than a
     window: its window is the moment ``at`` (default now), and its id is made from ``kind``, ``model`` and ``key``,
@@ -110,17 +143,80 @@ def queue_occurrence_alert(
             count=count,
             channel=channel,
             text=text,
+            links=links or {},
         ),
     )
     return alert_id
 
 
 def pending_alerts(storage: Storage) -> list[Alert]:
-    return [storage.read_record(Alert, path) for path in storage.list(layout.alert_outbox_folder("pending"))]
+    """The alerts waiting to be sent; one sent (and removed) by another process meanwhile is left out."""
+    alerts = []
+    for path in storage.list(layout.alert_outbox_folder("pending")):
+        try:
+            alerts.append(storage.read_record(Alert, path))
+        except FileNotFoundError:
+            continue
+    return alerts
+
+
+CLAIM_EXPIRES = timedelta(minutes=10)  # far longer than a bounded delivery takes; a crashed sender's claim expires
+
+
+def claim_alert(storage: Storage, alert_id: str, now: datetime | None = None) -> bool:
+    """Claim the sending of ``alert_id``: only one process among those delivering the outbox at once sends an
+    alert (backfill runs deliver concurrently). A claim older than ``CLAIM_EXPIRES`` (its sender crashed) is
+    taken over. Returns whether this process holds the claim; release it with :func:`release_alert_claim`."""
+    now = now or utc_now()
+    path = layout.alert_outbox("sending", alert_id)
+    stamp = json.dumps({"claimed_at": now.isoformat()}).encode()
+    if storage.create_exclusive(path, stamp):
+        return True
+    try:
+        claimed_at = datetime.fromisoformat(json.loads(storage.read_bytes(path))["claimed_at"])
+    except FileNotFoundError:  # released meanwhile: the alert was sent or is pending again
+        return storage.create_exclusive(path, stamp)
+    if now - claimed_at < CLAIM_EXPIRES:
+        return False
+    storage.remove(path)
+    return storage.create_exclusive(path, stamp)
+
+
+def release_alert_claim(storage: Storage, alert_id: str) -> None:
+    storage.remove(layout.alert_outbox("sending", alert_id))
 
 
 def alert_sent(storage: Storage, alert_id: str) -> bool:
     return storage.exists(layout.alert_outbox("sent", alert_id))
+
+
+WINDOW_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def window_alert_id(kind: str, model: str, window_end: datetime) -> str:
+    """The id of the ``kind`` alert about ``model``'s window ending at ``window_end``: one per window."""
+    return f"{kind}-{model}-{window_end.astimezone(UTC):{WINDOW_STAMP}}"
+
+
+def alert_within(storage: Storage, kind: str, model: str, window_end: datetime, span: timedelta) -> str | None:
+    """The id of a sent or queued ``kind`` alert about another window of ``model`` ending less than ``span`` before
+    or after ``window_end``, if there is one (the cooldown); none when ``span`` is zero. Reads folder listings only.
+    """
+    if span <= timedelta(0):
+        return None
+    prefix, own = f"{kind}-{model}-", window_alert_id(kind, model, window_end)
+    for folder in ("sent", "pending"):
+        for path in storage.list(layout.alert_outbox_folder(folder)):
+            alert_id = path.rsplit("/", 1)[-1].removesuffix(".json")
+            if alert_id == own or not alert_id.startswith(prefix):
+                continue
+            try:
+                other_end = datetime.strptime(alert_id[len(prefix) :], WINDOW_STAMP).replace(tzinfo=UTC)
+            except ValueError:
+                continue  # another model whose name starts with this one's and a '-', or another kind of id
+            if abs(other_end - window_end) < span:
+                return alert_id
+    return None
 
 
 def sent_alert_ids(storage: Storage) -> list[str]:

@@ -189,6 +189,13 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         assert [bool(r["drifted_features"]) for r in reports] == [False, False, True]
         [alert] = slack.texts()
         assert "*churn*" in alert
+        [message] = slack.messages()  # Block Kit: severity and kind, and a button to the Airflow task's log
+        assert message["blocks"][0]["text"]["text"] == "WARNING · data drift · churn"
+        [button] = message["blocks"][3]["elements"]  # the report is on S3, not a web address: a line, not a button
+        assert button["text"]["text"] == "Airflow task log" and button["url"].startswith("http")
+        assert message["blocks"][4]["elements"][0]["text"].startswith("Report: `s3://")
+        index = storage.read_bytes("reports/model=churn/index.html").decode()
+        assert index.count("<tr><td><a href='drift-") == 3
         assert state.retrain_requested(storage, "churn")
         state.remove_retrain_request(storage, "churn")  # as the retrain DAG would, once it took the request
 
@@ -198,9 +205,11 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         assert again.state == "success"
         rewritten = state.read_drift_report(storage, last)
         assert rewritten["generated_at"] > reports[-1]["generated_at"]  # overwritten, the same name
-        assert {k: v for k, v in rewritten.items() if k != "generated_at"} == {
-            k: v for k, v in reports[-1].items() if k != "generated_at"
+        changed = {"generated_at", "retrain_requested", "retrain_not_requested"}
+        assert {k: v for k, v in rewritten.items() if k not in changed} == {
+            k: v for k, v in reports[-1].items() if k not in changed
         }
+        assert (rewritten["retrain_requested"], rewritten["retrain_not_requested"]) == (False, "asked_before")
         assert len(state.drift_reports(storage, "churn")) == 3
         assert slack.texts() == [alert]  # no second alert
         assert not state.retrain_requested(storage, "churn")  # the window asked once

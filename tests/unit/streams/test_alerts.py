@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -9,6 +10,7 @@ from driftline.streams.alerts import (
     AlertDeliveryError,
     ConsoleNotifier,
     SlackNotifier,
+    alert_blocks,
     deliver_with_retry,
     format_threshold_alert,
 )
@@ -22,7 +24,7 @@ class FlakyNotifier:
     def __init__(self, failures: int) -> None:
         self.failures, self.sent = failures, []
 
-    def send(self, text: str, channel: str | None = None) -> None:
+    def send(self, text: str, channel: str | None = None, blocks: list[dict[str, Any]] | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise AlertDeliveryError("Slack answered HTTP 503: unavailable")
@@ -71,3 +73,44 @@ def test_console_notifier_prints_with_the_channel():
 def test_slack_needs_a_webhook_or_a_token_and_a_channel():
     with pytest.raises(ValueError, match="DRIFTLINE_SLACK_WEBHOOK_URL or both DRIFTLINE_SLACK_TOKEN and"):
         SlackNotifier(token="xoxb-1")
+
+
+def test_an_alert_in_block_kit_has_its_severity_its_window_and_a_button_per_web_link():
+    alert = Alert(
+        alert_id="drift-churn-20260501T110000Z",
+        kind="drift",
+        model="churn",
+        window_start=T0,
+        window_end=T0.replace(hour=11),
+        count=1500,
+        text="data drift on *churn*",
+        links={"Report": "https://reports.example/churn.html", "Airflow task log": "http://127.0.0.1:8080/log"},
+    )
+    header, section, context, actions = alert_blocks(alert)
+    assert header["text"]["text"] == "WARNING · data drift · churn"
+    assert section["text"] == {"type": "mrkdwn", "text": "data drift on *churn*"}
+    assert context["elements"][0]["text"] == (
+        ":large_orange_circle: warning · window 2026-05-01T10:00:00+00:00 → 2026-05-01T11:00:00+00:00 · "
+        "1,500 events · id `drift-churn-20260501T110000Z`"
+    )
+    assert [(b["text"]["text"], b["url"]) for b in actions["elements"]] == list(alert.links.items())
+
+
+def test_a_link_that_is_not_a_web_address_is_a_line_not_a_button_and_long_text_is_cut():
+    alert = Alert(
+        alert_id="pipeline-x",
+        kind="pipeline",
+        model="driftline_drift",
+        window_start=T0,
+        window_end=T0,
+        text="x" * 5000,
+        links={"Report": "/data/reports/churn.html"},
+    )
+    blocks: list[dict[str, Any]] = alert_blocks(alert)
+    assert blocks[0]["text"]["text"] == "CRITICAL · pipeline task failed · driftline_drift"
+    assert len(blocks[1]["text"]["text"]) <= 3000 and blocks[1]["text"]["text"].endswith(
+        "(cut; the full text is in the report)"
+    )
+    assert "at 2026-05-01T10:00:00+00:00" in blocks[2]["elements"][0]["text"]
+    assert all(block["type"] != "actions" for block in blocks)
+    assert blocks[-1]["elements"][0]["text"] == "Report: `/data/reports/churn.html`"

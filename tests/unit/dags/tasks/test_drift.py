@@ -12,7 +12,6 @@ from driftline.dags.tasks.drift import (
     EmptyWindowError,
     check_interval,
     decide,
-    drift_alert_id,
     ingest_caught_up,
     read_window,
     run_drift_check,
@@ -55,8 +54,8 @@ def test_no_retrain_without_an_entry_point():
     assert decide(report(["a", "b", "c"], 3), no_entry).retrain is False
 
 
-def test_the_alert_id_names_the_model_and_the_window_end_in_utc():
-    assert drift_alert_id("m", datetime(2026, 5, 1, 10, 30, tzinfo=UTC)) == "drift-m-20260501T103000Z"
+def test_the_alert_id_names_the_kind_the_model_and_the_window_end_in_utc():
+    assert state.window_alert_id("drift", "m", datetime(2026, 5, 1, 10, 30, tzinfo=UTC)) == "drift-m-20260501T103000Z"
 
 
 def store(storage: Storage, offset: int, values: list[object], at: datetime = HOUR) -> str:
@@ -330,3 +329,101 @@ def test_airflow_pendulum_times_give_the_same_windows():
     )
     [(window_start, _), _] = windows_ending_in(start, end, timedelta(minutes=30))
     assert type(window_start) is datetime
+
+
+def drifted_config(cfg: MonitorConfig, **alerts: object) -> MonitorConfig:
+    return cfg.model_copy(update={"alerts": cfg.alerts.model_copy(update=alerts)})
+
+
+def test_a_cooldown_holds_back_alerts_of_the_same_kind_for_nearby_windows_before_or_after(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = drifted_config(cfg, cooldown=timedelta(hours=2))
+    for hour in (0, 1, 3, -1):  # 06:00, 07:00, then 09:00 (2 h after 07:00: not within), then 05:00 (a backfill)
+        store(storage, 0, [float(v) for v in rng.normal(3, 1, 200)], at=HOUR + timedelta(hours=hour))
+    other = MonitorConfig.model_validate({**cfg.model_dump(), "model": "m-eu"})  # 'm-' must not match 'm-eu-'
+    state.queue_alert(
+        storage,
+        Alert(
+            alert_id=state.window_alert_id("drift", other.model, HOUR + timedelta(hours=4, minutes=30)),
+            kind="drift",
+            model=other.model,
+            window_start=HOUR,
+            window_end=HOUR,
+        ),
+    )
+    summaries = [
+        run_drift_check(settings, storage, cfg, HOUR + timedelta(hours=h), HOUR + timedelta(hours=h + 1))
+        for h in (0, 1, 3, -1)
+    ]
+    assert [s.alerts_held_back for s in summaries] == [[], ["drift"], [], ["drift"]]
+    # m-eu's alert (10:30) is near m's 10:00 window but another model's: it holds nothing back.
+    assert [s.alerts_delivered for s in summaries] == [
+        ["drift-m-20260501T070000Z", "drift-m-eu-20260501T103000Z"],
+        [],
+        ["drift-m-20260501T100000Z"],
+        [],
+    ]
+    report = state.read_drift_report(storage, state.drift_reports(storage, "m")[2])
+    assert report["alerts_held_back"] == {
+        "drift": "alert drift-m-20260501T070000Z is within alerts.cooldown (2:00:00) of this window"
+    }
+    # Without a cooldown every window alerts.
+    off = drifted_config(cfg, cooldown=timedelta(0))
+    store(storage, 0, [float(v) for v in rng.normal(3, 1, 200)], at=HOUR + timedelta(hours=4))
+    assert (
+        run_drift_check(settings, storage, off, HOUR + timedelta(hours=4), HOUR + timedelta(hours=5)).alerts_held_back
+        == []
+    )
+
+
+def test_the_report_index_lists_windows_newest_first_with_verdicts_and_links(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = MonitorConfig.model_validate({**cfg.model_dump(), "features": {"x": "numeric"}})  # 'city' is always 'a'
+    store(storage, 0, [float(v) for v in rng.normal(0, 1, 200)], at=HOUR)
+    store(storage, 0, [float(v) for v in rng.normal(3, 1, 200)], at=HOUR + timedelta(hours=1))
+    run_drift_check(settings, storage, cfg, HOUR + timedelta(hours=1), HOUR + timedelta(hours=2))
+    run_drift_check(settings, storage, cfg, *WINDOW)  # a backfill of the earlier window, checked second
+
+    page = storage.read_bytes("reports/model=m/index.html").decode()
+    rows = re.findall(r"<tr><td><a href='(drift-\w+\.html)'>.*?</a></td><td class='(\w+)'>([\w ]+)</td>", page)
+    assert rows == [
+        ("drift-20260501T080000Z.html", "drift", "drift"),
+        ("drift-20260501T070000Z.html", "ok", "no drift"),
+    ]
+    assert storage.exists("reports/model=m/drift-20260501T080000Z.html")  # the link's target is beside the index
+    models = storage.read_bytes("reports/index.html").decode()
+    assert "<a href='model=m/index.html'>m</a>" in models and "2026-05-01T08:00:00+00:00" in models
+
+
+def test_an_alert_claimed_by_another_sender_is_left_to_it_and_one_sent_meanwhile_is_not_sent_again(tmp_path):
+    from driftline.dags.tasks.drift import deliver_pending_alerts
+
+    settings = Settings(home=str(tmp_path))
+    storage = Storage.from_settings(settings)
+    for alert_id in ("drift-m-1", "drift-m-2", "drift-m-3"):
+        state.queue_alert(
+            storage, Alert(alert_id=alert_id, kind="drift", model="m", window_start=HOUR, window_end=HOUR, text="t")
+        )
+    assert state.claim_alert(storage, "drift-m-1")  # another task is sending it right now
+    [two] = [a for a in state.pending_alerts(storage) if a.alert_id == "drift-m-2"]
+    storage.write_bytes("alerts/sent/drift-m-2.json", two.to_json())  # sent by another task since we listed
+    assert deliver_pending_alerts(settings, storage) == ["drift-m-3"]
+    assert [a.alert_id for a in state.pending_alerts(storage)] == ["drift-m-1"]  # still the other sender's
+
+
+def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_no_retrain(tmp_path):
+    from driftline.dags.tasks import deploy
+    from driftline.schemas.storage import models as model_store
+
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = cfg.model_copy(update={"retrain": cfg.retrain.model_copy(update={"entry_point": "pkg.mod:train"})})
+    model_store.save_model(
+        storage, {"any": "model"}, name="m", version="v2", training_window_start=HOUR, training_window_end=WINDOW[1]
+    )
+    deploy.switch(storage, "m", "v2", reason="retrained")
+    store(storage, 0, [float(v) for v in rng.normal(3, 1, 300)])
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+    assert summary.alert and summary.retrain_requested is False and not state.retrain_requested(storage, "m")
+    assert stored_report(storage)["retrain_not_requested"] == (
+        "serving_version_newer: v2 was trained on data up to 2026-05-01T07:00:00+00:00"
+    )

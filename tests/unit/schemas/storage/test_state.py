@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -51,3 +51,34 @@ def test_reports_are_written_beside_their_html_and_listed_oldest_first(tmp_path)
     assert reports == ["reports/model=m/drift-20260501T100000Z.json", "reports/model=m/drift-20260501T110000Z.json"]
     assert state.read_drift_report(storage, reports[-1]) == {"hour": 11}
     assert storage.exists("reports/model=m/drift-20260501T110000Z.html")
+
+
+def test_one_sender_holds_an_alert_claim_and_a_crashed_senders_claim_expires(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    assert state.claim_alert(storage, "drift-m-1", now=T0)
+    assert not state.claim_alert(storage, "drift-m-1", now=T0 + timedelta(minutes=9))  # another process: wait
+    assert state.claim_alert(storage, "drift-m-1", now=T0 + timedelta(minutes=10))  # the first one died
+    state.release_alert_claim(storage, "drift-m-1")
+    assert state.claim_alert(storage, "drift-m-1", now=T0)
+    assert storage.create_exclusive("x/once", b"a") and not storage.create_exclusive("x/once", b"b")
+    assert storage.read_bytes("x/once") == b"a"
+
+
+def request(window_end: datetime) -> RetrainRequest:
+    return RetrainRequest(model="m", reason="r", report="p", window_start=window_end, window_end=window_end)
+
+
+def test_a_retrain_is_requested_once_per_window_and_never_over_a_later_windows_request(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    later, earlier = T0 + timedelta(hours=2), T0
+    assert state.request_retrain_once(storage, request(later)) == "requested"
+    assert state.request_retrain_once(storage, request(later)) == "asked_before"
+    assert state.request_retrain_once(storage, request(earlier)) == "newer_pending"  # a backfill of the past
+    taken = state.read_retrain_request(storage, "m")
+    assert taken is not None and taken.window_end == later
+    newer = request(later + timedelta(hours=1))
+    assert state.request_retrain_once(storage, newer) == "requested"  # written while a retrain ran on `taken`
+    assert not state.remove_retrain_request_if_unchanged(storage, taken)  # the retrain leaves the newer one
+    assert state.read_retrain_request(storage, "m") == newer
+    assert state.remove_retrain_request_if_unchanged(storage, newer) and not state.retrain_requested(storage, "m")
+    assert state.request_retrain_once(storage, request(earlier)) == "requested"  # nothing newer waits any more
