@@ -56,12 +56,11 @@ def driftline_drift() -> None:
     def ingest_caught_up() -> PokeReturnValue:
         """Wait until ingest has stored the interval's events (up to its end plus the allowed lateness)."""
         from driftline.dags.tasks.drift import ingest_caught_up
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.errors import user_errors
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         with user_errors("waiting for ingest"):
             done, why = ingest_caught_up(settings, Storage.from_settings(settings), data_interval()[1])
         print(why)
@@ -71,11 +70,10 @@ def driftline_drift() -> None:
     def configured_models() -> list[str]:
         """Every model with a monitor config file, broken ones included: a broken config fails its own mapped
         task with the reason, and every other model is still checked."""
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.config import scan_monitor_configs
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
 
-        return scan_monitor_configs(protect(Settings.from_env()).config_dir).models
+        return scan_monitor_configs(task_settings().config_dir).models
 
     # Each mapped task is labelled by its model in the UI and in failure alerts.
     @task(outlets=[RETRAIN_REQUESTS], map_index_template="{{ task.op_kwargs['model'] }}")
@@ -85,12 +83,11 @@ def driftline_drift() -> None:
 
         from driftline.dags.tasks.configs import task_config
         from driftline.dags.tasks.drift import check_interval
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.errors import user_errors
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         start, end = data_interval()
         with user_errors(f"model {model!r}"):
             # Fails for good, without retries, when the config does not hold; the entry point is retrain's business.

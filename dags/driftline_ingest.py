@@ -39,12 +39,11 @@ def driftline_ingest() -> None:
     def ingest_predictions() -> dict[str, Any]:
         """Write new prediction events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.errors import user_errors
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         with user_errors(f"ingest of {settings.topics.predictions}"):
             storage = Storage.from_settings(settings)
             result = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
@@ -54,12 +53,11 @@ def driftline_ingest() -> None:
     def ingest_labels() -> dict[str, Any]:
         """Write new label events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.errors import user_errors
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         with user_errors(f"ingest of {settings.topics.labels}"):
             storage = Storage.from_settings(settings)
             result = ingest_topic(settings, storage, settings.topics.labels, kind="labels")

@@ -25,14 +25,13 @@ def driftline_retrain() -> None:
     @task
     def models_to_retrain() -> list[dict[str, Any]]:
         """The model named in the run's conf (forced), else every model with a pending request."""
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.config import scan_monitor_configs
         from driftline.schemas.errors import user_errors
         from driftline.schemas.names import NAME
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage, state
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         models = scan_monitor_configs(settings.config_dir).models  # a broken one fails its own mapped task
         requested = get_current_context()["params"].get("model")
         if requested:
@@ -50,12 +49,11 @@ def driftline_retrain() -> None:
         """Train on recent labelled data, validate on a holdout, deploy if not worse."""
         from driftline.dags.tasks.configs import task_config
         from driftline.dags.tasks.retrain import run_retrain
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.errors import user_errors
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
         from driftline.schemas.storage import Storage
 
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         with user_errors(f"model {job['model']!r}"):
             config = task_config(settings, job["model"])  # fails for good, without retries, if it does not hold
             return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)

@@ -41,7 +41,7 @@ def check_broker(settings: Settings, timeout: float = 5.0) -> Iterator[Finding]:
     from driftline.streams.topics import wanted_partitions
 
     # log_level 0: the finding says it once, instead of librdkafka logging every reconnect.
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+    admin = AdminClient(settings.kafka_client_config(log_level=0))
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except Exception as exc:  # noqa: BLE001 - any failure to answer is the finding

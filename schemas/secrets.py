@@ -39,6 +39,9 @@ def secret_values(settings: Settings) -> set[str]:
             path = urlsplit(value).path
             if "://" in value and len(path) > 8:  # a webhook's path is its secret part
                 values.add(path)
+    for key, value in settings.kafka_options.items():  # librdkafka passwords and keys, whatever prints them alone
+        if any(word in key for word in ("password", "secret", "key", "token")) and not key.endswith(".location"):
+            values.add(value)
     return values
 
 

@@ -11,6 +11,7 @@ them for the embedded default.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -103,6 +104,23 @@ def _non_negative_seconds(value: str) -> float:
     return seconds
 
 
+def _kafka_config(value: str) -> str | None:
+    """A JSON object of librdkafka settings (``{"security.protocol": "SASL_SSL", ...}``), kept as its text."""
+    if not value.strip():
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"expected a JSON object of librdkafka settings ({exc})") from None
+    if not isinstance(parsed, dict) or not all(isinstance(v, str | int | float | bool) for v in parsed.values()):
+        raise ValueError('expected a JSON object of librdkafka settings, e.g. {"security.protocol": "SASL_SSL"}')
+    return value
+
+
+def _librdkafka_text(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
 def _env(name: str, parse: Callable[[str], Any] = _text, *, secret: bool = False) -> dict[str, Any]:
     """Field metadata: the variable a setting is read from and how its text is parsed."""
     return {"env": name, "parse": parse, "secret": secret}
@@ -125,6 +143,17 @@ class Settings:
     storage_url: str = field(default="", metadata=_env("DRIFTLINE_STORAGE_URL"))
     config_dir: str = field(default="", metadata=_env("DRIFTLINE_CONFIG_DIR"))
     s3_endpoint_url: str | None = field(default=None, metadata=_env("DRIFTLINE_S3_ENDPOINT_URL", _optional_text))
+    # S3 credentials for storage and references; unset: the usual AWS chain (variables, profile, instance role).
+    s3_access_key_id: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_S3_ACCESS_KEY_ID", _optional_text, secret=True)
+    )
+    s3_secret_access_key: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_S3_SECRET_ACCESS_KEY", _optional_text, secret=True)
+    )
+    # librdkafka settings for every Kafka client driftline builds (SASL, SSL, ...), passed through unchanged.
+    kafka_config: str | None = field(
+        default=None, repr=False, metadata=_env("DRIFTLINE_KAFKA_CONFIG", _kafka_config, secret=True)
+    )
     slack_token: str | None = field(
         default=None, repr=False, metadata=_env("DRIFTLINE_SLACK_TOKEN", _optional_text, secret=True)
     )
@@ -223,8 +252,23 @@ class Settings:
 
     @property
     def storage_options(self) -> dict[str, str]:
-        """fsspec options for ``storage_url`` (S3 credentials come from the usual AWS variables)."""
-        return {"endpoint_url": self.s3_endpoint_url} if self.s3_endpoint_url else {}
+        """fsspec options for ``storage_url`` and references: the endpoint and the credentials when set (else S3
+        credentials come from the usual AWS chain)."""
+        options = {"endpoint_url": self.s3_endpoint_url} if self.s3_endpoint_url else {}
+        if self.s3_access_key_id and self.s3_secret_access_key:
+            options.update(key=self.s3_access_key_id, secret=self.s3_secret_access_key)
+        return options
+
+    @property
+    def kafka_options(self) -> dict[str, str]:
+        """The librdkafka settings of ``DRIFTLINE_KAFKA_CONFIG`` (or the Airflow Connection), as strings."""
+        if not self.kafka_config:
+            return {}
+        return {str(key): _librdkafka_text(value) for key, value in json.loads(self.kafka_config).items()}
+
+    def kafka_client_config(self, **extra: Any) -> dict[str, Any]:
+        """Configuration for a confluent-kafka client: the bootstrap servers, the pass-through settings, ``extra``."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.kafka_options, **extra}
 
     @property
     def slack_configured(self) -> bool:

@@ -109,6 +109,7 @@ class DriftlineProducer:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> DriftlineProducer:
         kwargs.setdefault("max_event_bytes", settings.max_event_bytes)
+        kwargs["extra_config"] = {**settings.kafka_options, **(kwargs.get("extra_config") or {})}
         return cls(settings.bootstrap_servers, topics=settings.topics, **kwargs)
 
     @classmethod

@@ -30,7 +30,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
     """Create driftline's topics that do not exist yet; returns those created."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(settings.kafka_client_config())
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = {topic: count for topic, count in wanted_partitions(settings).items() if topic not in existing}
     if not wanted:
@@ -52,7 +52,7 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:
 
 def partition_count(settings: Settings, topic: str, timeout: float = 15.0) -> int:
     """How many partitions ``topic`` has on the broker (the worker's merger waits for each of them)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin = AdminClient(settings.kafka_client_config())
     metadata = admin.list_topics(topic, timeout=timeout).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise RuntimeError(
@@ -70,13 +70,14 @@ def first_offset_from(settings: Settings, topic: str, partition: int, offset: in
     Faust consumer has buffered or committed.
     """
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"driftline-probe-{uuid.uuid4().hex[:8]}",  # never joined, never committed
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",  # below the log start: the first message still there
-            "enable.partition.eof": False,
-        }
+        settings.kafka_client_config(
+            **{
+                "group.id": f"driftline-probe-{uuid.uuid4().hex[:8]}",  # never joined, never committed
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",  # below the log start: the first message still there
+                "enable.partition.eof": False,
+            }
+        )
     )
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])

@@ -28,14 +28,13 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     and deliver the outbox. Never raises: a failing callback must not hide the task's own failure."""
     try:
         from driftline.dags.tasks.drift import deliver_pending_alerts
-        from driftline.schemas.secrets import protect
-        from driftline.schemas.settings import Settings
+        from driftline.dags.tasks.settings import task_settings
         from driftline.schemas.storage import Storage, state
 
         ti = context["ti"]
         mapped = ti.map_index not in (None, -1)  # a mapped task is named by its label (its model), else its index
         task = f"{ti.task_id}[{getattr(ti, 'rendered_map_index', None) or ti.map_index}]" if mapped else ti.task_id
-        settings = protect(Settings.from_env())
+        settings = task_settings()
         storage = Storage.from_settings(settings)
         error = context.get("exception")
         state.queue_occurrence_alert(

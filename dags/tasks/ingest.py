@@ -128,14 +128,15 @@ def write_plan(storage: Storage, kind: str, plan: PartitionPlan) -> list[str]:
 
 def _consumer(settings: Settings, group_id: str) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-            **settings.consumer_group_overrides(),
-        }
+        settings.kafka_client_config(
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                **settings.consumer_group_overrides(),
+            }
+        )
     )
 
 
@@ -230,7 +231,7 @@ def ingest_topic(
         records = _read_new_records(consumer, topic, targets, max_records=max_records, idle_timeout=idle_timeout)
 
         # Invalid predictions are dead-lettered by the stream worker; ingest only counts them.
-        dead_letters = Producer({"bootstrap.servers": settings.bootstrap_servers}) if kind == "labels" else None
+        dead_letters = Producer(settings.kafka_client_config()) if kind == "labels" else None
         to_commit = []
         for partition, items in sorted(records.items()):
             plan = plan_partition(kind, topic, partition, items, limits)
