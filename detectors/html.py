@@ -86,6 +86,7 @@ def render_html(report: dict[str, Any]) -> str:
     window = ""
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
+    performance = _performance_html(report.get("performance"))
     plots = "".join(
         f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
         f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>"
@@ -99,10 +100,41 @@ def render_html(report: dict[str, Any]) -> str:
         f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
         "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
         f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
-        f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
+        f"{performance}<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
         f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
         f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"
     )
+
+
+def _performance_html(section: dict[str, Any] | None) -> str:
+    if not section:
+        return ""
+    realized, estimated = section.get("realized") or {}, section.get("estimated")
+    parts = ["<h2>Performance</h2>"]
+    if realized.get("status") == "insufficient_labels":
+        parts.append(
+            f"<p class='na'>Realized: {realized.get('labelled_rows', 0)} labelled rows so far, fewer than "
+            f"{realized.get('min_labels')}: no verdict yet.</p>"
+        )
+    elif realized:
+        degraded = {d["metric"] for d in realized.get("degraded", [])}
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td class='{'drift' if name in degraded else ''}'>{_format(m['value'])}"
+            f"</td><td>{_format(m['ci_low'])} – {_format(m['ci_high'])}</td>"
+            f"<td>{_format(realized.get('reference', {}).get(name))}</td></tr>"
+            for name, m in realized.get("metrics", {}).items()
+        )
+        parts.append(
+            f"<p>Realized on {realized['labelled_rows']:,} labelled rows: "
+            f"<b class='{'drift' if degraded else 'ok'}'>{'degraded' if degraded else 'ok'}</b></p>"
+            f"<table><tr><th>metric</th><th>value</th><th>95 % interval</th><th>reference</th></tr>{rows}</table>"
+        )
+    if estimated:
+        parts.append(
+            f"<p>Estimated before labels ({html.escape(estimated['method'])}): {estimated['metric']} "
+            f"{_format(estimated['value'])} ({_format(estimated['ci_low'])} – {_format(estimated['ci_high'])})</p>"
+        )
+    return "".join(parts)
 
 
 INDEX_LIMIT = 500  # windows listed per model: an index of years of hourly reports would be megabytes

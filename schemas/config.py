@@ -102,12 +102,32 @@ class AlertSettings(_Section):
     )
 
 
+class PerformanceSettings(_Section):
+    """Realized performance of each drift window once its labels are stored, and an estimate before."""
+
+    task: Literal["classification", "regression"] = "classification"
+    threshold: float = Field(default=0.5, description="Classification: a prediction score at or above this is class 1.")
+    reference: dict[str, float] = Field(
+        default_factory=dict,
+        description="Metric -> expected value (accuracy, f1, roc_auc, mae, ...); default: the serving version's "
+        "holdout accuracy.",
+    )
+    tolerance: float = Field(
+        default=0.02, ge=0, description="Degraded when the whole interval is worse than the reference by more."
+    )
+    min_labels: int = Field(default=100, ge=10, description="Fewer labelled rows: 'insufficient labels'.")
+
+
 class RetrainSettings(_Section):
     entry_point: str | None = Field(
         default=None, description="'package.module:function' called as fn(features, labels, config) -> model"
     )
     window: Duration = timedelta(hours=1)
     min_rows: int = Field(default=200, ge=10)
+    max_age: DurationOrOff = Field(
+        default=timedelta(days=30),
+        description="Alert (once per version) when the serving version was trained longer ago than this; 0: off.",
+    )
     max_accuracy_drop: float = Field(
         default=0.0,
         ge=0,
@@ -138,6 +158,7 @@ class MonitorConfig(_Section):
     drift: DriftSettings = DriftSettings()
     metrics: MetricSettings = MetricSettings()
     alerts: AlertSettings = AlertSettings()
+    performance: PerformanceSettings = PerformanceSettings()
     retrain: RetrainSettings = RetrainSettings()
     deployment: DeploymentSettings = DeploymentSettings()
 

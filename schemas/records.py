@@ -177,7 +177,17 @@ class Alert(Record):
     record_type: ClassVar[str] = "alert"
 
     alert_id: str = Field(description="Stable for the same model, window and kind, so re-runs do not re-announce.")
-    kind: Literal["threshold", "drift", "quality", "quarantine", "unconfigured_model", "artifact", "pipeline"]
+    kind: Literal[
+        "threshold",
+        "drift",
+        "quality",
+        "performance",
+        "quarantine",
+        "unconfigured_model",
+        "artifact",
+        "pipeline",
+        "model_age",
+    ]
     model: str = Field(description="The model; for a pipeline alert, the DAG whose task failed.")
     model_version: str | None = None
     metric: str | None = Field(default=None, description="The metric that crossed its threshold (threshold alerts).")

@@ -145,6 +145,8 @@ KIND_SEVERITY: dict[str, AlertSeverity] = {
     "threshold": "warning",
     "drift": "warning",
     "quality": "warning",
+    "performance": "warning",
+    "model_age": "warning",
     "quarantine": "warning",
     "unconfigured_model": "info",
     "artifact": "critical",
@@ -154,6 +156,8 @@ KIND_TITLE = {
     "threshold": "metric over its threshold",
     "drift": "data drift",
     "quality": "data quality",
+    "performance": "model performance degraded",
+    "model_age": "model not retrained for long",
     "quarantine": "unreadable file set aside",
     "unconfigured_model": "model without a config",
     "artifact": "model artifact refused",
@@ -255,5 +259,22 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
         )
     if report.get("retrain_requested"):
         lines.append("Retraining has been requested.")
+    lines.append(f"Report: {report_url}")
+    return "\n".join(lines)
+
+
+def format_performance_alert(report: dict[str, Any], report_url: str) -> str:
+    """Which metrics degraded in the window: the value, its interval, the reference and the tolerance."""
+    realized = report["performance"]["realized"]
+    lines = [
+        f":chart_with_downwards_trend: driftline: model *{report['model']}* performs worse than its reference "
+        f"(window {report['window_start']} → {report['window_end']}, {realized['labelled_rows']} labelled rows)"
+    ]
+    for verdict in realized["degraded"]:
+        current = verdict["current"]
+        lines.append(
+            f"• {verdict['metric']}: {current['value']:.4f} (95 % CI {current['ci_low']:.4f}–{current['ci_high']:.4f})"
+            f" vs reference {verdict['reference']:.4f}, tolerance {verdict['tolerance']:g}"
+        )
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pandas as pd
 import pyarrow as pa
 
+from driftline.dags.tasks.performance import check_model_age, window_performance
 from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
 from driftline.detectors.html import INDEX_LIMIT, render_html, render_models_index, render_report_index
 from driftline.detectors.quality import QualityIssue, at_least
@@ -30,6 +31,7 @@ from driftline.streams.alerts import (
     alert_blocks,
     deliver_with_retry,
     format_drift_alert,
+    format_performance_alert,
     format_quality_alert,
     format_quarantine_alert,
     notifier_from_settings,
@@ -265,16 +267,12 @@ def run_drift_check(
     decision = decide(report, config)
     report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
     report["verdict"], report["quality_alert"] = decision.verdict, decision.quality_alert
-    kinds: list[Literal["drift", "quality"]] = []
-    if decision.alert:
-        kinds.append("drift")
-    if decision.quality_alert:
-        kinds.append("quality")
-    held_back = {}
-    for kind in kinds:
-        earlier = state.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)
-        if earlier is not None:
-            held_back[kind] = f"alert {earlier} is within alerts.cooldown ({config.alerts.cooldown}) of this window"
+    now = datetime.now(UTC)
+    performance, label_files = window_performance(storage, config, window, (window_start, window_end), now)
+    report["performance"] = performance
+    announce_quarantined(storage, config, label_files)
+    report["model_age"] = check_model_age(storage, config, window_end)
+    kinds, held_back = alert_kinds(storage, config, report, decision, window_end)
     report["alerts_held_back"] = held_back
     report_url = state.drift_report_url(storage, config.model, window_end)
     if decision.retrain:
@@ -289,11 +287,12 @@ def run_drift_check(
         if kind in held_back:
             log.info("%s alert for %s held back: %s", kind, config.model, held_back[kind])
             continue
-        text = (
-            format_drift_alert(report, html_url)
-            if kind == "drift"
-            else format_quality_alert(report, html_url, decision.announced_findings)
-        )
+        if kind == "drift":
+            text = format_drift_alert(report, html_url)
+        elif kind == "quality":
+            text = format_quality_alert(report, html_url, decision.announced_findings)
+        else:
+            text = format_performance_alert(report, html_url)
         critical = kind == "quality" and decision.verdict == "quality_incident"
         state.queue_alert(
             storage,
@@ -347,6 +346,28 @@ def write_report_indexes(storage: Storage, model: str) -> str:
         )
     state.write_report_index(storage, None, render_models_index(latest))
     return url
+
+
+AlertKind = Literal["drift", "quality", "performance"]
+
+
+def alert_kinds(
+    storage: Storage, config: MonitorConfig, report: dict[str, Any], decision: DriftDecision, window_end: datetime
+) -> tuple[list[AlertKind], dict[str, str]]:
+    """The kinds of alert the window asks for, and those of them the cooldown holds back (kind → why)."""
+    kinds: list[AlertKind] = []
+    if decision.alert:
+        kinds.append("drift")
+    if decision.quality_alert:
+        kinds.append("quality")
+    if report["performance"]["realized"]["status"] == "degraded":
+        kinds.append("performance")
+    held_back: dict[str, str] = {}
+    for kind in kinds:
+        earlier = state.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)
+        if earlier is not None:
+            held_back[kind] = f"alert {earlier} is within alerts.cooldown ({config.alerts.cooldown}) of this window"
+    return kinds, held_back
 
 
 def request_retrain(

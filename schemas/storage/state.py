@@ -104,7 +104,7 @@ def remove_retrain_request_if_unchanged(storage: Storage, request: RetrainReques
 
 
 # -- alert outbox -------------------------------------------------------------------------------------
-OccurrenceKind = Literal["quarantine", "artifact", "pipeline"]
+OccurrenceKind = Literal["quarantine", "artifact", "pipeline", "model_age"]
 
 
 def queue_alert(storage: Storage, alert: Alert) -> bool:

@@ -117,6 +117,9 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert report["current_rows"] == ROWS_PER_HOUR
     assert sorted(report["drifted_features"]) == ["plan", "x0", "x3"]  # exactly the shifted ones
     assert report["retrain_requested"] is True
+    realized = report["performance"]["realized"]  # every prediction of the window has its label stored
+    assert realized["labelled_rows"] == ROWS_PER_HOUR and 0 < realized["metrics"]["accuracy"]["value"] < 1
+    assert report["performance"]["estimated"]["metric"] == "accuracy"
     [text] = slack.texts()
     assert "*churn*" in text and all(f"• {name}:" in text for name in ("plan", "x0", "x3"))
     assert "• x1:" not in text
