@@ -3,8 +3,8 @@
 A simulated serving node logs two hours of predictions (event times in the
 past, so the run takes a minute, not two hours) for a logistic model on ten
 features. Halfway through, three features drift, the outcome's relationship to
-``x1`` flips and latency triples. Each run uses its own topic prefix and
-storage folder under ``$DRIFTLINE_HOME/demo/``, so runs never see each other's data.
+``x1`` flips and latency triples. Each run uses its own topic prefix,
+storage folder and Airflow database under ``$DRIFTLINE_HOME/demo/``, so runs never see each other's data.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> i
 
 
 def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any]:
-    from driftline.infra.local_stack import airflow_environment
+    from driftline.infra.local_stack import airflow_environment, migrate_airflow_db
 
     _stage("local stack")
     for line in stack.up():
@@ -88,7 +88,11 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         drift_schedule=DRIFT_SCHEDULE,
     )
     # The worker and the DAG runs are child processes: they read these settings from their environment.
-    child_env = {**os.environ, **settings.to_env(), **airflow_environment(stack.airflow_home)}
+    # Its own Airflow database too: runs of earlier demos (other intervals, other storage) never mix into this one's
+    # backfill.
+    airflow_home = run_dir / "airflow-home"
+    print("  " + migrate_airflow_db(airflow_home))
+    child_env = {**os.environ, **settings.to_env(), **airflow_environment(airflow_home)}
 
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage import models as model_store
@@ -133,7 +137,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
 
     dag_results = run_dags(run_dir, child_env, end)
     _stage("Airflow: backfill of driftline_drift over the traffic's past intervals")
-    backfill = backfill_drift(settings, stack, child_env, run_dir, start=end - TRAFFIC_SPAN, end=end)
+    backfill = backfill_drift(settings, airflow_home, child_env, run_dir, start=end - TRAFFIC_SPAN, end=end)
 
     from driftline.schemas.storage import events, state
 
@@ -341,7 +345,7 @@ def run_dags(run_dir: Path, env: dict[str, str], end: datetime) -> dict[str, str
 
 
 def backfill_drift(
-    settings: Settings, stack: LocalStack, env: dict[str, str], run_dir: Path, *, start: datetime, end: datetime
+    settings: Settings, airflow_home: Path, env: dict[str, str], run_dir: Path, *, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Airflow's own backfill of the drift DAG over ``[start, end)``, run by a real scheduler that is stopped
     afterwards: one run per interval, and per run the window its report checked."""
@@ -350,7 +354,7 @@ def backfill_drift(
 
     storage = Storage.from_settings(settings)
     started = datetime.now(UTC).isoformat()
-    with AirflowServices(stack.airflow_home, env, run_dir / "airflow") as airflow:
+    with AirflowServices(airflow_home, env, run_dir / "airflow") as airflow:
         print(f"  Airflow API server on 127.0.0.1:{airflow.port} and a scheduler (logs in {run_dir / 'airflow'})")
         runs = airflow.backfill("driftline_drift", start, end - DRIFT_WINDOW)
     reports: dict[str, tuple[str, dict[str, Any]]] = {}
