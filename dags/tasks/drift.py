@@ -25,7 +25,7 @@ from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, RetrainRequest, Verdict
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage, StorageError, events, state
+from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage import models as model_store
 from driftline.streams.alerts import (
     alert_blocks,
@@ -380,14 +380,10 @@ def request_retrain(
     """Request a retrain for this drifted window, once, and only if it can help: not when the serving version
     was trained on data ending after the window (a backfill over the past must not retrain on older data), and
     not over a waiting request for a later window. Returns ``requested`` or why not."""
-    serving = model_store.read_deployment_state(storage, config.model)
-    if serving is not None:
-        try:
-            trained_until = model_store.read_model_version(storage, config.model, serving.serving).training_window_end
-        except StorageError:  # a version stored by hand without its record: nothing to compare with
-            trained_until = None
-        if trained_until is not None and window[1] <= trained_until:
-            return f"serving_version_newer: {serving.serving} was trained on data up to {trained_until.isoformat()}"
+    serving = model_store.serving_version(storage, config.model)
+    trained_until = serving.training_window_end if serving is not None else None
+    if serving is not None and trained_until is not None and window[1] <= trained_until:
+        return f"serving_version_newer: {serving.version} was trained on data up to {trained_until.isoformat()}"
     return state.request_retrain_once(
         storage,
         RetrainRequest(

@@ -16,7 +16,7 @@ import pandas as pd
 from driftline.detectors.performance import degradation, evaluate
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.records import QuarantinedFile
-from driftline.schemas.storage import Storage, StorageError, events, state
+from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage import models as model_store
 
 Z_95 = 1.959963984540054
@@ -82,14 +82,10 @@ def performance_reference(storage: Storage, config: MonitorConfig) -> dict[str, 
     """The configured reference metrics, else the serving version's holdout accuracy, else none."""
     if config.performance.reference:
         return dict(config.performance.reference)
-    serving = model_store.read_deployment_state(storage, config.model)
-    if serving is None:
+    version = model_store.serving_version(storage, config.model)
+    if version is None or version.holdout_accuracy is None:
         return {}
-    try:
-        version = model_store.read_model_version(storage, config.model, serving.serving)
-    except StorageError:
-        return {}
-    return {"accuracy": version.holdout_accuracy} if version.holdout_accuracy is not None else {}
+    return {"accuracy": version.holdout_accuracy}
 
 
 def window_performance(
@@ -111,25 +107,21 @@ def check_model_age(storage: Storage, config: MonitorConfig, window_end: datetim
     ``retrain.max_age`` before ``window_end``; returns the finding, or none."""
     if config.retrain.max_age <= timedelta(0):
         return None
-    serving = model_store.read_deployment_state(storage, config.model)
-    if serving is None:
-        return None
-    try:
-        version = model_store.read_model_version(storage, config.model, serving.serving)
-    except StorageError:
+    version = model_store.serving_version(storage, config.model)
+    if version is None:
         return None
     age = window_end - version.trained_at
     if age <= config.retrain.max_age:
         return None
     finding = (
-        f"model *{config.model}* is served by {serving.serving}, trained {age.days} days before this window "
+        f"model *{config.model}* is served by {version.version}, trained {age.days} days before this window "
         f"({version.trained_at:%Y-%m-%d}); retrain.max_age is {config.retrain.max_age.days} days"
     )
     state.queue_occurrence_alert(
         storage,
         kind="model_age",
         model=config.model,
-        key=serving.serving,
+        key=version.version,
         text=f":hourglass: driftline: {finding}. Retrain it, or raise retrain.max_age.",
         channel=config.alerts.slack_channel,
     )

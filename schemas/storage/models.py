@@ -115,6 +115,17 @@ def read_model_version(storage: Storage, model: str, version: str) -> ModelVersi
     return storage.read_record(ModelVersion, path)
 
 
+def serving_version(storage: Storage, model: str) -> ModelVersion | None:
+    """The record of the version serving ``model``; none when nothing serves it or its record is missing."""
+    state = read_deployment_state(storage, model)
+    if state is None:
+        return None
+    try:
+        return read_model_version(storage, model, state.serving)
+    except StorageError:  # a version stored by hand without its record
+        return None
+
+
 def load_model(storage: Storage, model: str, version: str, *, signing_key: str | None = None) -> Any:
     """Deserialize a stored version after checking its signature (with a ``signing_key``) and its artifact
     against the recorded SHA-256; :class:`ArtifactIntegrityError` names what failed and what would fix it."""
