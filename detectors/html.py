@@ -87,6 +87,8 @@ def render_html(report: dict[str, Any]) -> str:
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
     performance = _performance_html(report.get("performance"))
+    production = _production_html(report.get("production_drift"))
+    segments = _segments_html(report.get("segments"))
     plots = "".join(
         f"<div class='feature'><b>{html.escape(f['feature'])}</b> "
         f"<span class='{'drift' if f['drifted'] else 'ok'}'>{_format(f['statistic'])}</span><br>"
@@ -95,14 +97,71 @@ def render_html(report: dict[str, Any]) -> str:
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{title}</h1>{window}{verdict_line}"
+        f"<h1>{title}</h1>{window}{verdict_line}<h2>Skew: against the training reference</h2>"
         f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
         f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
         "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
         f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
-        f"{performance}<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
+        f"{production}{segments}{performance}"
+        f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
         f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
         f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"
+    )
+
+
+def _drift_rows(features: list[dict[str, Any]]) -> str:
+    rows = []
+    for f in features:
+        verdict, css = (
+            ("drift", "drift")
+            if f.get("drifted")
+            else (("no drift", "ok") if f.get("drifted") is False else ("insufficient data", "na"))
+        )
+        rows.append(
+            f"<tr><td>{html.escape(str(f['feature']))}</td><td>{f['test']}</td><td>{_format(f['statistic'])}</td>"
+            f"<td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"
+            f"<td class='{css}'>{verdict}</td></tr>"
+        )
+    return (
+        "<table><tr><th>feature</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
+        f"<th>verdict</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _production_html(section: dict[str, Any] | None) -> str:
+    if not section or section.get("status") == "off":
+        return ""
+    head = "<h2>Drift: against the previous windows of production</h2>"
+    if section.get("status") != "ok":
+        return f"{head}<p class='na'>{html.escape(str(section.get('message', section.get('status'))))}</p>"
+    windows = section["reference_windows"]
+    return (
+        f"{head}<p><b>{len(section['drifted_features'])}</b> of {len(section['features'])} features drifted "
+        f"(share {section['share_drifted']:.0%}) against {section['reference_rows']:,} rows of the "
+        f"{len(windows)} previous window(s) ending {html.escape(windows[-1])} to {html.escape(windows[0])}.</p>"
+        f"{_drift_rows(section['features'])}"
+    )
+
+
+def _segments_html(segments: list[dict[str, Any]] | None) -> str:
+    if not segments:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(s['feature']))} = {html.escape(str(s['value']))}</td>"
+        f"<td>{s['reference_rows']:,} / {s['current_rows']:,}</td>"
+        + (
+            "<td class='na'>insufficient data</td>"
+            if s["insufficient_data"]
+            else f"<td class='{'drift' if s['drifted_features'] else 'ok'}'>"
+            f"{html.escape(', '.join(s['drifted_features']) or 'no drift')}</td>"
+        )
+        + "</tr>"
+        for s in segments
+    )
+    return (
+        f"<h2>Segments</h2><p>Each segment against its own training rows, α = {_format(segments[0]['alpha'], 3)} "
+        "per segment (shared across segments).</p>"
+        f"<table><tr><th>segment</th><th>rows ref / cur</th><th>drifted features</th></tr>{rows}</table>"
     )
 
 

@@ -378,42 +378,90 @@ def profile_batches(
     reference_ranges: dict[str, tuple[float, float]] | None = None,
 ) -> Profile:
     """Fold record batches into a profile with fixed bin edges; memory is one batch plus the summaries."""
-    summaries: dict[str, Summary] = {
-        name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64))
-        if kind == "numeric"
-        else CategoricalSummary()
-        for name, kind in feature_types.items()
-    }
-    binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
-    reservoir = _RowReservoir(sample_size, np.random.default_rng(seed))
-    rows = 0
-    source_types: dict[str, str] = {}
-    # Numeric summaries are independent and numpy releases the GIL on large arrays: fold them on two threads.
-    workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-profile")
-    try:
+    with ProfileBuilder(
+        feature_types, edges, seed=seed, sample_size=sample_size, reference_ranges=reference_ranges
+    ) as builder:
         for batch in batches:
-            rows += batch.num_rows
-            _fold_batch(
-                batch,
-                feature_types,
-                summaries=summaries,
-                binners=binners,
-                reservoir=reservoir,
-                source_types=source_types,
-                reference_ranges=reference_ranges,
-                workers=workers,
-            )
+            builder.add(batch)
             if progress is not None:
                 progress(batch.num_rows)
-    finally:
-        workers.shutdown()
-    for name, summary in summaries.items():
-        sample = reservoir.sample(name)
-        if sample is not None:
-            summary.sample = sample[~_is_missing(sample)]
-        if isinstance(summary, CategoricalSummary):
-            summary.truncate()
-    return Profile(dict(feature_types), summaries, rows, source_types)
+        return builder.finish()
+
+
+class ProfileBuilder:
+    """A profile folded one record batch at a time (:meth:`add`), then :meth:`finish`-ed; several can be fed
+    from one pass over the data (a window and its segments). Memory is the summaries, never the rows.
+
+    Use it as a context manager (or call :meth:`close`): numeric summaries are folded on two threads.
+    """
+
+    def __init__(
+        self,
+        feature_types: dict[str, FeatureType],
+        edges: dict[str, np.ndarray],
+        *,
+        seed: int = 0,
+        sample_size: int = SAMPLE_SIZE,
+        reference_ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
+        self.feature_types = dict(feature_types)
+        self.summaries: dict[str, Summary] = {
+            name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64))
+            if kind == "numeric"
+            else CategoricalSummary()
+            for name, kind in feature_types.items()
+        }
+        self.binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
+        self.reservoir = _RowReservoir(sample_size, np.random.default_rng(seed))
+        self.reference_ranges = reference_ranges
+        self.rows = 0
+        self.source_types: dict[str, str] = {}
+        # Numeric summaries are independent and numpy releases the GIL on large arrays: fold them on two threads.
+        self.workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="driftline-profile")
+
+    @classmethod
+    def for_window(cls, reference: Profile, *, seed: int = 1) -> ProfileBuilder:
+        """A builder of current data on ``reference``'s bin edges (so every bin and category lines up)."""
+        numeric = {name: s for name, s in reference.summaries.items() if isinstance(s, NumericSummary)}
+        return cls(
+            reference.feature_types,
+            {n: s.inner_edges for n, s in numeric.items()},
+            seed=seed,
+            reference_ranges={n: (s.minimum, s.maximum) for n, s in numeric.items()},
+        )
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        self.rows += batch.num_rows
+        _fold_batch(
+            batch,
+            self.feature_types,
+            summaries=self.summaries,
+            binners=self.binners,
+            reservoir=self.reservoir,
+            source_types=self.source_types,
+            reference_ranges=self.reference_ranges,
+            workers=self.workers,
+        )
+
+    def finish(self) -> Profile:
+        for name, summary in self.summaries.items():
+            sample = self.reservoir.sample(name)
+            if sample is not None:
+                summary.sample = sample[~_is_missing(sample)]
+            if isinstance(summary, CategoricalSummary):
+                summary.truncate()
+        return Profile(dict(self.feature_types), self.summaries, self.rows, self.source_types)
+
+    def close(self) -> None:
+        self.workers.shutdown()
+
+    def __enter__(self) -> ProfileBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _fold_batch(
@@ -482,12 +530,9 @@ def window_profile(
     reference: Profile, batches: Iterator[pa.RecordBatch], *, seed: int = 1, progress: Any = None
 ) -> Profile:
     """Profile current data on the reference's bin edges (so every bin and category lines up)."""
-    numeric = {name: s for name, s in reference.summaries.items() if isinstance(s, NumericSummary)}
-    return profile_batches(
-        batches,
-        reference.feature_types,
-        {n: s.inner_edges for n, s in numeric.items()},
-        seed=seed,
-        progress=progress,
-        reference_ranges={n: (s.minimum, s.maximum) for n, s in numeric.items()},
-    )
+    with ProfileBuilder.for_window(reference, seed=seed) as builder:
+        for batch in batches:
+            builder.add(batch)
+            if progress is not None:
+                progress(batch.num_rows)
+        return builder.finish()

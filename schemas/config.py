@@ -80,6 +80,20 @@ class DriftSettings(_Section):
         default_factory=dict, description="Feature -> registered test name, instead of automatic selection."
     )
     thresholds: dict[str, float] = Field(default_factory=dict, description="Feature -> threshold for distance tests.")
+    production_windows: int = Field(
+        default=6,
+        ge=0,
+        le=168,
+        description="Drift is also tested against the previous this-many windows of production data (a rolling "
+        "reference, beside the training reference's skew); 0: off.",
+    )
+    segments: list[str] = Field(
+        default_factory=list,
+        description="Features whose values split the data into segments, each tested on its own (e.g. country).",
+    )
+    segment_limit: int = Field(
+        default=10, ge=1, le=100, description="Per segment feature, at most this many of its commonest values."
+    )
 
 
 class MetricSettings(_Section):

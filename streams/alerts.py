@@ -248,7 +248,7 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
     drifted = [f for f in report["features"] if f["drifted"]]
     lines = [
         f":warning: driftline: data drift on model *{report['model']}* — "
-        f"{len(drifted)} of {len(report['features'])} features drifted "
+        f"{len(drifted)} of {len(report['features'])} features drifted against the training reference "
         f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
     ]
     for feature in drifted:
@@ -257,6 +257,18 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
             f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
             f"{score} (threshold {feature['threshold']:.3g})"
         )
+    production = report.get("production_drift") or {}
+    if production.get("drifted_features"):
+        lines.append(
+            f"Against the previous {len(production['reference_windows'])} window(s) of production: "
+            f"{', '.join(production['drifted_features'])} drifted."
+        )
+    for segment in report.get("segments") or []:
+        if segment["drifted_features"]:
+            lines.append(
+                f"Segment {segment['feature']} = {segment['value']} ({segment['current_rows']} rows): "
+                f"{', '.join(segment['drifted_features'])} drifted."
+            )
     if report.get("retrain_requested"):
         lines.append("Retraining has been requested.")
     lines.append(f"Report: {report_url}")

@@ -10,16 +10,21 @@ the reference, writes the report and acts on the decision.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from driftline.dags.tasks.performance import check_model_age, window_performance
-from driftline.detectors import Profile, build_reference_profile, compare_profiles, window_profile
+from driftline.dags.tasks.performance import ConfidenceSums, PredictionSample, check_model_age, window_performance
+from driftline.detectors import Profile, build_reference_profile, compare_profiles
 from driftline.detectors.html import INDEX_LIMIT, render_html, render_models_index, render_report_index
+from driftline.detectors.profile import OTHER, CategoricalSummary, ProfileBuilder
 from driftline.detectors.quality import QualityIssue, at_least
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
@@ -40,15 +45,17 @@ from driftline.streams.alerts import (
 log = logging.getLogger(__name__)
 
 
-def reference_profile(settings: Settings, storage: Storage, config: MonitorConfig) -> Profile:
-    """The stored profile of the training data; built (once) when missing or when the reference moved."""
+def reference_profile(settings: Settings, storage: Storage, config: MonitorConfig) -> tuple[Profile, str]:
+    """The stored profile of the training data and its key (see :func:`.models.reference_key`); built (once)
+    when missing or when the reference moved."""
     stored = model_store.read_reference_profile(storage, config.model, config.reference)
-    if stored is not None:
-        return Profile.from_bytes(stored)
-    table = read_table(config.reference, settings.storage_options)
-    profile = build_reference_profile(table, config.features, exclude=(config.label_column,))
-    model_store.write_reference_profile(storage, config.model, config.reference, profile.to_bytes())
-    return profile
+    if stored is None:
+        table = read_table(config.reference, settings.storage_options)
+        profile = build_reference_profile(table, config.features, exclude=(config.label_column,))
+        model_store.write_reference_profile(storage, config.model, config.reference, profile.to_bytes())
+        stored = model_store.read_reference_profile(storage, config.model, config.reference)
+        assert stored is not None  # just written
+    return Profile.from_bytes(stored), model_store.reference_key(stored)
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -85,74 +92,302 @@ def windows_ending_in(
     return windows
 
 
-@dataclass(frozen=True)
-class Window:
-    rows: pd.DataFrame
-    start: datetime
-    end: datetime
-    quarantined: list[QuarantinedFile]
-
-
 class EmptyWindowError(LookupError):
     """The window holds no stored predictions of the model (after quarantining unreadable files)."""
 
 
-def read_window(storage: Storage, config: MonitorConfig, start: datetime, end: datetime) -> Window:
-    """The model's stored predictions with ``start <= event_time < end``: exactly that window, whenever it is read.
+# The columns of a prediction file a drift check reads besides the features.
+PREDICTION_COLUMNS = frozenset({"model_version", "request_id", "prediction"})
 
-    Unreadable files are moved to quarantine (listed in ``quarantined``, and announced when the window is
-    empty, since no check follows); the rest of the window is read. An event stamped in the future of the run
-    that reads it cannot enter: ingest refuses it, and a window ends in the past of the run that checks it.
+
+def _check_columns(name: str) -> bool:
+    return name.startswith(events.FEATURE_PREFIX) or name in PREDICTION_COLUMNS
+
+
+@dataclass
+class TypeTally:
+    """Per numeric feature: values present in the window, and those that were not numbers (with examples)."""
+
+    present: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, set[str]] = field(default_factory=dict)
+
+    def to_numbers(self, name: str, column: pa.Array) -> pa.Array:
+        values = pd.Series([_number_or_none(v) for v in column.to_pylist()], dtype=object)
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = values[values.notna() & converted.isna()]
+        if len(bad):
+            self.unreadable[name] = self.unreadable.get(name, 0) + len(bad)
+            seen = self.examples.setdefault(name, set())
+            if len(seen) < 50:
+                seen.update(repr(v) for v in bad.head(50 - len(seen)))
+        return pa.array(converted.to_numpy(dtype=np.float64), from_pandas=True)
+
+    def findings(self) -> list[dict[str, Any]]:
+        findings = []
+        for name, unreadable in sorted(self.unreadable.items()):
+            total = self.present[name]
+            examples = ", ".join(sorted(self.examples[name])[:3])
+            issue = QualityIssue(
+                severity="critical" if unreadable == total else "warning",
+                check="type_change",
+                feature=name,
+                value=unreadable / total,
+                threshold=None,
+                message=(
+                    f"{unreadable} of {total} values of feature {name!r} in this window are not numbers, as "
+                    f"the reference is (e.g. {examples}); they count as missing. A producer changed the "
+                    "column's type: send numbers, or profile the reference with the new type."
+                ),
+            )
+            findings.append(issue.to_dict())
+        return findings
+
+
+def window_features(batch: pa.RecordBatch, reference: Profile, tally: TypeTally, seen: set[str]) -> pa.RecordBatch:
+    """The batch's features named as the serving node named them, each read as the reference's type says.
+
+    Files of one window may disagree on a column's type (a producer sent floats, then strings). A feature the
+    reference profiles as numeric that arrives as anything but numbers is converted value by value; values
+    that are not numbers count as missing and are tallied for a ``type_change`` finding. A reference feature a
+    file lacks is all missing in its rows. ``seen`` collects the feature names the window's files hold.
     """
-    rows, quarantined = events.read_window_events(storage, "predictions", config.model, start, end)
-    if rows.empty:
-        announce_quarantined(storage, config, quarantined)  # the check stops here; the files must still be named
-        skipped = f" ({len(quarantined)} unreadable file(s) were moved to quarantine)" if quarantined else ""
-        raise EmptyWindowError(
-            f"no stored predictions of model {config.model!r} in [{start.isoformat()}, {end.isoformat()}) under "
-            f"{events.location(storage, 'predictions', config.model)}{skipped}"
+    rows = batch.num_rows
+    arrays: dict[str, pa.Array] = {}
+    for position, column_field in enumerate(batch.schema):
+        if not column_field.name.startswith(events.FEATURE_PREFIX):
+            continue
+        name = column_field.name.removeprefix(events.FEATURE_PREFIX)
+        seen.add(name)
+        column = batch.column(position)
+        if reference.feature_types.get(name) == "numeric":
+            tally.present[name] = tally.present.get(name, 0) + rows - column.null_count
+            if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+                column = tally.to_numbers(name, column)
+        arrays[name] = column
+    for name, kind in reference.feature_types.items():
+        if name not in arrays:
+            arrays[name] = pa.nulls(rows, pa.float64() if kind == "numeric" else pa.string())
+    return pa.RecordBatch.from_arrays(list(arrays.values()), names=list(arrays))
+
+
+def as_text(array: pa.Array) -> pa.Array:
+    """Values as the text a categorical profile counts them by (``str`` of each value)."""
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return array
+    return pa.array([None if v is None else str(v) for v in array.to_pylist()], type=pa.string())
+
+
+Segment = tuple[str, str]  # (segment feature, value)
+
+
+@dataclass
+class WindowScan:
+    """What one pass over a window's stored predictions gives: its profile on the reference's bins, a profile
+    per segment, the sampled predictions and score sums for the performance section, and counts."""
+
+    profile: Profile
+    rows: int
+    versions: list[str]
+    columns: list[str]
+    type_findings: list[dict[str, Any]]
+    predictions: PredictionSample
+    confidence: ConfidenceSums
+    segments: dict[Segment, Profile]
+    quarantined: list[QuarantinedFile]
+
+
+def scan_window(
+    storage: Storage,
+    config: MonitorConfig,
+    reference: Profile,
+    start: datetime,
+    end: datetime,
+    *,
+    segments: dict[Segment, Profile] | None = None,
+    performance: bool = True,
+) -> WindowScan:
+    """One streaming pass over the window ``start <= event_time < end``: record batches of the needed columns
+    (:func:`.events.window_batches`), each folded into the window profile, the profile of each segment
+    (``segments`` maps a segment to its reference profile) and, unless ``performance`` is off, the performance
+    sample. Memory is one batch and the summaries, whatever the window's size. Unreadable files are quarantined
+    (listed in ``quarantined``)."""
+    segments = segments or {}
+    quarantined: list[QuarantinedFile] = []
+
+    def consume(batches: Iterator[pa.RecordBatch]) -> WindowScan:
+        tally, versions, columns = TypeTally(), set[str](), set[str]()
+        predictions, confidence = PredictionSample(), ConfidenceSums(threshold=config.performance.threshold)
+        with ExitStack() as stack:
+            window = stack.enter_context(ProfileBuilder.for_window(reference))
+            by_segment = {key: stack.enter_context(ProfileBuilder.for_window(p)) for key, p in segments.items()}
+            for batch in batches:
+                names = batch.schema.names
+                versions.update(v for v in pc.unique(batch.column(names.index("model_version"))).to_pylist() if v)
+                features = window_features(batch, reference, tally, columns)
+                window.add(features)
+                texts: dict[str, pa.Array] = {}
+                for (column, value), builder in by_segment.items():
+                    if column not in texts:
+                        texts[column] = as_text(features.column(features.schema.get_field_index(column)))
+                    builder.add(features.filter(pc.equal(texts[column], value)))
+                if performance and "request_id" in names and "prediction" in names:
+                    scores = batch.column(names.index("prediction")).cast(pa.float64()).to_numpy(zero_copy_only=False)
+                    ids = batch.column(names.index("request_id")).to_numpy(zero_copy_only=False)
+                    predictions.add(ids, scores)
+                    confidence.add(scores)
+            return WindowScan(
+                profile=window.finish(),
+                rows=window.rows,
+                versions=sorted(versions),
+                columns=sorted(columns),
+                type_findings=tally.findings(),
+                predictions=predictions,
+                confidence=confidence,
+                segments={key: builder.finish() for key, builder in by_segment.items()},
+                quarantined=quarantined,
+            )
+
+    return events.scan_window(
+        consume, storage, "predictions", config.model, (start, end), columns=_check_columns, quarantined=quarantined
+    )
+
+
+def segment_references(
+    settings: Settings, storage: Storage, config: MonitorConfig, reference: Profile, key: str
+) -> dict[Segment, Profile]:
+    """The reference profile of each segment: per ``drift.segments`` feature, its ``drift.segment_limit``
+    commonest values in the training data that have at least ``drift.min_rows`` rows there. Built once from the
+    training data (the rows of that value, the segment feature left out) and stored under the reference's key."""
+    chosen: list[Segment] = []
+    for column in config.drift.segments:
+        kind = reference.feature_types.get(column)
+        if kind is None:
+            raise ValueError(
+                f"drift.segments names {column!r}, which the reference {config.reference} does not have as a feature; "
+                f"its features: {', '.join(sorted(reference.feature_types))}"
+            )
+        summary = reference.summaries[column]
+        if not isinstance(summary, CategoricalSummary):
+            raise ValueError(
+                f"drift.segments names {column!r}, a numeric feature: segments are the values of a categorical "
+                "feature (a country, a plan, a device); bucket the number into categories first"
+            )
+        ranked = sorted(summary.counts.items(), key=lambda item: (-item[1], item[0]))
+        values = [value for value, count in ranked if value != OTHER and count >= config.drift.min_rows]
+        chosen += [(column, value) for value in values[: config.drift.segment_limit]]
+    profiles: dict[Segment, Profile] = {}
+    table: pa.Table | None = None
+    for column, value in chosen:
+        stored = model_store.read_segment_profile(storage, config.model, key, (column, value))
+        if stored is None:
+            if table is None:
+                table = read_table(config.reference, settings.storage_options)
+            rows = table.filter(pc.equal(as_text(table.column(column).combine_chunks()), value))
+            types = {name: kind for name, kind in reference.feature_types.items() if name != column}
+            stored = build_reference_profile(rows, types).to_bytes()
+            model_store.write_segment_profile(storage, config.model, key, (column, value), stored)
+        profiles[(column, value)] = Profile.from_bytes(stored)
+    return profiles
+
+
+def _feature_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
+    keep = ("feature", "test", "statistic", "p_value", "threshold", "drifted", "status")
+    return [{name: feature.get(name) for name in keep} for feature in report["features"]]
+
+
+def segment_drift(
+    config: MonitorConfig, references: dict[Segment, Profile], currents: dict[Segment, Profile]
+) -> list[dict[str, Any]]:
+    """Each segment's window against the segment's own training rows. The segments share ``drift.alpha``
+    (Bonferroni across segments, the configured correction across each segment's features), so that many
+    segments do not multiply false alarms."""
+    alpha = config.drift.alpha / max(len(references), 1)
+    results = []
+    for (column, value), reference in references.items():
+        current = currents[(column, value)]
+        tests = {name: test for name, test in config.drift.tests.items() if name in reference.feature_types}
+        thresholds = {name: t for name, t in config.drift.thresholds.items() if name in reference.feature_types}
+        report = compare_profiles(
+            reference,
+            current,
+            alpha=alpha,
+            correction=config.drift.correction,
+            min_rows=config.drift.min_rows,
+            tests=tests,
+            thresholds=thresholds,
+        ).to_dict()
+        results.append(
+            {
+                "feature": column,
+                "value": value,
+                "reference_rows": reference.rows,
+                "current_rows": current.rows,
+                "alpha": alpha,
+                "drifted_features": report["drifted_features"],
+                "share_drifted": report["share_drifted"],
+                "insufficient_data": current.rows < config.drift.min_rows,
+                "features": _feature_lines(report),
+            }
         )
-    return Window(rows, start, end, quarantined)
+    return results
 
 
-def window_table(features: pd.DataFrame, reference: Profile) -> tuple[pa.Table, list[dict[str, Any]]]:
-    """The window's features as an Arrow table, each column read as the reference's type says.
+def production_reference(
+    storage: Storage, config: MonitorConfig, reference: Profile, key: str, window_start: datetime
+) -> tuple[Profile | None, list[str]]:
+    """The rolling production reference of the window starting at ``window_start``: the previous
+    ``drift.production_windows`` windows merged (those with data), and their ends. Each window's profile is
+    stored when it is checked; a previous window not checked yet is profiled now (and stored)."""
+    length, merged, ends = config.drift.window, None, []
+    for back in range(config.drift.production_windows):
+        end = window_start - back * length
+        stored = model_store.read_window_profile(storage, config.model, key, end)
+        if stored is None:
+            scan = scan_window(storage, config, reference, end - length, end, performance=False)
+            announce_quarantined(storage, config, scan.quarantined)
+            if scan.rows == 0:
+                continue
+            stored = scan.profile.to_bytes()
+            model_store.write_window_profile(storage, config.model, key, end, stored)
+        profile = Profile.from_bytes(stored)
+        merged = profile if merged is None else merged.merge(profile, seed=back)
+        ends.append(end.isoformat())
+    return merged, ends
 
-    Files of one window may disagree on a column's type (a producer sent floats, then strings): pandas joins
-    them into a mixed column that Arrow cannot read. A column the reference profiles as numeric is converted
-    value by value; values that are not numbers count as missing and are reported as a ``type_change``
-    quality finding with their count. Any other mixed column is read as text. Never a crash.
-    """
-    findings: list[dict[str, Any]] = []
-    columns: dict[str, pd.Series] = {}
-    for name in features.columns:
-        values = features[name]
-        if values.dtype == object:
-            present = values.notna()
-            if reference.feature_types.get(name) == "numeric":
-                converted = pd.to_numeric(values.map(_number_or_none), errors="coerce")
-                unreadable_values = values[present & converted.isna()]
-                if len(unreadable_values):
-                    unreadable, total = len(unreadable_values), int(present.sum())
-                    examples = ", ".join(sorted({repr(v) for v in unreadable_values.head(50)})[:3])
-                    issue = QualityIssue(
-                        severity="critical" if unreadable == total else "warning",
-                        check="type_change",
-                        feature=name,
-                        value=unreadable / total,
-                        threshold=None,
-                        message=(
-                            f"{unreadable} of {total} values of feature {name!r} in this window are not numbers, as "
-                            f"the reference is (e.g. {examples}); they count as missing. A producer changed the "
-                            "column's type: send numbers, or profile the reference with the new type."
-                        ),
-                    )
-                    findings.append(issue.to_dict())
-                values = converted
-            else:
-                values = values.where(~present, values.astype(str))
-        columns[name] = values
-    return pa.Table.from_pandas(pd.DataFrame(columns, index=features.index), preserve_index=False), findings
+
+def production_drift(
+    storage: Storage, config: MonitorConfig, reference: Profile, key: str, *, current: Profile, window_start: datetime
+) -> dict[str, Any]:
+    """The report's ``production_drift`` section: the window against the rolling production reference (see
+    :func:`production_reference`), with the same tests, alpha and correction as the skew against training."""
+    if config.drift.production_windows == 0:
+        return {"status": "off"}
+    previous, ends = production_reference(storage, config, reference, key, window_start)
+    if previous is None:
+        return {
+            "status": "no_previous_windows",
+            "message": f"none of the previous {config.drift.production_windows} windows holds stored predictions",
+            "reference_windows": [],
+        }
+    report = compare_profiles(
+        previous,
+        current,
+        alpha=config.drift.alpha,
+        correction=config.drift.correction,
+        min_rows=config.drift.min_rows,
+        tests=config.drift.tests,
+        thresholds=config.drift.thresholds,
+    ).to_dict()
+    return {
+        "status": "ok",
+        "reference_windows": ends,
+        "reference_rows": previous.rows,
+        "drifted_features": report["drifted_features"],
+        "share_drifted": report["share_drifted"],
+        "insufficient_data": report["insufficient_data"],
+        "features": _feature_lines(report),
+    }
 
 
 def _number_or_none(value: Any) -> Any:
@@ -173,8 +408,9 @@ class DriftDecision:
 
 
 def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
-    """Alert when the share of drifted features exceeds ``drift.alert_share``; request a retrain when it reaches
-    ``drift.retrain_share`` and the model has a retrain entry point. Pure.
+    """Alert when the share of drifted features exceeds ``drift.alert_share``: against the training reference
+    (skew), against the rolling production reference, or within a segment. Request a retrain when the skew's
+    share reaches ``drift.retrain_share`` and the model has a retrain entry point. Pure.
 
     Quality findings of ``alerts.quality_severity`` or worse (and any unreadable file moved aside) are announced
     in a quality alert. A critical finding (a feature gone for the whole window) makes the verdict
@@ -184,7 +420,11 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     drifted = list(report["drifted_features"])
     share = float(report["share_drifted"])
     quality = list(report.get("quality", []))
-    alert = bool(drifted) and share > config.drift.alert_share
+    production = report.get("production_drift") or {}
+    others = [production] if production.get("status") == "ok" else []
+    others += list(report.get("segments") or [])
+    other_drift = any(o["drifted_features"] and float(o["share_drifted"]) > config.drift.alert_share for o in others)
+    alert = (bool(drifted) and share > config.drift.alert_share) or other_drift
     incident = any(q.get("severity") == "critical" for q in quality)
     retrain = (
         bool(drifted)
@@ -195,7 +435,7 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     floor = config.alerts.quality_severity
     announced = [q for q in quality if at_least(q.get("severity", "warning"), floor)]
     quality_alert = bool(announced) or (bool(report.get("skipped_files")) and floor != "off")
-    verdict: Verdict = "quality_incident" if incident else ("drift" if drifted else "no_drift")
+    verdict: Verdict = "quality_incident" if incident else ("drift" if drifted or other_drift else "no_drift")
     return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced)
 
 
@@ -237,38 +477,50 @@ def run_drift_check(
     Unreadable files of the window are moved to quarantine, announced, and listed in the report.
     Raises :class:`EmptyWindowError` when the window holds no stored predictions.
     """
-    reference = reference_profile(settings, storage, config)
-    current = read_window(storage, config, window_start, window_end)
-    announce_quarantined(storage, config, current.quarantined)
-    window = current.rows
-    current_table, type_findings = window_table(events.feature_columns(window), reference)
+    reference, key = reference_profile(settings, storage, config)
+    segment_refs = segment_references(settings, storage, config, reference, key)
+    scan = scan_window(storage, config, reference, window_start, window_end, segments=segment_refs)
+    announce_quarantined(storage, config, scan.quarantined)
+    if scan.rows == 0:
+        skipped = f" ({len(scan.quarantined)} unreadable file(s) were moved to quarantine)" if scan.quarantined else ""
+        raise EmptyWindowError(
+            f"no stored predictions of model {config.model!r} in [{window_start.isoformat()}, "
+            f"{window_end.isoformat()}) under {events.location(storage, 'predictions', config.model)}{skipped}"
+        )
+    model_store.write_window_profile(storage, config.model, key, window_end, scan.profile.to_bytes())
     report = compare_profiles(
         reference,
-        window_profile(reference, iter(current_table.to_batches())),
+        scan.profile,
         alpha=config.drift.alpha,
         correction=config.drift.correction,
         min_rows=config.drift.min_rows,
         tests=config.drift.tests,
         thresholds=config.drift.thresholds,
-        current_columns=current_table.column_names,
+        current_columns=scan.columns,
         metadata={
             "model": config.model,
-            "model_versions": sorted(window["model_version"].unique().tolist()),
+            "model_versions": scan.versions,
             "window_start": window_start.isoformat(),
             "window_end": window_end.isoformat(),
-            "current_rows": len(window),
+            "current_rows": scan.rows,
             "reference_rows": reference.rows,
             "generated_at": datetime.now(UTC).isoformat(),
         },
     ).to_dict()
-    report["quality"] = [*report.get("quality", []), *type_findings]
-    report["skipped_files"] = [file.to_jsonable() for file in current.quarantined]
-    report["skipped_events_at_most"] = sum(file.events_at_most or 0 for file in current.quarantined)
+    report["quality"] = [*report.get("quality", []), *scan.type_findings]
+    report["skipped_files"] = [file.to_jsonable() for file in scan.quarantined]
+    report["skipped_events_at_most"] = sum(file.events_at_most or 0 for file in scan.quarantined)
+    report["production_drift"] = production_drift(
+        storage, config, reference, key, current=scan.profile, window_start=window_start
+    )
+    report["segments"] = segment_drift(config, segment_refs, scan.segments)
     decision = decide(report, config)
     report["alert"], report["retrain_requested"] = decision.alert, decision.retrain
     report["verdict"], report["quality_alert"] = decision.verdict, decision.quality_alert
     now = datetime.now(UTC)
-    performance, label_files = window_performance(storage, config, window, (window_start, window_end), now)
+    performance, label_files = window_performance(
+        storage, config, scan.predictions, scan.confidence, (window_start, window_end), now=now
+    )
     report["performance"] = performance
     announce_quarantined(storage, config, label_files)
     report["model_age"] = check_model_age(storage, config, window_end)
@@ -302,7 +554,7 @@ def run_drift_check(
                 model=config.model,
                 window_start=window_start,
                 window_end=window_end,
-                count=len(window),
+                count=scan.rows,
                 channel=config.alerts.slack_channel,
                 text=text,
                 severity="critical" if critical else "warning",
@@ -314,7 +566,7 @@ def run_drift_check(
         model=config.model,
         window_start=window_start,
         window_end=window_end,
-        current_rows=len(window),
+        current_rows=scan.rows,
         drifted_features=decision.drifted_features,
         share_drifted=float(report["share_drifted"]),
         alert=decision.alert,
@@ -323,7 +575,7 @@ def run_drift_check(
         alerts_delivered=deliver_pending_alerts(settings, storage),
         verdict=decision.verdict,
         quality_findings={severity: severities.count(severity) for severity in sorted(set(severities))},
-        quarantined_files=[file.path for file in current.quarantined],
+        quarantined_files=[file.path for file in scan.quarantined],
         alerts_held_back=sorted(held_back),
     )
 

@@ -5,11 +5,12 @@ One run, per partition of a topic:
 1. start at the consumer group's committed offset;
 2. if a *ledger* exists for that start (a previous run wrote files but crashed
    before committing), re-read exactly the ledger's offset range; otherwise
-   read until the topic is idle or ``max_records`` and write a ledger first;
+   read a chunk (until the topic is idle, ``chunk_records`` or ``max_records``)
+   and write a ledger first;
 3. write one Parquet file per model / version / date / hour, named by topic,
    partition and offset range, atomically — a rewrite of the same range
    replaces the same files;
-4. commit ``last offset + 1``, then drop the ledger.
+4. commit ``last offset + 1``, then drop the ledger; read the next chunk.
 
 So a run that dies anywhere before step 4 is repeated exactly by the next one.
 Caught-up is detected by an idle poll, not by the high watermark (which the
@@ -126,10 +127,20 @@ def write_plan(storage: Storage, kind: str, plan: PartitionPlan) -> list[str]:
     ]
 
 
+# librdkafka prefetches up to 64 MB by default, whatever a chunk holds; ingest needs one chunk at a time.
+PREFETCH_KBYTES = 16_384
+
+
 def _consumer(settings: Settings, group_id: str) -> Consumer:
+    prefetch = (
+        {}
+        if "queued.max.messages.kbytes" in settings.kafka_options
+        else {"queued.max.messages.kbytes": PREFETCH_KBYTES}
+    )
     return Consumer(
         settings.kafka_client_config(
             **{
+                **prefetch,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -152,7 +163,7 @@ def _read_new_records(
     records: dict[int, list[Record]] = defaultdict(list)
     total, last_message_at = 0, time.monotonic()
     while True:
-        batch = consumer.consume(10_000, timeout=0.5)
+        batch = consumer.consume(max(1, min(10_000, max_records - total)), timeout=0.5)
         for message in batch:
             error = message.error()
             if error:
@@ -192,6 +203,45 @@ def _unfinished_ranges(storage: Storage, topic: str, starts: dict[int, int]) -> 
     return targets
 
 
+def _store_chunk(
+    settings: Settings,
+    storage: Storage,
+    kind: str,
+    records: dict[int, list[Record]],
+    *,
+    starts: dict[int, int],
+    limits: EventLimits,
+    result: IngestResult,
+    dead_letters: Producer | None,
+) -> None:
+    """Plan one chunk's records per partition and write them (ledger first), recording in ``result`` the files
+    and the offsets to commit; the chunk's dead letters are delivered before its offsets may be committed."""
+    topic = result.topic
+    for partition, items in sorted(records.items()):
+        plan = plan_partition(kind, topic, partition, items, limits)
+        ledger = IngestLedger(
+            topic=topic, partition=partition, first_offset=plan.first_offset, last_offset=plan.last_offset
+        )
+        state.write_ingest_ledger(storage, ledger, starts[partition])
+        for dead in plan.dead_letters:
+            if dead_letters is not None:
+                dead_letters.produce(settings.topics.dead_letter, dead.to_json())
+        result.invalid += len(plan.dead_letters)
+        result.files += write_plan(storage, kind, plan)
+        result.rows_written += sum(len(file.rows) for file in plan.files)
+        result.committed[partition] = plan.last_offset + 1
+    if dead_letters is not None and dead_letters.flush(30):
+        # Committing now would lose them: the next run re-reads this range and sends them again.
+        raise RuntimeError(
+            f"could not deliver the dead letters of {topic} to {settings.topics.dead_letter} within 30 s; "
+            "offsets not committed, the next run repeats this range"
+        )
+
+
+# Records read, stored and committed at a time: memory holds one chunk, however long the backlog of a run.
+CHUNK_RECORDS = 50_000
+
+
 def ingest_topic(
     settings: Settings,
     storage: Storage,
@@ -200,13 +250,16 @@ def ingest_topic(
     kind: str,
     group_id: str | None = None,
     max_records: int = 1_000_000,
+    chunk_records: int = CHUNK_RECORDS,
     idle_timeout: float = 3.0,
     crash_before_commit: bool = False,
 ) -> IngestResult:
     """Move what is new on ``topic`` to storage under ``kind/``; see the module docstring.
 
-    ``crash_before_commit`` stops after the files are written, as a crash would
-    (tests use it to show the next run repeats the range exactly).
+    A run reads at most ``max_records``, in chunks of ``chunk_records``: each chunk is planned, written (ledger
+    first) and committed before the next is read, so memory is bounded by a chunk, and a crash repeats at most
+    the chunk it was in. ``crash_before_commit`` stops after the first chunk's files are written, as a crash
+    would (tests use it to show the next run repeats the range exactly).
     """
     if kind not in EXPECTED_EVENT_TYPE:
         raise ValueError(f"kind must be one of {sorted(EXPECTED_EVENT_TYPE)}, got {kind!r}")
@@ -214,6 +267,8 @@ def ingest_topic(
     consumer = _consumer(settings, group_id or f"{settings.topic_prefix}-ingest-{kind}")
     limits = EventLimits.from_settings(settings)
     result = IngestResult(topic)
+    # Invalid predictions are dead-lettered by the stream worker; ingest only counts them.
+    dead_letters = Producer(settings.kafka_client_config()) if kind == "labels" else None
     try:
         metadata = consumer.list_topics(topic, timeout=15)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
@@ -228,39 +283,28 @@ def ingest_topic(
         consumer.assign(
             [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in committed]
         )
-        records = _read_new_records(consumer, topic, targets, max_records=max_records, idle_timeout=idle_timeout)
-
-        # Invalid predictions are dead-lettered by the stream worker; ingest only counts them.
-        dead_letters = Producer(settings.kafka_client_config()) if kind == "labels" else None
-        to_commit = []
-        for partition, items in sorted(records.items()):
-            plan = plan_partition(kind, topic, partition, items, limits)
-            ledger = IngestLedger(
-                topic=topic, partition=partition, first_offset=plan.first_offset, last_offset=plan.last_offset
+        read_in_all, caught_up = 0, False
+        while read_in_all < max_records:
+            wanted = min(chunk_records, max_records - read_in_all)
+            records = _read_new_records(consumer, topic, targets, max_records=wanted, idle_timeout=idle_timeout)
+            read = sum(len(items) for items in records.values())
+            read_in_all += read
+            _store_chunk(
+                settings, storage, kind, records, starts=starts, limits=limits, result=result, dead_letters=dead_letters
             )
-            state.write_ingest_ledger(storage, ledger, starts[partition])
-            for dead in plan.dead_letters:
-                if dead_letters is not None:
-                    dead_letters.produce(settings.topics.dead_letter, dead.to_json())
-            result.invalid += len(plan.dead_letters)
-            result.files += write_plan(storage, kind, plan)
-            result.rows_written += sum(len(file.rows) for file in plan.files)
-            to_commit.append(TopicPartition(topic, partition, plan.last_offset + 1))
-            result.committed[partition] = plan.last_offset + 1
-        if dead_letters is not None and dead_letters.flush(30):
-            # Committing now would lose them: the next run re-reads this range and sends them again.
-            raise RuntimeError(
-                f"could not deliver the dead letters of {topic} to {settings.topics.dead_letter} within 30 s; "
-                "offsets not committed, the next run repeats this range"
-            )
-        if crash_before_commit:
-            return result
-        if to_commit:
-            consumer.commit(offsets=to_commit, asynchronous=False)
-            for partition in result.committed:
-                state.remove_ingest_ledger(storage, topic, partition, starts[partition])
-        read = sum(len(items) for items in records.values())
-        if read < max_records:  # read until idle: everything the broker held at the start is stored now
+            if crash_before_commit:
+                return result
+            to_commit = [TopicPartition(topic, partition, result.committed[partition]) for partition in records]
+            if to_commit:
+                consumer.commit(offsets=to_commit, asynchronous=False)
+                for partition in records:
+                    state.remove_ingest_ledger(storage, topic, partition, starts[partition])
+                    starts[partition] = result.committed[partition]
+            targets = {}  # only the first chunk replays an unfinished run
+            if read < wanted:  # read until idle: everything the broker held at the start is stored now
+                caught_up = True
+                break
+        if caught_up:
             state.write_ingest_progress(
                 storage, IngestProgress(topic=topic, caught_up_at=started_at, rows_written=result.rows_written)
             )

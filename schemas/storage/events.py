@@ -8,18 +8,21 @@ same range again replaces the same file (see :func:`.layout.event_file`).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from driftline.schemas.events import LabelEvent, PredictionEvent
 from driftline.schemas.records import QuarantinedFile
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
+
+T = TypeVar("T")
 
 
 def _scalar_columns(value: Any, prefix: str) -> dict[str, Any]:
@@ -225,6 +228,140 @@ def read_window_events(
         times = rows["event_time"]
         rows = rows[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))].reset_index(drop=True)
     return rows, quarantined
+
+
+# Rows per record batch when a window is streamed: memory holds one batch of the needed columns, whatever
+# the size of the window, of its files or of their row groups.
+WINDOW_BATCH_ROWS = 65_536
+
+
+class FileChangedMidReadError(UnreadableFileError):
+    """A file that turned out unreadable after some of its rows were already handed out: the file is moved to
+    quarantine and whoever consumed the rows must start again without it."""
+
+
+class _WatchedFile:
+    """A storage file handle that remembers an error raised by storage itself, so that a failed decode can be
+    told apart from a failed read: Arrow reports both as ``OSError``, and only the first is the file's fault."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.storage_error: BaseException | None = None
+        self.closed = False
+
+    def _watch(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as exc:
+            self.storage_error = exc
+            raise
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._watch(self.handle.read, size)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position: int = self._watch(self.handle.seek, offset, whence)
+        return position
+
+    def tell(self) -> int:
+        position: int = self._watch(self.handle.tell)
+        return position
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def window_batches(
+    storage: Storage,
+    kind: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    *,
+    columns: Callable[[str], bool] | None = None,
+    quarantined: list[QuarantinedFile],
+    batch_rows: int = WINDOW_BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``model`` with ``start <= event_time < end`` (half-open, as in :func:`read_window_events`),
+    streamed as record batches of at most ``batch_rows`` rows, with only the columns ``columns`` accepts (and
+    ``event_time``). Files are read through a handle, page by page: memory holds one decoded batch and Arrow's
+    read buffers, never a window, a file or a row group, whatever the files' layout.
+
+    A file whose footer or schema is not that of an event file is moved to quarantine (appended to
+    ``quarantined``) before any of its rows are handed out, and the stream goes on. A file that fails to decode
+    after some of its rows were handed out is quarantined too and raises :class:`FileChangedMidReadError`:
+    start the pass again (the file is gone from the listing by then). An error of storage itself (network,
+    permissions) propagates as it is and quarantines nothing.
+    """
+    if end <= start:
+        raise ValueError(f"a window must end after it starts, got [{start.isoformat()}, {end.isoformat()})")
+    low, high = pa.scalar(pd.Timestamp(start)), pa.scalar(pd.Timestamp(end))
+    for relative in event_files(storage, kind, model, since=start, until=end - timedelta(microseconds=1)):
+        handed_out = False
+        with storage.fs.open(storage.path(relative), "rb") as handle:
+            watched = _WatchedFile(handle)
+            try:
+                try:
+                    parquet = pq.ParquetFile(watched, pre_buffer=False, buffer_size=1 << 20)
+                    schema = parquet.schema_arrow
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    if watched.storage_error is not None:
+                        raise
+                    if storage.fs.size(storage.path(relative)) == 0:
+                        raise UnreadableFileError(
+                            storage.url(relative), "the file is empty (0 bytes), not a Parquet file"
+                        ) from None
+                    raise UnreadableFileError(storage.url(relative), f"not a readable Parquet file ({exc})") from None
+                problem = _not_events(schema.empty_table())
+                if problem:
+                    raise UnreadableFileError(storage.url(relative), f"not an event file: {problem}")
+                wanted = [name for name in schema.names if name == "event_time" or columns is None or columns(name)]
+                try:
+                    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
+                        times = batch.column(batch.schema.get_field_index("event_time"))
+                        # Compare in the file's own unit and zone: the bounds are cast to the column's type.
+                        inside = pc.and_(
+                            pc.greater_equal(times, low.cast(times.type)), pc.less(times, high.cast(times.type))
+                        )
+                        kept = batch.filter(inside)
+                        if kept.num_rows:
+                            handed_out = True
+                            yield kept
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    if watched.storage_error is not None:
+                        raise
+                    raise UnreadableFileError(storage.url(relative), f"not a readable Parquet file ({exc})") from None
+            except UnreadableFileError as exc:
+                quarantined.append(quarantine_event_file(storage, relative, exc.reason))
+                if handed_out:
+                    raise FileChangedMidReadError(storage.url(relative), exc.reason) from None
+
+
+def scan_window(
+    consume: Callable[[Iterator[pa.RecordBatch]], T],
+    storage: Storage,
+    kind: str,
+    model: str,
+    window: tuple[datetime, datetime],
+    *,
+    columns: Callable[[str], bool] | None = None,
+    quarantined: list[QuarantinedFile],
+) -> T:
+    """``consume(batches)`` over the window's batches (:func:`window_batches`); when a file turns out unreadable
+    midway it is quarantined and ``consume`` runs again from the start, over the files left. ``consume`` must
+    start from nothing on each call. Ends: each restart has one file fewer."""
+    while True:
+        try:
+            return consume(window_batches(storage, kind, model, *window, columns=columns, quarantined=quarantined))
+        except FileChangedMidReadError:
+            continue
 
 
 def location(storage: Storage, kind: str, model: str) -> str:

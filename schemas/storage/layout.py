@@ -10,6 +10,8 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
     {root}/models/M/routing.json                       # deployment state: which version serves
     {root}/models/M/versions/V/model.skops|model.pkl   # + metadata.json (ModelVersion, with the SHA-256)
     {root}/models/M/reference_profile.npz              # + reference_profile.source.json
+    {root}/models/M/window_profiles/{ref}/{window_end}.npz   # each checked window, for the rolling reference
+    {root}/models/M/segment_profiles/{ref}/{column}/{value}.npz  # the reference of each segment (digests)
     {root}/retrain/requests/M.json
     {root}/alerts/{pending,sent}/{alert_id}.json
     {root}/_ingest/{topic}/{partition}/{first_offset}.json
@@ -196,6 +198,22 @@ def reference_profile(model: str) -> str:
 
 def reference_profile_source(model: str) -> str:
     return f"{model_folder(model)}/reference_profile.source.json"
+
+
+def window_profile(model: str, reference_key: str, window_end: datetime) -> str:
+    """A checked window's profile on the reference's bins (``reference_key`` names the reference profile)."""
+    return (
+        f"{model_folder(model)}/window_profiles/{segment(reference_key, 'reference key')}/"
+        f"{window_end.astimezone(UTC):%Y%m%dT%H%M%SZ}.npz"
+    )
+
+
+def segment_reference_profile(model: str, reference_key: str, column_key: str, value_key: str) -> str:
+    """The reference profile of one segment (the rows of one value of a segment feature); keys are digests."""
+    return (
+        f"{model_folder(model)}/segment_profiles/{segment(reference_key, 'reference key')}/"
+        f"{segment(column_key, 'segment column key')}/{segment(value_key, 'segment value key')}.npz"
+    )
 
 
 def retrain_request(model: str) -> str:

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import importlib.util
 import pickle
+from datetime import datetime
 from typing import Any, Literal
 
 from driftline.schemas.records import DeploymentState, ModelVersion, RecordError, ReferenceSource
@@ -210,3 +211,35 @@ def write_reference_profile(storage: Storage, model: str, reference: str, profil
     path = storage.write_bytes(layout.reference_profile(model), profile)
     storage.write_bytes(layout.reference_profile_source(model), ReferenceSource(reference=reference).to_json())
     return path
+
+
+def reference_key(profile: bytes) -> str:
+    """A short name of a stored reference profile: derived profiles (windows, segments) are stored under it, so a
+    new reference never meets profiles binned on the old one."""
+    return sha256_hex(profile)[:16]
+
+
+def read_window_profile(storage: Storage, model: str, key: str, window_end: datetime) -> bytes | None:
+    path = layout.window_profile(model, key, window_end)
+    return storage.read_bytes(path) if storage.exists(path) else None
+
+
+def write_window_profile(storage: Storage, model: str, key: str, window_end: datetime, profile: bytes) -> str:
+    return storage.write_bytes(layout.window_profile(model, key, window_end), profile)
+
+
+def _segment_path(model: str, key: str, segment: tuple[str, str]) -> str:
+    column, value = segment
+    return layout.segment_reference_profile(
+        model, key, sha256_hex(column.encode())[:16], sha256_hex(value.encode())[:16]
+    )
+
+
+def read_segment_profile(storage: Storage, model: str, key: str, segment: tuple[str, str]) -> bytes | None:
+    """The stored reference profile of the rows whose feature ``segment[0]`` has the value ``segment[1]``."""
+    path = _segment_path(model, key, segment)
+    return storage.read_bytes(path) if storage.exists(path) else None
+
+
+def write_segment_profile(storage: Storage, model: str, key: str, segment: tuple[str, str], profile: bytes) -> str:
+    return storage.write_bytes(_segment_path(model, key, segment), profile)

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from driftline.dags.tasks.ingest import ingest_topic
 from driftline.schemas.records import DeadLetter
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage
+from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage.events import read_events
 from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
@@ -97,3 +97,27 @@ def test_invalid_labels_go_to_the_dead_letter_topic_with_the_reason(driftline_en
     assert dead.source == "ingest" and dead.topic == settings.topics.labels
     assert "field 'request_id': Field required" in dead.reason
     assert "field 'label': Field required" in dead.reason
+
+
+def test_a_long_backlog_is_stored_and_committed_chunk_by_chunk(driftline_env, s3_bucket):
+    """360 events in chunks of 100: each chunk is written and committed before the next is read (bounded memory),
+    every event is stored once, and the run that ends idle records that ingest caught up."""
+    settings = Settings.from_env()
+    storage = Storage.from_url(f"s3://{s3_bucket}/data", **settings.storage_options)
+    publish(settings, 0, 360)
+
+    result = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions", chunk_records=100)
+
+    assert result.rows_written == 360 and sum(result.committed.values()) == 360
+    # Every file is named by the offset range of one chunk of one partition: at most 100 offsets each.
+    ranges = [tuple(int(n) for n in path.removesuffix(".parquet").rsplit("+", 2)[1:]) for path in result.files]
+    assert ranges and all(last - first < 100 for first, last in ranges)
+    stored = read_events(storage, "predictions", "churn")
+    assert len(stored) == 360 and stored["request_id"].is_unique
+    progress = state.read_ingest_progress(storage, settings.topics.predictions)
+    assert progress is not None and progress.rows_written == 360
+    assert storage.glob(f"_ingest/{settings.topics.predictions}/*/*.json") == []  # no ledger left behind
+
+    capped = ingest_topic(settings, storage, settings.topics.labels, kind="labels", chunk_records=100, max_records=150)
+    assert capped.rows_written == 150  # cut by max_records
+    assert state.read_ingest_progress(storage, settings.topics.labels) is None  # not idle: not caught up

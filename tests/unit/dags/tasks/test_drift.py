@@ -1,20 +1,26 @@
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
 from driftline.dags.tasks.drift import (
     EmptyWindowError,
     check_interval,
     decide,
     ingest_caught_up,
-    read_window,
+    reference_profile,
     run_drift_check,
+    scan_window,
     windows_ending_in,
 )
 from driftline.schemas.config import MonitorConfig
@@ -134,20 +140,55 @@ def test_windows_are_aligned_to_the_epoch_and_a_run_checks_those_ending_in_its_i
     assert len(three) == len(set(three)) == 4  # ends at 00:40, 01:20, 02:00, 02:40
 
 
+def window_values(storage: Storage, start: datetime, end: datetime) -> list[float]:
+    quarantined: list[object] = []
+    batches = events.window_batches(
+        storage, "predictions", "m", start, end, columns=lambda c: c == "features.x", quarantined=quarantined
+    )
+    return sorted(v for batch in batches for v in batch.column("features.x").to_pylist())
+
+
 def test_a_window_holds_exactly_the_events_of_its_half_open_interval(tmp_path):
-    storage = Storage.from_url(str(tmp_path))
+    settings, storage, cfg, _ = setup(tmp_path)
     before = HOUR - timedelta(seconds=2)
     store(storage, 0, [1.0, 2.0], at=before)  # 05:59:58 and 05:59:59: the previous window
     store(storage, 10, [3.0] * 30, at=HOUR)  # 06:00:10 ...
     store(storage, 100, [4.0, 5.0], at=HOUR + timedelta(hours=1) - timedelta(seconds=101))  # 06:59:59, 07:00:00
     store(storage, 0, [9.0], at=datetime(2099, 1, 1, tzinfo=UTC))  # far future: another hour, never read
-    window = read_window(storage, config(window="1h"), *WINDOW)
-    assert len(window.rows) == 31 and sorted(set(window.rows["features.x"])) == [3.0, 4.0]
-    assert (window.start, window.end) == WINDOW
-    previous = read_window(storage, config(window="1h"), HOUR - timedelta(hours=1), HOUR)
-    assert sorted(previous.rows["features.x"]) == [1.0, 2.0]
+    assert window_values(storage, *WINDOW) == [3.0] * 30 + [4.0]
+    assert window_values(storage, HOUR - timedelta(hours=1), HOUR) == [1.0, 2.0]
+    reference, _ = reference_profile(settings, storage, cfg)
+    scan = scan_window(storage, cfg, reference, *WINDOW)
+    assert scan.rows == 31 and scan.profile.summaries["x"].count == 31 and scan.versions == ["v1"]
     with pytest.raises(EmptyWindowError, match=r"no stored predictions of model 'm' in \[2026-05-01T08:00:00"):
-        read_window(storage, config(window="1h"), HOUR + timedelta(hours=2), HOUR + timedelta(hours=3))
+        run_drift_check(settings, storage, cfg, HOUR + timedelta(hours=2), HOUR + timedelta(hours=3))
+
+
+def test_a_window_is_streamed_in_bounded_batches_whatever_its_files_row_groups(tmp_path):
+    """One file written as a single row group of 200,000 rows is read 65,536 rows at a time."""
+    storage = Storage.from_url(str(tmp_path))
+    rows = 200_000
+    table = pa.table(
+        {
+            "request_id": pa.array([f"r{i}" for i in range(rows)]),
+            "model_version": pa.array(["v1"] * rows),
+            "event_time": pa.array(
+                pd.date_range(HOUR - timedelta(minutes=1), periods=rows, freq="20ms", tz="UTC"),
+            ),
+            "features.x": pa.array(np.arange(rows, dtype=float)),
+        }
+    )
+    path = "predictions/model=m/version=v1/date=2026-05-01/hour=06/t+0+0+199999.parquet"
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=rows)
+    storage.write_bytes(path, buffer.getvalue())
+    sizes = [
+        batch.num_rows
+        for batch in events.window_batches(storage, "predictions", "m", *WINDOW, quarantined=[], batch_rows=65_536)
+    ]
+    # 06:00 to 07:00 at 50 rows a second: 180,000 rows; the minute before (3,000 rows) and the rows after are
+    # left out, and no batch is larger than asked.
+    assert sizes == [65_536 - 3000, 65_536, 180_000 - 65_536 - 62_536]
 
 
 def test_an_interval_checks_each_window_and_lists_the_empty_ones(tmp_path):
@@ -427,3 +468,188 @@ def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_
     assert stored_report(storage)["retrain_not_requested"] == (
         "serving_version_newer: v2 was trained on data up to 2026-05-01T07:00:00+00:00"
     )
+
+
+def store_rows(storage: Storage, at: datetime, offset: int, features: list[dict[str, object]]) -> str:
+    """Events with the given features, one second apart from ``at``, as ingest writes them."""
+    rows = [
+        events.event_row(
+            PredictionEvent(
+                model="m",
+                model_version="v1",
+                request_id=f"{at:%H}-{offset}-{i}",
+                event_time=at + timedelta(seconds=offset + i),
+                features=values,
+                prediction=1,
+                latency_ms=1.0,
+            ),
+            0,
+            offset + i,
+        )
+        for i, values in enumerate(features)
+    ]
+    return events.write_event_file(
+        storage, "predictions", ("m", "v1", at), ("t", 0, offset, offset + len(rows) - 1), rows
+    )
+
+
+def test_drift_against_the_previous_windows_of_production_is_reported_beside_the_skew(tmp_path):
+    """Three hours at x ~ N(2, 1), then an hour back at N(0, 1), the training distribution: no skew on x, but a
+    change against the rolling reference of the previous three windows, which alerts."""
+    settings, storage, cfg, rng = setup(tmp_path)
+    cfg = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"production_windows": 3})})
+
+    def rows(mean: float) -> list[dict[str, object]]:
+        return [{"x": float(v), "city": "ab"[i % 2]} for i, v in enumerate(rng.normal(mean, 1, 300))]
+
+    for back in (3, 2, 1):
+        store_rows(storage, HOUR - timedelta(hours=back), 0, rows(2.0))
+    store_rows(storage, HOUR, 0, rows(0.0))
+
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    report = stored_report(storage)
+    assert "x" not in report["drifted_features"]  # the window looks like the training data
+    production = report["production_drift"]
+    assert production["status"] == "ok" and production["drifted_features"] == ["x"]
+    assert production["reference_windows"] == [
+        "2026-05-01T06:00:00+00:00",
+        "2026-05-01T05:00:00+00:00",
+        "2026-05-01T04:00:00+00:00",
+    ]
+    assert production["reference_rows"] == 900
+    assert summary.verdict == "drift" and summary.alert and summary.retrain_requested is False
+    text = storage.read_record(Alert, f"alerts/sent/drift-m-{summary.window_end:%Y%m%dT%H%M%SZ}.json").text
+    assert text is not None and "Against the previous 3 window(s) of production: x drifted." in text
+    # Each window's profile is stored once profiled (the three previous ones on the way), for the next check.
+    stored = storage.glob("models/m/window_profiles/*/*.npz")
+    assert [p.rsplit("/", 1)[1] for p in stored] == [
+        "20260501T040000Z.npz",
+        "20260501T050000Z.npz",
+        "20260501T060000Z.npz",
+        "20260501T070000Z.npz",
+    ]
+
+
+def test_a_first_window_has_no_production_reference_and_says_so(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, [float(v) for v in rng.normal(0, 1, 300)])
+    run_drift_check(settings, storage, cfg, *WINDOW)
+    production = stored_report(storage)["production_drift"]
+    assert production["status"] == "no_previous_windows" and production["reference_windows"] == []
+    off = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"production_windows": 0})})
+    run_drift_check(settings, storage, off, *WINDOW)
+    assert stored_report(storage)["production_drift"] == {"status": "off"}
+
+
+def test_each_segment_is_tested_against_its_own_training_rows(tmp_path):
+    """Training: city a has x ~ N(-2, .5), city b N(2, .5). The window swaps them: the whole is unchanged (no
+    skew), each segment has drifted."""
+    settings, storage, cfg, rng = setup(tmp_path)
+    reference = tmp_path / "segmented.parquet"
+    pd.DataFrame(
+        {
+            "x": np.concatenate([rng.normal(-2, 0.5, 1000), rng.normal(2, 0.5, 1000)]),
+            "city": ["a"] * 1000 + ["b"] * 1000,
+            "plan": ["free", "pro"] * 1000,
+        }
+    ).to_parquet(reference)
+    cfg = cfg.model_copy(
+        update={"reference": str(reference), "drift": cfg.drift.model_copy(update={"segments": ["city"]})}
+    )
+    plans = ("free", "pro")
+    swapped = [{"x": float(v), "city": "a", "plan": plans[i % 2]} for i, v in enumerate(rng.normal(2, 0.5, 200))]
+    swapped += [{"x": float(v), "city": "b", "plan": plans[i % 2]} for i, v in enumerate(rng.normal(-2, 0.5, 200))]
+    store_rows(storage, HOUR, 0, [swapped[i] for i in rng.permutation(len(swapped))])
+
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    report = stored_report(storage)
+    assert report["drifted_features"] == []
+    segments = {(s["feature"], s["value"]): s for s in report["segments"]}
+    assert sorted(segments) == [("city", "a"), ("city", "b")]
+    for value in ("a", "b"):
+        segment = segments[("city", value)]
+        assert (segment["reference_rows"], segment["current_rows"]) == (1000, 200)
+        assert segment["drifted_features"] == ["x"] and segment["alpha"] == 0.025  # 0.05 shared by two segments
+        assert {f["feature"] for f in segment["features"]} == {"x", "plan"}  # the segment feature left out
+    assert summary.verdict == "drift" and summary.alert
+    assert "Segment city = a (200 rows): x drifted." in (
+        storage.read_record(Alert, f"alerts/sent/drift-m-{summary.window_end:%Y%m%dT%H%M%SZ}.json").text or ""
+    )
+    html = storage.read_bytes("reports/model=m/drift-20260501T070000Z.html").decode()
+    assert "<h2>Segments</h2>" in html and "city = b" in html
+
+
+def test_a_segment_feature_must_be_a_categorical_feature_of_the_reference(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, [float(v) for v in rng.normal(0, 1, 300)])
+    for segments, problem in ((["country"], "does not have as a feature"), (["x"], "a numeric feature")):
+        bad = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"segments": segments})})
+        with pytest.raises(ValueError, match=problem):
+            run_drift_check(settings, storage, bad, *WINDOW)
+
+
+def test_a_file_that_fails_midway_is_quarantined_and_the_window_read_again_without_it(tmp_path):
+    """The footer is fine, the last row group is not: rows already read from it must not count."""
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, [float(v) for v in rng.normal(0, 1, 300)])
+    table = pa.table(
+        {
+            "request_id": [f"late-{i}" for i in range(3000)],
+            "model_version": ["v1"] * 3000,
+            "event_time": pa.array(pd.date_range(HOUR, periods=3000, freq="1s", tz="UTC")),
+            "features.x": rng.normal(0, 1, 3000),
+        }
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=1000, compression="zstd")
+    data = bytearray(buffer.getvalue())
+    last = pq.ParquetFile(io.BytesIO(bytes(data))).metadata.row_group(2).column(3)
+    start = last.data_page_offset
+    data[start + 20 : start + 400] = bytes(380)  # zeros over the last row group's compressed values
+    broken = f"predictions/model=m/version=v1/date=2026-05-01/hour=06/t+9+{0:020d}+{2999:020d}.parquet"
+    storage.write_bytes(broken, bytes(data))
+
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    assert summary.quarantined_files == [broken] and summary.current_rows == 300
+    assert storage.exists(f"quarantine/{broken}")
+
+
+class _FailingReads:
+    """A file handle whose reads fail after the first ``good`` ones, as a network drop would."""
+
+    def __init__(self, handle: Any, good: int) -> None:
+        self.handle, self.good = handle, good
+
+    def read(self, size: int = -1) -> bytes:
+        self.good -= 1
+        if self.good < 0:
+            raise ConnectionError("connection reset by peer")
+        data: bytes = self.handle.read(size)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def __enter__(self) -> _FailingReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def test_a_storage_error_while_streaming_propagates_and_quarantines_nothing(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    written = store(storage, 0, [float(v) for v in rng.normal(0, 1, 300)])
+
+    class DroppingFileSystem(LocalFileSystem):
+        def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            handle = super().open(path, mode, **kwargs)
+            return _FailingReads(handle, good=1) if "predictions/" in str(path) else handle
+
+    flaky = Storage(fs=DroppingFileSystem(skip_instance_cache=True), root=storage.root)
+    with pytest.raises(ConnectionError, match="connection reset by peer"):
+        run_drift_check(settings, flaky, cfg, *WINDOW)
+    assert storage.exists(storage.relative(written)) and events.quarantined_files(storage) == []

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from driftline.dags.tasks import deploy
-from driftline.dags.tasks.performance import check_model_age, estimated_performance, realized_performance
+from driftline.dags.tasks.performance import (
+    ConfidenceSums,
+    PredictionSample,
+    check_model_age,
+    estimated_performance,
+    realized_performance,
+    request_hashes,
+)
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
@@ -49,14 +56,41 @@ def test_regression_metrics_are_exact():
     assert section["metrics"]["rmse"]["value"] == pytest.approx(np.sqrt(5 / 3))
 
 
+def sums(*batches: list[float]) -> ConfidenceSums:
+    total = ConfidenceSums()
+    for batch in batches:
+        total.add(np.array(batch, dtype=float))
+    return total
+
+
 def test_the_confidence_based_estimate_is_the_mean_probability_of_being_right():
-    predictions = pd.DataFrame({"prediction": [0.9, 0.2, 0.6, 0.5]})
-    estimate = estimated_performance(predictions, PerformanceSettings())
+    scores = sums([0.9, 0.2], [0.6, float("nan"), 0.5])  # summed batch by batch; a missing score is skipped
+    estimate = estimated_performance(scores, PerformanceSettings())
     assert estimate is not None and estimate["value"] == pytest.approx((0.9 + 0.8 + 0.6 + 0.5) / 4)
+    assert estimate["rows"] == 4
     half = 1.959963984540054 * np.sqrt(0.9 * 0.1 + 0.8 * 0.2 + 0.6 * 0.4 + 0.5 * 0.5) / 4
     assert (estimate["ci_low"], estimate["ci_high"]) == pytest.approx((0.7 - half, 1.0))  # clipped to [0, 1]
-    assert estimated_performance(pd.DataFrame({"prediction": [3.0]}), PerformanceSettings()) is None  # not scores
-    assert estimated_performance(predictions, PerformanceSettings(task="regression")) is None
+    assert estimated_performance(sums([0.5], [3.0]), PerformanceSettings()) is None  # not scores
+    assert estimated_performance(scores, PerformanceSettings(task="regression")) is None
+
+
+def test_the_prediction_sample_keeps_every_prediction_up_to_its_capacity_and_then_a_consistent_uniform_part():
+    ids = np.array([f"r{i}" for i in range(1000)], dtype=object)
+    small = PredictionSample(capacity=1000)
+    for part in range(0, 1000, 300):
+        small.add(ids[part : part + 300], np.arange(part, min(part + 300, 1000), dtype=float))
+    assert not small.sampled and sorted(small.frame()["request_id"]) == sorted(ids)
+    bounded = PredictionSample(capacity=100)
+    for part in range(0, 1000, 70):
+        bounded.add(ids[part : part + 70], np.zeros(len(ids[part : part + 70])))
+    kept = bounded.frame()
+    assert bounded.sampled and bounded.seen == 1000 and len(kept) == 100
+    # The 100 requests with the smallest hashes, whatever the order they came in: a label process keeps the same.
+    smallest = ids[np.argsort(request_hashes(ids))[:100]]
+    assert sorted(kept["request_id"]) == sorted(smallest)
+    again = PredictionSample(capacity=100)
+    again.add(ids[::-1].copy(), np.zeros(1000))
+    assert sorted(again.frame()["request_id"]) == sorted(smallest)
 
 
 def test_a_model_served_longer_than_its_max_age_is_alerted_once_per_version(tmp_path):
