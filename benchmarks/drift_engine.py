@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -32,8 +31,19 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 
 
+def status_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``, ``VmHWM``), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (``VmHWM``). Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across
+    ``exec``, so a child would report its parent's RSS at the fork when that was larger."""
+    return status_mb("VmHWM")
 
 
 def run_driftline(profile_path: str, current_path: str) -> dict:
@@ -74,7 +84,7 @@ def run_scan_floor(current_path: str) -> dict:
 
 
 EVIDENTLY_SCRIPT = r"""
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
 from evidently import DataDefinition, Dataset, Report
@@ -97,7 +107,8 @@ for metric in result["metrics"]:
         flagged = value <= threshold if is_p_value else value >= threshold
         if flagged:
             drifted.append(config["column"])
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(json.dumps({"seconds": seconds, "peak_rss_mb": int(hwm.split()[1]) / 1024,
                   "drifted": sorted(drifted)}))
 """
 
@@ -112,9 +123,11 @@ def evidently_python(given: str | None = None) -> str | None:
     return None
 
 
-def _child(*args: str) -> dict:
+def run_child(module: str, *args: str) -> dict:
+    """Run ``python -m module --child ARGS`` in a process of its own (so its peak RSS is its own) and return the
+    JSON object its last output line holds."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.drift_engine", "--child", *args],
+        [sys.executable, "-m", module, "--child", *args],
         capture_output=True,
         text=True,
         cwd=HERE.parent,
@@ -122,7 +135,12 @@ def _child(*args: str) -> dict:
     )
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-3000:])
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    result: dict = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _child(*args: str) -> dict:
+    return run_child("benchmarks.drift_engine", *args)
 
 
 def main(argv: list[str] | None = None) -> int:

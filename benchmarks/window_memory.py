@@ -1,6 +1,6 @@
 """Memory of the drift DAG's work at any window size: the drift check of a one-hour window, and ingest.
 
-    make bench-window     # or: .venv/bin/python -m benchmarks.window_memory [--sizes 1M,3M,10M] [--ingest 100k,500k]
+    make bench-window     # or: .venv/bin/python -m benchmarks.window_memory [--sizes 1M,3M,10M] [--ingest 100k,1M]
 
 Drift check (issue 11, item 7): for each size, a one-hour window of that many stored prediction events (8 numeric
 and 2 categorical features, scores for the performance section, labels for a tenth of the requests) is written
@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from benchmarks.drift_engine import run_child, status_mb
 
 HERE = Path(__file__).resolve().parent
 WINDOW_START = datetime(2026, 5, 1, 6, tzinfo=UTC)
@@ -37,22 +37,12 @@ FILE_ROWS = 50_000  # ingest's chunk: the largest file ingest writes
 PARTITIONS = 3
 
 
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def _rss_mb() -> float:
-    return _status_mb("VmRSS")
+    return status_mb("VmRSS")
 
 
 def _peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ``getrusage``'s ``ru_maxrss``: Linux keeps that across ``exec``, so a child
-    would report its parent's RSS at the fork when that was larger."""
-    return _status_mb("VmHWM")
+    return status_mb("VmHWM")  # not ru_maxrss, which a child inherits from its parent across exec
 
 
 def parse_size(text: str) -> int:
@@ -191,17 +181,7 @@ def child_ingest(home: str, bootstrap: str, events: int) -> dict:
 
 
 def _child(*args: str) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.window_memory", "--child", *args],
-        capture_output=True,
-        text=True,
-        cwd=HERE.parent,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(completed.stderr[-3000:])
-    result: dict = json.loads(completed.stdout.strip().splitlines()[-1])
-    return result
+    return run_child("benchmarks.window_memory", *args)
 
 
 def produce(bootstrap: str, topic: str, events: int) -> None:
@@ -270,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1M,3M,10M", help="window sizes (events), comma-separated")
     parser.add_argument("--layouts", default="ingest,one-row-group")
-    parser.add_argument("--ingest", default="100k,500k", help="ingest sizes (events); empty: skip")
+    parser.add_argument("--ingest", default="100k,1M", help="ingest sizes (events); empty: skip")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

@@ -9,6 +9,9 @@ never on the number of rows:
   sample (``SAMPLE_SIZE`` values) for the tests that need raw values;
 * categorical feature: exact counts of the ``TOP_K`` most frequent categories,
   the rest pooled in ``OTHER``, missing count, and the same bounded sample.
+  While a profile is built, a feature with more than ``CATEGORY_CAP``
+  distinct values so far keeps its commonest half and pools the rest, so
+  memory stays bounded for id-like features too.
 
 A *window* profile (the current data) uses the reference's bin edges and is
 built by streaming Parquet row groups / CSV blocks (:func:`profile_source`), so
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 FINE_BINS = 1000
 SAMPLE_SIZE = 5000
 TOP_K = 200
+CATEGORY_CAP = 20_000  # distinct categories a summary holds while it is being built (TOP_K once finished)
 OTHER = "__other__"
 PROFILE_VERSION = 1
 
@@ -150,6 +154,10 @@ class CategoricalSummary:
             if item["values"] is not None:
                 key = str(item["values"])
                 self.counts[key] = self.counts.get(key, 0) + item["counts"]
+        if len(self.counts) > CATEGORY_CAP:
+            # An id-like feature would otherwise keep every distinct value of the stream. Keep the commonest half,
+            # pool the rest: the total stays exact, and so do the counts of categories that stay common.
+            self.truncate(CATEGORY_CAP // 2)
 
     def truncate(self, top_k: int = TOP_K) -> None:
         if len(self.counts) <= top_k:

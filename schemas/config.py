@@ -87,6 +87,11 @@ class DriftSettings(_Section):
         description="Drift is also tested against the previous this-many windows of production data (a rolling "
         "reference, beside the training reference's skew); 0: off.",
     )
+    production_alerts: bool = Field(
+        default=False,
+        description="Alert (kind production_drift) when the window drifted against the rolling reference; off by "
+        "default, since hour-to-hour cycles are normal in many services. The report shows it either way.",
+    )
     segments: list[str] = Field(
         default_factory=list,
         description="Features whose values split the data into segments, each tested on its own (e.g. country).",

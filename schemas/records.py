@@ -180,6 +180,7 @@ class Alert(Record):
     kind: Literal[
         "threshold",
         "drift",
+        "production_drift",
         "quality",
         "performance",
         "quarantine",

@@ -144,6 +144,7 @@ def deliver_with_retry(
 KIND_SEVERITY: dict[str, AlertSeverity] = {
     "threshold": "warning",
     "drift": "warning",
+    "production_drift": "warning",
     "quality": "warning",
     "performance": "warning",
     "model_age": "warning",
@@ -155,6 +156,7 @@ KIND_SEVERITY: dict[str, AlertSeverity] = {
 KIND_TITLE = {
     "threshold": "metric over its threshold",
     "drift": "data drift",
+    "production_drift": "data changed since the last windows",
     "quality": "data quality",
     "performance": "model performance degraded",
     "model_age": "model not retrained for long",
@@ -257,12 +259,6 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
             f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
             f"{score} (threshold {feature['threshold']:.3g})"
         )
-    production = report.get("production_drift") or {}
-    if production.get("drifted_features"):
-        lines.append(
-            f"Against the previous {len(production['reference_windows'])} window(s) of production: "
-            f"{', '.join(production['drifted_features'])} drifted."
-        )
     for segment in report.get("segments") or []:
         if segment["drifted_features"]:
             lines.append(
@@ -271,6 +267,27 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
             )
     if report.get("retrain_requested"):
         lines.append("Retraining has been requested.")
+    lines.append(f"Report: {report_url}")
+    return "\n".join(lines)
+
+
+def format_production_drift_alert(report: dict[str, Any], report_url: str) -> str:
+    """What changed against the previous windows of production (the rolling reference)."""
+    production = report["production_drift"]
+    windows = production["reference_windows"]
+    lines = [
+        f":warning: driftline: model *{report['model']}*'s data changed against the previous {len(windows)} "
+        f"window(s) of production — {len(production['drifted_features'])} of {len(production['features'])} features "
+        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows vs "
+        f"{production['reference_rows']} rows)"
+    ]
+    for feature in production["features"]:
+        if feature["drifted"]:
+            score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
+            lines.append(
+                f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
+                f"{score} (threshold {feature['threshold']:.3g})"
+            )
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ from driftline.streams.alerts import (
     deliver_with_retry,
     format_drift_alert,
     format_performance_alert,
+    format_production_drift_alert,
     format_quality_alert,
     format_quarantine_alert,
     notifier_from_settings,
@@ -163,7 +164,9 @@ def window_features(batch: pa.RecordBatch, reference: Profile, tally: TypeTally,
         if reference.feature_types.get(name) == "numeric":
             tally.present[name] = tally.present.get(name, 0) + rows - column.null_count
             if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-                column = tally.to_numbers(name, column)
+                column = (
+                    column.cast(pa.float64()) if pa.types.is_boolean(column.type) else tally.to_numbers(name, column)
+                )
         arrays[name] = column
     for name, kind in reference.feature_types.items():
         if name not in arrays:
@@ -284,11 +287,22 @@ def segment_references(
             if table is None:
                 table = read_table(config.reference, settings.storage_options)
             rows = table.filter(pc.equal(as_text(table.column(column).combine_chunks()), value))
-            types = {name: kind for name, kind in reference.feature_types.items() if name != column}
+            types = {
+                name: kind
+                for name, kind in reference.feature_types.items()
+                if name != column and (kind == "categorical" or _has_numbers(rows.column(name)))
+            }
             stored = build_reference_profile(rows, types).to_bytes()
             model_store.write_segment_profile(storage, config.model, key, (column, value), stored)
         profiles[(column, value)] = Profile.from_bytes(stored)
     return profiles
+
+
+def _has_numbers(column: pa.ChunkedArray) -> bool:
+    """Whether a training column holds at least one finite number (a segment may have none: a feature never set
+    for one plan); a segment's profile leaves such a feature out."""
+    values = pd.to_numeric(pd.Series(column.drop_null().to_pylist(), dtype=object), errors="coerce")
+    return bool(np.isfinite(values.to_numpy(dtype=np.float64)).any())
 
 
 def _feature_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -405,12 +419,15 @@ class DriftDecision:
     verdict: Verdict = "no_drift"
     quality_alert: bool = False
     announced_findings: list[dict[str, Any]] = field(default_factory=list)  # quality findings the alert lists
+    production_alert: bool = False
 
 
 def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
-    """Alert when the share of drifted features exceeds ``drift.alert_share``: against the training reference
-    (skew), against the rolling production reference, or within a segment. Request a retrain when the skew's
-    share reaches ``drift.retrain_share`` and the model has a retrain entry point. Pure.
+    """A drift alert when the share of drifted features exceeds ``drift.alert_share`` against the training
+    reference, in the whole window (skew) or in a segment; a ``production_drift`` alert when it does against the
+    rolling production reference and ``drift.production_alerts`` is on (its own kind, so its cooldown never holds
+    back a skew alert). Request a retrain when the skew's share reaches ``drift.retrain_share`` and the model has
+    a retrain entry point: retraining answers a difference from the training data. Pure.
 
     Quality findings of ``alerts.quality_severity`` or worse (and any unreadable file moved aside) are announced
     in a quality alert. A critical finding (a feature gone for the whole window) makes the verdict
@@ -420,11 +437,14 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     drifted = list(report["drifted_features"])
     share = float(report["share_drifted"])
     quality = list(report.get("quality", []))
+    limit = config.drift.alert_share
+    segments = list(report.get("segments") or [])
+    segment_drift = any(s["drifted_features"] for s in segments)
+    segment_alert = any(s["drifted_features"] and float(s["share_drifted"]) > limit for s in segments)
+    alert = (bool(drifted) and share > limit) or segment_alert
     production = report.get("production_drift") or {}
-    others = [production] if production.get("status") == "ok" else []
-    others += list(report.get("segments") or [])
-    other_drift = any(o["drifted_features"] and float(o["share_drifted"]) > config.drift.alert_share for o in others)
-    alert = (bool(drifted) and share > config.drift.alert_share) or other_drift
+    production_drift = config.drift.production_alerts and bool(production.get("drifted_features"))
+    production_alert = production_drift and float(production["share_drifted"]) > limit
     incident = any(q.get("severity") == "critical" for q in quality)
     retrain = (
         bool(drifted)
@@ -435,8 +455,9 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     floor = config.alerts.quality_severity
     announced = [q for q in quality if at_least(q.get("severity", "warning"), floor)]
     quality_alert = bool(announced) or (bool(report.get("skipped_files")) and floor != "off")
-    verdict: Verdict = "quality_incident" if incident else ("drift" if drifted or other_drift else "no_drift")
-    return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced)
+    any_drift = bool(drifted) or segment_drift or production_drift
+    verdict: Verdict = "quality_incident" if incident else ("drift" if any_drift else "no_drift")
+    return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced, production_alert)
 
 
 def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[QuarantinedFile]) -> list[str]:
@@ -541,6 +562,8 @@ def run_drift_check(
             continue
         if kind == "drift":
             text = format_drift_alert(report, html_url)
+        elif kind == "production_drift":
+            text = format_production_drift_alert(report, html_url)
         elif kind == "quality":
             text = format_quality_alert(report, html_url, decision.announced_findings)
         else:
@@ -600,7 +623,7 @@ def write_report_indexes(storage: Storage, model: str) -> str:
     return url
 
 
-AlertKind = Literal["drift", "quality", "performance"]
+AlertKind = Literal["drift", "production_drift", "quality", "performance"]
 
 
 def alert_kinds(
@@ -610,6 +633,8 @@ def alert_kinds(
     kinds: list[AlertKind] = []
     if decision.alert:
         kinds.append("drift")
+    if decision.production_alert:
+        kinds.append("production_drift")
     if decision.quality_alert:
         kinds.append("quality")
     if report["performance"]["realized"]["status"] == "degraded":

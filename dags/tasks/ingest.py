@@ -127,6 +127,9 @@ def write_plan(storage: Storage, kind: str, plan: PartitionPlan) -> list[str]:
     ]
 
 
+# Records taken from the consumer per call: a chunk holds at most CHUNK_BYTES of values plus one call's worth.
+CONSUME_BATCH = 1_000
+
 # librdkafka prefetches up to 64 MB by default, whatever a chunk holds; ingest needs one chunk at a time.
 PREFETCH_KBYTES = 16_384
 
@@ -158,12 +161,14 @@ def _read_new_records(
     *,
     max_records: int,
     idle_timeout: float,
-) -> dict[int, list[Record]]:
-    """Poll until idle (or ``max_records``) and, for replayed partitions, exactly up to their ledger's last offset."""
+    max_bytes: int | None = None,
+) -> tuple[dict[int, list[Record]], bool]:
+    """Poll until idle (or ``max_records``, or ``max_bytes`` of values) and, for replayed partitions, exactly up
+    to their ledger's last offset; returns the records and whether the topic was idle (not cut by a limit)."""
     records: dict[int, list[Record]] = defaultdict(list)
-    total, last_message_at = 0, time.monotonic()
+    total, size, last_message_at = 0, 0, time.monotonic()
     while True:
-        batch = consumer.consume(max(1, min(10_000, max_records - total)), timeout=0.5)
+        batch = consumer.consume(max(1, min(CONSUME_BATCH, max_records - total)), timeout=0.5)
         for message in batch:
             error = message.error()
             if error:
@@ -176,14 +181,17 @@ def _read_new_records(
                 continue  # beyond the replayed range: the next run takes it
             timestamp_type, timestamp_ms = message.timestamp()
             broker_time = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC) if timestamp_type else None
-            records[partition].append((offset, message.value(), broker_time))
+            value = message.value()
+            records[partition].append((offset, value, broker_time))
             total += 1
+            size += len(value) if value else 0
         if batch:
             last_message_at = time.monotonic()
         replay_done = all(records[p] and records[p][-1][0] >= end for p, end in targets.items())
         idle_for = time.monotonic() - last_message_at
-        if replay_done and (total >= max_records or idle_for >= idle_timeout):
-            return records
+        full = total >= max_records or (max_bytes is not None and size >= max_bytes)
+        if replay_done and (full or idle_for >= idle_timeout):
+            return records, not full
         if not replay_done and idle_for >= max(30.0, 10 * idle_timeout):
             missing = {p: end for p, end in targets.items() if not records[p] or records[p][-1][0] < end}
             raise RuntimeError(
@@ -238,8 +246,10 @@ def _store_chunk(
         )
 
 
-# Records read, stored and committed at a time: memory holds one chunk, however long the backlog of a run.
+# Records read, stored and committed at a time: memory holds one chunk, however long the backlog of a run. A
+# chunk also ends at CHUNK_BYTES of event values, so large events make smaller chunks.
 CHUNK_RECORDS = 50_000
+CHUNK_BYTES = 64 << 20
 
 
 def ingest_topic(
@@ -251,6 +261,7 @@ def ingest_topic(
     group_id: str | None = None,
     max_records: int = 1_000_000,
     chunk_records: int = CHUNK_RECORDS,
+    chunk_bytes: int = CHUNK_BYTES,
     idle_timeout: float = 3.0,
     crash_before_commit: bool = False,
 ) -> IngestResult:
@@ -286,7 +297,9 @@ def ingest_topic(
         read_in_all, caught_up = 0, False
         while read_in_all < max_records:
             wanted = min(chunk_records, max_records - read_in_all)
-            records = _read_new_records(consumer, topic, targets, max_records=wanted, idle_timeout=idle_timeout)
+            records, idle = _read_new_records(
+                consumer, topic, targets, max_records=wanted, idle_timeout=idle_timeout, max_bytes=chunk_bytes
+            )
             read = sum(len(items) for items in records.values())
             read_in_all += read
             _store_chunk(
@@ -300,8 +313,14 @@ def ingest_topic(
                 for partition in records:
                     state.remove_ingest_ledger(storage, topic, partition, starts[partition])
                     starts[partition] = result.committed[partition]
-            targets = {}  # only the first chunk replays an unfinished run
-            if read < wanted:  # read until idle: everything the broker held at the start is stored now
+            if targets:
+                # The replay skipped the replayed partitions' records past their ledgers; the consumer's position
+                # is beyond them. Go back to the committed offsets, or the next chunk would never store them.
+                for partition in targets:
+                    consumer.seek(TopicPartition(topic, partition, starts[partition]))
+                targets = {}  # only the first chunk replays an unfinished run
+                continue  # and it never says ingest caught up: it read only the ledgers' ranges of those partitions
+            if idle:  # read until idle: everything the broker held at the start is stored now
                 caught_up = True
                 break
         if caught_up:

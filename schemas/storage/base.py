@@ -96,6 +96,20 @@ class Storage:
             self.fs.pipe_file(target, data)
         return target
 
+    def copy(self, source: str, target: str) -> int:
+        """Copy ``source`` to ``target`` without holding the file in memory (a server-side copy on S3; local
+        files through a temporary name, renamed); returns its size in bytes."""
+        source_path, target_path = self.path(source), self.path(target)
+        if isinstance(self.fs, LocalFileSystem):
+            parent = target_path.rsplit("/", 1)[0]
+            os.makedirs(parent, exist_ok=True)
+            temporary = f"{parent}/{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
+            self.fs.copy(source_path, temporary)
+            os.replace(temporary, target_path)
+        else:
+            self.fs.copy(source_path, target_path)
+        return int(self.fs.size(target_path))
+
     def create_exclusive(self, relative: str, data: bytes) -> bool:
         """Create ``relative`` with ``data`` unless it exists, atomically across processes and machines; returns
         whether this call created it. Local files use ``O_EXCL``; S3 a conditional PUT (``If-None-Match: *``),

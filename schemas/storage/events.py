@@ -158,22 +158,23 @@ def quarantine_event_file(storage: Storage, relative: str, reason: str) -> Quara
     """Move an unreadable event file to ``quarantine/`` with a record of why, so no later read trips on it.
 
     Copy, record, then remove: a crash in between leaves the original in place and the next read does it again.
+    The copy never holds the file in memory, however large it is.
     """
-    data = storage.read_bytes(relative)
+    moved_to = layout.quarantined(relative)
+    size = storage.copy(relative, moved_to)
     source = layout.parse_data_file_name(relative.rsplit("/", 1)[-1])
     topic, partition, first, last = source if source else (None, None, None, None)
     record = QuarantinedFile(
         path=relative,
-        moved_to=layout.quarantined(relative),
+        moved_to=moved_to,
         reason=reason,
-        size_bytes=len(data),
+        size_bytes=size,
         topic=topic,
         partition=partition,
         first_offset=first,
         last_offset=last,
         events_at_most=None if first is None or last is None else last - first + 1,
     )
-    storage.write_bytes(record.moved_to, data)
     storage.write_bytes(layout.quarantine_record(relative), record.to_json())
     storage.remove(relative)
     return record
@@ -240,6 +241,18 @@ class FileChangedMidReadError(UnreadableFileError):
     quarantine and whoever consumed the rows must start again without it."""
 
 
+_NANOSECONDS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def time_bounds(kind: pa.TimestampType, start: datetime, end: datetime) -> tuple[pa.Scalar, pa.Scalar]:
+    """``[start, end)`` as scalars of a file's own timestamp type, exact in any unit: a value ``v`` (a whole number
+    of units) is at or after ``start`` exactly when ``v >= ceil(start)``, and before ``end`` when ``v < ceil(end)``.
+    Casting the bounds instead would fail (or round) for a file in seconds or milliseconds."""
+    per_unit = _NANOSECONDS[kind.unit]
+    low, high = (-(-pd.Timestamp(moment).value // per_unit) for moment in (start, end))
+    return pa.scalar(low, type=kind), pa.scalar(high, type=kind)
+
+
 class _WatchedFile:
     """A storage file handle that remembers an error raised by storage itself, so that a failed decode can be
     told apart from a failed read: Arrow reports both as ``OSError``, and only the first is the file's fault."""
@@ -302,7 +315,6 @@ def window_batches(
     """
     if end <= start:
         raise ValueError(f"a window must end after it starts, got [{start.isoformat()}, {end.isoformat()})")
-    low, high = pa.scalar(pd.Timestamp(start)), pa.scalar(pd.Timestamp(end))
     for relative in event_files(storage, kind, model, since=start, until=end - timedelta(microseconds=1)):
         handed_out = False
         with storage.fs.open(storage.path(relative), "rb") as handle:
@@ -323,14 +335,11 @@ def window_batches(
                 if problem:
                     raise UnreadableFileError(storage.url(relative), f"not an event file: {problem}")
                 wanted = [name for name in schema.names if name == "event_time" or columns is None or columns(name)]
+                low, high = time_bounds(schema.field("event_time").type, start, end)
                 try:
                     for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
                         times = batch.column(batch.schema.get_field_index("event_time"))
-                        # Compare in the file's own unit and zone: the bounds are cast to the column's type.
-                        inside = pc.and_(
-                            pc.greater_equal(times, low.cast(times.type)), pc.less(times, high.cast(times.type))
-                        )
-                        kept = batch.filter(inside)
+                        kept = batch.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
                         if kept.num_rows:
                             handed_out = True
                             yield kept
@@ -356,12 +365,18 @@ def scan_window(
 ) -> T:
     """``consume(batches)`` over the window's batches (:func:`window_batches`); when a file turns out unreadable
     midway it is quarantined and ``consume`` runs again from the start, over the files left. ``consume`` must
-    start from nothing on each call. Ends: each restart has one file fewer."""
-    while True:
+    start from nothing on each call. Each restart has one file fewer, so there are at most as many as files."""
+    restarts = len(event_files(storage, kind, model, since=window[0], until=window[1] - timedelta(microseconds=1)))
+    for _ in range(restarts + 1):
         try:
             return consume(window_batches(storage, kind, model, *window, columns=columns, quarantined=quarantined))
         except FileChangedMidReadError:
             continue
+    raise RuntimeError(
+        f"the {kind} of model {model!r} in [{window[0].isoformat()}, {window[1].isoformat()}) were read "
+        f"{restarts + 1} times and a file failed midway each time although each was quarantined; check that "
+        f"storage allows removing files under {location(storage, kind, model)}"
+    )
 
 
 def location(storage: Storage, kind: str, model: str) -> str:

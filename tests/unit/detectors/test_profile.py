@@ -62,3 +62,14 @@ def test_window_profile_streams_parquet_row_groups(tmp_path):
     assert total == 120_000 and sum(seen) == 120_000
     whole = window(reference, data)
     assert np.array_equal(streamed.summaries["amount"].bin_counts, whole.summaries["amount"].bin_counts)
+
+
+def test_a_categorical_feature_with_millions_of_distinct_values_stays_bounded_while_it_is_profiled():
+    from driftline.detectors.profile import CATEGORY_CAP, CategoricalSummary
+
+    summary = CategoricalSummary()
+    for start in range(0, 100_000, 10_000):
+        summary.add(pa.array([f"id-{i}" for i in range(start, start + 10_000)] + ["common"] * 500))
+        assert len(summary.counts) <= CATEGORY_CAP
+    assert summary.count == 105_000  # nothing lost: the tail is pooled
+    assert summary.counts["common"] == 5_000  # a category common all along keeps its exact count

@@ -15,12 +15,14 @@ from fsspec.implementations.local import LocalFileSystem
 
 from driftline.dags.tasks.drift import (
     EmptyWindowError,
+    TypeTally,
     check_interval,
     decide,
     ingest_caught_up,
     reference_profile,
     run_drift_check,
     scan_window,
+    window_features,
     windows_ending_in,
 )
 from driftline.schemas.config import MonitorConfig
@@ -65,22 +67,27 @@ def test_the_alert_id_names_the_kind_the_model_and_the_window_end_in_utc():
 
 
 def store(storage: Storage, offset: int, values: list[object], at: datetime = HOUR) -> str:
-    """Events with feature x = each of ``values``, one second apart from ``at``, as ingest writes them."""
+    """Events with feature x = each of ``values`` (and city "a"), one second apart from ``at``."""
+    return store_rows(storage, at, offset, [{"x": value, "city": "a"} for value in values])
+
+
+def store_rows(storage: Storage, at: datetime, offset: int, features: list[dict[str, object]]) -> str:
+    """Events with the given features, one second apart from ``at``, as ingest writes them."""
     rows = [
         events.event_row(
             PredictionEvent(
                 model="m",
                 model_version="v1",
-                request_id=f"{at:%Y}-{offset}-{i}",
+                request_id=f"{at:%Y%m%d%H}-{offset}-{i}",
                 event_time=at + timedelta(seconds=offset + i),
-                features={"x": value, "city": "a"},
+                features=values,
                 prediction=1,
                 latency_ms=1.0,
             ),
             0,
             offset + i,
         )
-        for i, value in enumerate(values)
+        for i, values in enumerate(features)
     ]
     return events.write_event_file(
         storage, "predictions", ("m", "v1", at), ("t", 0, offset, offset + len(rows) - 1), rows
@@ -470,34 +477,12 @@ def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_
     )
 
 
-def store_rows(storage: Storage, at: datetime, offset: int, features: list[dict[str, object]]) -> str:
-    """Events with the given features, one second apart from ``at``, as ingest writes them."""
-    rows = [
-        events.event_row(
-            PredictionEvent(
-                model="m",
-                model_version="v1",
-                request_id=f"{at:%H}-{offset}-{i}",
-                event_time=at + timedelta(seconds=offset + i),
-                features=values,
-                prediction=1,
-                latency_ms=1.0,
-            ),
-            0,
-            offset + i,
-        )
-        for i, values in enumerate(features)
-    ]
-    return events.write_event_file(
-        storage, "predictions", ("m", "v1", at), ("t", 0, offset, offset + len(rows) - 1), rows
-    )
-
-
 def test_drift_against_the_previous_windows_of_production_is_reported_beside_the_skew(tmp_path):
     """Three hours at x ~ N(2, 1), then an hour back at N(0, 1), the training distribution: no skew on x, but a
     change against the rolling reference of the previous three windows, which alerts."""
     settings, storage, cfg, rng = setup(tmp_path)
-    cfg = cfg.model_copy(update={"drift": cfg.drift.model_copy(update={"production_windows": 3})})
+    drift = cfg.drift.model_copy(update={"production_windows": 3, "production_alerts": True})
+    cfg = cfg.model_copy(update={"drift": drift})
 
     def rows(mean: float) -> list[dict[str, object]]:
         return [{"x": float(v), "city": "ab"[i % 2]} for i, v in enumerate(rng.normal(mean, 1, 300))]
@@ -518,9 +503,12 @@ def test_drift_against_the_previous_windows_of_production_is_reported_beside_the
         "2026-05-01T04:00:00+00:00",
     ]
     assert production["reference_rows"] == 900
-    assert summary.verdict == "drift" and summary.alert and summary.retrain_requested is False
-    text = storage.read_record(Alert, f"alerts/sent/drift-m-{summary.window_end:%Y%m%dT%H%M%SZ}.json").text
-    assert text is not None and "Against the previous 3 window(s) of production: x drifted." in text
+    # Its own kind of alert: no skew alert, and no retrain (the window looks like the training data).
+    assert summary.verdict == "drift" and not summary.alert and summary.retrain_requested is False
+    assert state.sent_alert_ids(storage) == [f"production_drift-m-{summary.window_end:%Y%m%dT%H%M%SZ}"]
+    text = storage.read_record(Alert, f"alerts/sent/production_drift-m-{summary.window_end:%Y%m%dT%H%M%SZ}.json").text
+    assert text is not None and "changed against the previous 3 window(s) of production — 1 of 2 features" in text
+    assert "900 rows" in text and "• x: " in text
     # Each window's profile is stored once profiled (the three previous ones on the way), for the next check.
     stored = storage.glob("models/m/window_profiles/*/*.npz")
     assert [p.rsplit("/", 1)[1] for p in stored] == [
@@ -529,6 +517,15 @@ def test_drift_against_the_previous_windows_of_production_is_reported_beside_the
         "20260501T060000Z.npz",
         "20260501T070000Z.npz",
     ]
+
+
+def test_drift_against_the_previous_windows_alerts_only_when_asked_to():
+    production = {"status": "ok", "drifted_features": ["x"], "share_drifted": 0.5, "reference_windows": ["e"]}
+    report = {"drifted_features": [], "share_drifted": 0.0, "production_drift": production}
+    quiet = decide(report, config())
+    assert (quiet.verdict, quiet.alert, quiet.production_alert) == ("no_drift", False, False)
+    loud = decide(report, config(production_alerts=True))
+    assert (loud.verdict, loud.alert, loud.production_alert, loud.retrain) == ("drift", False, True, False)
 
 
 def test_a_first_window_has_no_production_reference_and_says_so(tmp_path):
@@ -653,3 +650,70 @@ def test_a_storage_error_while_streaming_propagates_and_quarantines_nothing(tmp_
     with pytest.raises(ConnectionError, match="connection reset by peer"):
         run_drift_check(settings, flaky, cfg, *WINDOW)
     assert storage.exists(storage.relative(written)) and events.quarantined_files(storage) == []
+
+
+def test_files_stamped_in_seconds_or_milliseconds_are_read_exactly_against_bounds_with_microseconds(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    times = pd.to_datetime(
+        ["2026-05-01T06:00:00", "2026-05-01T06:00:01", "2026-05-01T06:59:59", "2026-05-01T07:00:00"], utc=True
+    )
+    for unit in ("s", "ms"):
+        table = pa.table(
+            {
+                "request_id": [f"{unit}{i}" for i in range(4)],
+                "model_version": ["v1"] * 4,
+                "event_time": pa.array(times, type=pa.timestamp(unit, tz="UTC")),
+                "label": [1.0, 2.0, 3.0, 4.0],
+            }
+        )
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        storage.write_bytes(
+            f"labels/model=m/version=v1/date=2026-05-01/hour=06/{unit}+0+{0:020d}+{3:020d}.parquet", buffer.getvalue()
+        )
+    quarantined: list[object] = []
+    start = HOUR + timedelta(microseconds=500_000)  # 06:00:00.5: the 06:00:00 events are before it
+    end = HOUR + timedelta(hours=1, microseconds=1)  # 07:00:00.000001: the 07:00:00 events are inside
+    labels = [
+        v
+        for batch in events.window_batches(storage, "labels", "m", start, end, quarantined=quarantined)
+        for v in batch.column("label").to_pylist()
+    ]
+    assert quarantined == [] and labels == [2.0, 3.0, 4.0] * 2
+
+
+def test_booleans_for_a_numeric_feature_are_read_as_zero_and_one_and_a_file_without_a_feature_as_missing(tmp_path):
+    settings, storage, cfg, _ = setup(tmp_path)
+    reference, _ = reference_profile(settings, storage, cfg)
+    tally, seen = TypeTally(), set[str]()
+    batch = pa.record_batch({"features.x": pa.array([True, False, None]), "model_version": ["v1"] * 3})
+    features = window_features(batch, reference, tally, seen)
+    assert features.column(features.schema.get_field_index("x")).to_pylist() == [1.0, 0.0, None]
+    assert features.column(features.schema.get_field_index("city")).null_count == 3  # not in this file
+    assert tally.findings() == [] and seen == {"x"}
+
+
+def test_a_numeric_feature_never_set_in_a_segment_is_left_out_of_that_segment(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    reference = tmp_path / "tenure.parquet"
+    pd.DataFrame(
+        {
+            "x": rng.normal(0, 1, 2000),
+            "plan": ["free", "pro"] * 1000,
+            "tenure": [None, 3.0] * 1000,  # free accounts have no tenure
+        }
+    ).to_parquet(reference)
+    cfg = cfg.model_copy(
+        update={"reference": str(reference), "drift": cfg.drift.model_copy(update={"segments": ["plan"]})}
+    )
+    rows = [
+        {"x": float(v), "plan": ("free", "pro")[i % 2], "tenure": (None, 3.0)[i % 2]}
+        for i, v in enumerate(rng.normal(0, 1, 300))
+    ]
+    store_rows(storage, HOUR, 0, rows)
+
+    run_drift_check(settings, storage, cfg, *WINDOW)
+
+    segments = {s["value"]: s for s in stored_report(storage)["segments"]}
+    assert {f["feature"] for f in segments["free"]["features"]} == {"x"}
+    assert {f["feature"] for f in segments["pro"]["features"]} == {"x", "tenure"}

@@ -2,9 +2,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+from confluent_kafka import TopicPartition
+
+from driftline.dags.tasks import ingest
 from driftline.dags.tasks.ingest import plan_partition
 from driftline.schemas.events import EventLimits
+from driftline.schemas.records import IngestLedger
+from driftline.schemas.settings import Settings
+from driftline.schemas.storage import Storage, state
+from driftline.schemas.storage.events import read_events
 
 RECEIVED = datetime(2026, 5, 1, 12, tzinfo=UTC)  # the broker's timestamp for the records below
 LIMITS = EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
@@ -87,3 +96,125 @@ def test_an_event_whose_message_is_also_stamped_2099_is_refused():
     plan = plan_partition("predictions", "t", 0, [(1, future, far), (2, prediction("ok", 2), None)], LIMITS)
     assert [r["request_id"] for f in plan.files for r in f.rows] == ["ok"]
     assert "after it was read" in plan.dead_letters[0].reason
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int, value: bytes, at: datetime) -> None:
+        self._partition, self._offset, self._value, self._at = partition, offset, value, at
+
+    def error(self) -> None:
+        return None
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, int(self._at.timestamp() * 1000)
+
+
+class FakeConsumer:
+    """A consumer of one topic whose fetches bring one partition at a time, lowest partition first: a replay of
+    partition 0 then skips all of its records past the ledger and the chunk ends on partition 1's count."""
+
+    def __init__(self, topic: str, logs: dict[int, list[bytes]], committed: dict[int, int], at: datetime) -> None:
+        self.topic, self.logs, self.at = topic, logs, at
+        self.committed_offsets = dict(committed)
+        self.positions: dict[int, int] = {}
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        partitions = {p: SimpleNamespace() for p in self.logs}
+        return SimpleNamespace(topics={topic: SimpleNamespace(partitions=partitions, error=None)})
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [
+            TopicPartition(self.topic, tp.partition, self.committed_offsets.get(tp.partition, -1001))
+            for tp in partitions
+        ]
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.positions = {tp.partition: max(tp.offset, 0) for tp in partitions}
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.positions[partition.partition] = partition.offset
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        for partition in sorted(self.logs):
+            position = self.positions[partition]
+            values = self.logs[partition][position : position + count]
+            if values:
+                self.positions[partition] = position + len(values)
+                return [_Message(partition, position + i, value, self.at) for i, value in enumerate(values)]
+        return []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        for tp in offsets:
+            self.committed_offsets[tp.partition] = tp.offset
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_replayed_chunk_then_the_rest_stores_every_record_once_and_claims_no_catch_up_it_did_not_make(
+    tmp_path, monkeypatch
+):
+    """A crashed run wrote partition 0's offsets 0-9 and died before committing. The next run, in chunks of 20,
+    replays exactly that range, then goes on from offset 10 (the replay skipped 10-19 on its way)."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    settings = Settings(home=str(tmp_path))
+    storage = Storage.from_settings(settings)
+    topic = settings.topics.predictions
+
+    def event(partition: int, offset: int) -> bytes:
+        return json.dumps(
+            {
+                "event_type": "prediction",
+                "model": "m",
+                "model_version": "v1",
+                "request_id": f"p{partition}-{offset}",
+                "event_time": (now - timedelta(minutes=1)).isoformat(),
+                "features": {"x": 1.0},
+                "prediction": 0.5,
+                "latency_ms": 3.0,
+            }
+        ).encode()
+
+    logs = {p: [event(p, o) for o in range(100)] for p in (0, 1)}
+    state.write_ingest_ledger(storage, IngestLedger(topic=topic, partition=0, first_offset=0, last_offset=9), 0)
+    fake = FakeConsumer(topic, logs, {}, now)
+    monkeypatch.setattr(ingest, "_consumer", lambda settings, group_id: fake)
+
+    result = ingest.ingest_topic(settings, storage, topic, kind="predictions", chunk_records=20, idle_timeout=0.2)
+
+    assert result.replayed_partitions == [0] and result.rows_written == 200
+    assert fake.committed_offsets == {0: 100, 1: 100}
+    stored = read_events(storage, "predictions", "m")
+    assert len(stored) == 200 and stored["request_id"].is_unique
+    assert any(path.endswith(f"+0+{0:020d}+{9:020d}.parquet") for path in result.files)  # the ledger's range
+    assert state.read_ingest_progress(storage, topic) is not None  # the last chunk ended idle
+
+    # Large events make small chunks: a chunk also ends at chunk_bytes of values, and that is no catch-up.
+    storage3 = Storage.from_url(str(tmp_path / "bytes"))
+    by_size = FakeConsumer(topic, logs, {}, now)
+    monkeypatch.setattr(ingest, "_consumer", lambda settings, group_id: by_size)
+    monkeypatch.setattr(ingest, "CONSUME_BATCH", 4)  # a chunk overshoots its bytes by less than one call
+    size = len(logs[0][0])
+    small = ingest.ingest_topic(settings, storage3, topic, kind="predictions", chunk_bytes=10 * size, idle_timeout=0.2)
+    assert small.rows_written == 200 and by_size.committed_offsets == {0: 100, 1: 100}
+    ranges = [tuple(int(n) for n in p.removesuffix(".parquet").rsplit("+", 2)[1:]) for p in small.files]
+    assert max(last - first + 1 for first, last in ranges) == 12  # three calls of 4: the third passes 10 values
+    assert state.read_ingest_progress(storage3, topic) is not None
+
+    # A run that only replays (and then finds nothing) must not claim more than it read.
+    storage2 = Storage.from_url(str(tmp_path / "second"))
+    state.write_ingest_ledger(storage2, IngestLedger(topic=topic, partition=0, first_offset=0, last_offset=9), 0)
+    replay_only = FakeConsumer(topic, logs, {}, now)
+    monkeypatch.setattr(ingest, "_consumer", lambda settings, group_id: replay_only)
+    capped = ingest.ingest_topic(settings, storage2, topic, kind="predictions", max_records=10, idle_timeout=0.2)
+    assert capped.rows_written >= 10 and replay_only.committed_offsets[0] == 10
+    assert state.read_ingest_progress(storage2, topic) is None
