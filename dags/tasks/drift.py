@@ -52,10 +52,8 @@ def reference_profile(settings: Settings, storage: Storage, config: MonitorConfi
     stored = model_store.read_reference_profile(storage, config.model, config.reference)
     if stored is None:
         table = read_table(config.reference, settings.storage_options)
-        profile = build_reference_profile(table, config.features, exclude=(config.label_column,))
-        model_store.write_reference_profile(storage, config.model, config.reference, profile.to_bytes())
-        stored = model_store.read_reference_profile(storage, config.model, config.reference)
-        assert stored is not None  # just written
+        stored = build_reference_profile(table, config.features, exclude=(config.label_column,)).to_bytes()
+        model_store.write_reference_profile(storage, config.model, config.reference, stored)
     return Profile.from_bytes(stored), model_store.reference_key(stored)
 
 

@@ -291,6 +291,24 @@ class _WatchedFile:
         self.closed = True
 
 
+def _open_event_file(storage: Storage, relative: str, watched: _WatchedFile) -> pq.ParquetFile:
+    """The file's Parquet reader, once its footer and schema are those of an event file; else
+    :class:`UnreadableFileError` saying what is wrong (a storage error propagates as it is)."""
+    try:
+        parquet = pq.ParquetFile(watched, pre_buffer=False, buffer_size=1 << 20)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if watched.storage_error is not None:
+            raise
+        url = storage.url(relative)
+        if storage.fs.size(storage.path(relative)) == 0:
+            raise UnreadableFileError(url, "the file is empty (0 bytes), not a Parquet file") from None
+        raise UnreadableFileError(url, f"not a readable Parquet file ({exc})") from None
+    problem = _not_events(parquet.schema_arrow.empty_table())
+    if problem:
+        raise UnreadableFileError(storage.url(relative), f"not an event file: {problem}")
+    return parquet
+
+
 def window_batches(
     storage: Storage,
     kind: str,
@@ -301,6 +319,7 @@ def window_batches(
     columns: Callable[[str], bool] | None = None,
     quarantined: list[QuarantinedFile],
     batch_rows: int = WINDOW_BATCH_ROWS,
+    paths: list[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``model`` with ``start <= event_time < end`` (half-open, as in :func:`read_window_events`),
     streamed as record batches of at most ``batch_rows`` rows, with only the columns ``columns`` accepts (and
@@ -311,29 +330,20 @@ def window_batches(
     ``quarantined``) before any of its rows are handed out, and the stream goes on. A file that fails to decode
     after some of its rows were handed out is quarantined too and raises :class:`FileChangedMidReadError`:
     start the pass again (the file is gone from the listing by then). An error of storage itself (network,
-    permissions) propagates as it is and quarantines nothing.
+    permissions) propagates as it is and quarantines nothing. ``paths``: the window's files, when the caller has
+    listed them already.
     """
     if end <= start:
         raise ValueError(f"a window must end after it starts, got [{start.isoformat()}, {end.isoformat()})")
-    for relative in event_files(storage, kind, model, since=start, until=end - timedelta(microseconds=1)):
+    if paths is None:
+        paths = event_files(storage, kind, model, since=start, until=end - timedelta(microseconds=1))
+    for relative in paths:
         handed_out = False
         with storage.fs.open(storage.path(relative), "rb") as handle:
             watched = _WatchedFile(handle)
             try:
-                try:
-                    parquet = pq.ParquetFile(watched, pre_buffer=False, buffer_size=1 << 20)
-                    schema = parquet.schema_arrow
-                except (pa.ArrowException, OSError, ValueError) as exc:
-                    if watched.storage_error is not None:
-                        raise
-                    if storage.fs.size(storage.path(relative)) == 0:
-                        raise UnreadableFileError(
-                            storage.url(relative), "the file is empty (0 bytes), not a Parquet file"
-                        ) from None
-                    raise UnreadableFileError(storage.url(relative), f"not a readable Parquet file ({exc})") from None
-                problem = _not_events(schema.empty_table())
-                if problem:
-                    raise UnreadableFileError(storage.url(relative), f"not an event file: {problem}")
+                parquet = _open_event_file(storage, relative, watched)
+                schema = parquet.schema_arrow
                 wanted = [name for name in schema.names if name == "event_time" or columns is None or columns(name)]
                 low, high = time_bounds(schema.field("event_time").type, start, end)
                 try:
@@ -365,16 +375,21 @@ def scan_window(
 ) -> T:
     """``consume(batches)`` over the window's batches (:func:`window_batches`); when a file turns out unreadable
     midway it is quarantined and ``consume`` runs again from the start, over the files left. ``consume`` must
-    start from nothing on each call. Each restart has one file fewer, so there are at most as many as files."""
-    restarts = len(event_files(storage, kind, model, since=window[0], until=window[1] - timedelta(microseconds=1)))
-    for _ in range(restarts + 1):
+    start from nothing on each call. The files are listed once; each restart reads one file fewer, so there
+    are at most as many restarts as files."""
+    paths = event_files(storage, kind, model, since=window[0], until=window[1] - timedelta(microseconds=1))
+    for _ in range(len(paths) + 1):
+        moved = {file.path for file in quarantined}
+        left = [path for path in paths if path not in moved]
         try:
-            return consume(window_batches(storage, kind, model, *window, columns=columns, quarantined=quarantined))
+            return consume(
+                window_batches(storage, kind, model, *window, columns=columns, quarantined=quarantined, paths=left)
+            )
         except FileChangedMidReadError:
             continue
     raise RuntimeError(
         f"the {kind} of model {model!r} in [{window[0].isoformat()}, {window[1].isoformat()}) were read "
-        f"{restarts + 1} times and a file failed midway each time although each was quarantined; check that "
+        f"{len(paths) + 1} times and a file failed midway each time although each was quarantined; check that "
         f"storage allows removing files under {location(storage, kind, model)}"
     )
 
