@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-window bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install demo test lint bench bench-window bench-streams bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ bench: install
 # Peak memory of the drift check of a one-hour window of 1M, 3M and 10M events (two file layouts), and of ingest.
 bench-window: install
 	$(BIN)/python -m benchmarks.window_memory
+
+bench-streams: install
+	$(BIN)/python -m benchmarks.streams
 
 # Evidently (for the benchmark's comparison only) needs pandas<3, so it gets an environment of its own.
 bench-evidently-env:

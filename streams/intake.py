@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from driftline.schemas.config import MetricSettings, MonitorConfig
-from driftline.schemas.events import TOMBSTONE_REASON, EventError, parse_prediction
+from driftline.schemas.events import TOMBSTONE_REASON, EventError, read_prediction
 from driftline.schemas.records import Alert
 from driftline.streams.partition_state import PartitionAccumulator
 
@@ -55,7 +55,7 @@ class PredictionIntake:
             accumulator.refuse(offset)
             return Intake(refused=TOMBSTONE_REASON)
         try:
-            prediction = parse_prediction(raw, max_bytes=self.max_bytes)
+            prediction = read_prediction(raw, max_bytes=self.max_bytes)
         except EventError as exc:
             accumulator.refuse(offset)
             return Intake(refused=exc.reason)

@@ -56,7 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from driftline.schemas.events import EventLimits, PredictionEvent
+from driftline.schemas.events import EventLimits, PredictionEvent, PredictionRecord
 from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics
 from driftline.streams.windows import WindowAggregate, window_start
 
@@ -112,7 +112,9 @@ class PartitionAccumulator:
         """Record that the message at ``offset`` was seen and refused (not a prediction)."""
         self.last_offset = max(self.last_offset, offset)
 
-    def add(self, event: PredictionEvent, offset: int, broker_time: datetime | None = None) -> str | None:
+    def add(
+        self, event: PredictionRecord | PredictionEvent, offset: int, broker_time: datetime | None = None
+    ) -> str | None:
         """Count one event; returns a reason when it was *not* counted (out of time bounds, or late)."""
         self.refuse(offset)
         reason = self.limits.time_problem(event.event_time, broker_time)

@@ -32,7 +32,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from driftline.schemas.events import TOMBSTONE_REASON, EventError, EventLimits, parse_event
+from driftline.schemas.events import TOMBSTONE_REASON, EventError, EventLimits, read_event
 from driftline.schemas.records import DeadLetter, IngestLedger, IngestProgress, original_text
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
@@ -93,12 +93,13 @@ def plan_partition(
     expected = EXPECTED_EVENT_TYPE[kind]
     groups: dict[tuple[str, str, datetime], list[dict[str, Any]]] = defaultdict(list)
     dead_letters = []
+    now = datetime.now(UTC)  # the reader's clock, once per chunk: it bounds the future (EventLimits.time_problem)
     for offset, value, broker_time in records:
         try:
             if value is None:
                 raise EventError(TOMBSTONE_REASON)
-            event = parse_event(value, expected=expected, max_bytes=limits.max_bytes)
-            time_problem = limits.time_problem(event.event_time, broker_time)
+            event = read_event(value, expected, max_bytes=limits.max_bytes)
+            time_problem = limits.time_problem(event.event_time, broker_time, now)
             if time_problem:
                 raise EventError(time_problem)
         except EventError as exc:

@@ -7,6 +7,7 @@ same range again replaces the same file (see :func:`.layout.event_file`).
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from driftline.schemas.events import LabelEvent, PredictionEvent
+from driftline.schemas.events import LabelEvent, LabelRecord, PredictionEvent, PredictionRecord
 from driftline.schemas.records import QuarantinedFile
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
@@ -32,7 +33,9 @@ def _scalar_columns(value: Any, prefix: str) -> dict[str, Any]:
     return {prefix: None, f"{prefix}_class": str(value)}
 
 
-def event_row(event: PredictionEvent | LabelEvent, partition: int, offset: int) -> dict[str, Any]:
+def event_row(
+    event: PredictionRecord | LabelRecord | PredictionEvent | LabelEvent, partition: int, offset: int
+) -> dict[str, Any]:
     """One Parquet row: the event's fields, features flattened as ``features.<name>``, and its source offset."""
     row: dict[str, Any] = {
         "request_id": event.request_id,
@@ -42,18 +45,23 @@ def event_row(event: PredictionEvent | LabelEvent, partition: int, offset: int) 
         "kafka_partition": partition,
         "kafka_offset": offset,
     }
-    if isinstance(event, PredictionEvent):
+    if isinstance(event, PredictionRecord | PredictionEvent):
         row.update(_scalar_columns(event.prediction, "prediction"))
         row["latency_ms"] = event.latency_ms
         row["error"] = event.error
         for name, value in event.features.items():
-            row[f"{FEATURE_PREFIX}{name}"] = value
+            row[_feature_column(name)] = value
     else:
         row.update(_scalar_columns(event.label, "label"))
     return row
 
 
 FEATURE_PREFIX = "features."
+
+
+@functools.lru_cache(maxsize=65_536)
+def _feature_column(name: str) -> str:
+    return f"{FEATURE_PREFIX}{name}"
 
 
 def feature_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ Paths are Hive-style so that pyarrow datasets discover the partitions::
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,7 +66,13 @@ def event_kind(kind: str) -> str:
 
 
 def hour_of(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    """The start of the UTC hour holding ``moment`` (a naive moment is local time, as ``astimezone`` reads it)."""
+    return _hour_starting(moment.timestamp() // 3600)  # ingest calls this for every event: the hours are cached
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_starting(index: float) -> datetime:
+    return datetime.fromtimestamp(index * 3600, UTC)
 
 
 def event_model_folder(kind: str, model: str) -> str:

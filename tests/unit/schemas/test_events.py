@@ -6,14 +6,17 @@ from datetime import UTC, datetime, timedelta
 import jsonschema
 import pytest
 
+from driftline.infra.fuzz import generate, materialize
 from driftline.schemas.events import (
     EventError,
     EventLimits,
     LabelEvent,
     PredictionEvent,
+    as_record,
     encode_event,
     json_schemas,
     parse_event,
+    read_event,
 )
 from driftline.schemas.write_jsonschema import FOLDER, render
 
@@ -125,3 +128,141 @@ class TestTimeBounds:
     def test_an_event_older_than_the_age_limit_is_refused(self):
         reason = self.problem(self.NOW - timedelta(days=1, seconds=1), self.NOW)
         assert reason is not None and "before the broker received it" in reason
+
+
+# -- read_event (the hot path) decides as parse_event does ----------------------------------------------------
+def _decision(reader, raw: bytes, expected: str) -> tuple[str, object]:
+    try:
+        return "accepted", reader(raw)
+    except EventError as exc:
+        return "refused", exc.reason
+
+
+def _same_decision(raw: bytes, expected: str = "prediction") -> tuple[str, object]:
+    fast = _decision(lambda r: read_event(r, expected, max_bytes=16_384), raw, expected)
+    slow = _decision(lambda r: as_record(parse_event(r, expected=expected, max_bytes=16_384)), raw, expected)
+    assert fast == slow, raw
+    if fast[0] == "accepted":  # equal values of equal types (1 and 1.0 and True compare equal)
+        record = fast[1]
+        reference = slow[1]
+        for field in record.__struct_fields__:
+            assert type(getattr(record, field)) is type(getattr(reference, field)), (field, raw)
+    return fast
+
+
+@pytest.mark.parametrize(
+    "event_time",
+    [
+        "2026-05-01T10:00:00Z",
+        "2026-05-01T10:00:00.5Z",
+        "2026-05-01T10:00:00.123456Z",
+        "2026-05-01T10:00:00.1234567Z",  # 7 decimals: not the fast path's form; parse_event decides
+        "2026-05-01T10:00:00+02:00",
+        "2026-05-01T10:00:00-11:30",
+        "2026-05-01T10:00:00",  # naive: UTC
+        "2026-05-01 10:00:00Z",
+        "2026-05-01T10:00:00z",
+        "2026-05-01T24:00:00Z",
+        "2026-02-30T10:00:00Z",
+        "2026-05-01T23:59:60Z",
+        "2026-05-01",
+        "20260501T100000Z",
+        "1777629600",
+        "",
+    ],
+)
+def test_read_event_decides_every_time_form_as_parse_event_does(event_time):
+    payload = {
+        "event_type": "prediction",
+        "model": "churn",
+        "model_version": "v1",
+        "request_id": "r1",
+        "event_time": event_time,
+        "features": {"x": 1},
+        "prediction": 0.5,
+        "latency_ms": 3,
+    }
+    _same_decision(json.dumps(payload).encode())
+    _same_decision(json.dumps({**payload, "event_time": 1777629600}).encode())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"latency_ms": 12},
+        {"latency_ms": True},
+        {"latency_ms": "12.5"},
+        {"latency_ms": -0.0},
+        {"latency_ms": 1e308},
+        {"prediction": True},
+        {"prediction": 1},
+        {"prediction": "1"},
+        {"prediction": 2**70},
+        {"features": {"x": 2**70}},
+        {"features": {"": 1}},
+        {"features": {"x" * 257: 1}},
+        {"features": {"x": [1]}},
+        {"request_id": "é" * 256},
+        {"request_id": "é" * 257},
+        {"model": "../x"},
+        {"model": "a" * 129},
+        {"model_version": "v 1"},
+        {"error": 5},
+        {"schema_version": 2},
+        {"event_type": "label"},
+        {"extra": 1},
+    ],
+)
+def test_read_event_decides_every_field_form_as_parse_event_does(change):
+    payload = {
+        "model": "churn",
+        "model_version": "v1",
+        "request_id": "r1",
+        "event_time": "2026-05-01T10:00:00Z",
+        "features": {"x": 1.5, "plan": "pro", "flag": False, "gone": None},
+        "prediction": 0.5,
+        "latency_ms": 3.25,
+        **change,
+    }
+    _same_decision(json.dumps(payload).encode())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model":"a","model":"churn","model_version":"v1","request_id":"r","event_time":"2026-05-01T10:00:00Z",'
+        b'"features":{},"prediction":1,"latency_ms":1}',  # a repeated key: the last one counts, in both
+        b'{"model":"churn","model_version":"v1","request_id":"r","event_time":"2026-05-01T10:00:00Z",'
+        b'"features":{"x":1e999},"prediction":1,"latency_ms":1}',  # an infinite feature value
+        b'{"model":"churn","model_version":"v1","request_id":"r","event_time":"2026-05-01T10:00:00Z",'
+        b'"features":{"x":"\\ud800"},"prediction":1,"latency_ms":1}',  # a lone surrogate
+        b'{"model":"churn","model_version":"v1","request_id":"r","event_time":"2026-05-01T10:00:00Z",'
+        b'"features":{},"prediction":1,"latency_ms":NaN}',
+        b"[]",
+        b"\xff\xfe",
+        b"",
+    ],
+)
+def test_read_event_decides_odd_json_as_parse_event_does(raw):
+    _same_decision(raw)
+
+
+def test_read_event_decides_labels_as_parse_event_does():
+    label = {"model": "churn", "model_version": "v1", "request_id": "r1", "event_time": "2026-05-01T10:00:00Z"}
+    for value in [1, 0.5, "yes", True, None, [1]]:
+        _same_decision(json.dumps({**label, "label": value}).encode(), "label")
+    _same_decision(json.dumps({**label, "label": 1, "features": {}}).encode(), "label")
+
+
+def test_read_event_decides_the_fuzzers_events_as_parse_event_does():
+    """The hostile and valid events `make fuzz` sends, 600 of them from a fixed seed."""
+    now = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    accepted = 0
+    for index, (kind, spec) in enumerate(generate(600, run_seed=5)):
+        case = materialize(index, kind, spec, now)
+        if case.tombstone:
+            continue
+        raw = case.raw if case.raw is not None else json.dumps(case.payload, default=str).encode()
+        accepted += _same_decision(raw)[0] == "accepted"
+    assert accepted > 200  # the valid ones, and the time mutations (judged later, against the broker's time)
