@@ -4,9 +4,9 @@ Served at ``http://<DRIFTLINE_WORKER_HOST>:<DRIFTLINE_WORKER_PORT>/health`` (loo
 and 6066 by default): HTTP 200 while healthy, 503 when stalled, with a JSON
 body that says why. A worker is *stalled* when
 
-- a source partition it holds has messages it has not counted (the broker's
-  high watermark is past the last offset counted) and it has counted none for
-  ``DRIFTLINE_WORKER_STALL_SECONDS``, or
+- a source partition it holds has messages it has not counted (the end offset
+  of the last fetch is past the last offset counted) and it has counted none
+  for ``DRIFTLINE_WORKER_STALL_SECONDS``, or
 - a batch has waited that long for the broker to acknowledge its writes (the
   worker then exits so that its supervisor restarts it: see agents.py), or
 - it has been in a consumer-group rebalance for that long.
@@ -25,10 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from driftline.streams.merger import WindowMerger
-from driftline.streams.partition_state import PartitionAccumulator
 
 
 @dataclass
@@ -95,19 +93,12 @@ class WorkerHealth:
         }
         return not problems, details
 
-    def install(self, app: faust.App, accumulators: Mapping[int, PartitionAccumulator]) -> None:
-        """Add the ``/health`` page to the worker's web server."""
+    def install(self, app: faust.App, lags: Callable[[], Mapping[int, int | None]]) -> None:
+        """Add the ``/health`` page to the worker's web server; ``lags`` gives the source partitions' lags."""
         health = self
 
         async def health_page(view: Any, request: Any) -> Any:
-            lags: dict[int, int | None] = {}
-            for partition, accumulator in list(accumulators.items()):
-                try:
-                    highwater = app.consumer.highwater(TP(accumulator.topic, partition))
-                except Exception:  # noqa: BLE001 - not fetched yet, or no consumer yet: the lag is unknown
-                    highwater = None
-                lags[partition] = None if highwater is None else max(0, highwater - (accumulator.last_offset + 1))
-            healthy, details = health.check(lags, bool(getattr(app, "rebalancing", False)))
+            healthy, details = health.check(lags(), bool(getattr(app, "rebalancing", False)))
             return view.json(details, status=200 if healthy else 503)
 
         app.page("/health")(health_page)

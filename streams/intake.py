@@ -41,6 +41,9 @@ def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
     )
 
 
+COUNTED = Intake()
+
+
 @dataclass
 class PredictionIntake:
     configs: dict[str, MonitorConfig]
@@ -48,9 +51,15 @@ class PredictionIntake:
     unconfigured: dict[str, int] = field(default_factory=dict)  # model -> events counted; flagged once each
 
     def take(
-        self, accumulator: PartitionAccumulator, offset: int, raw: bytes | None, broker_time: datetime | None
+        self,
+        accumulator: PartitionAccumulator,
+        offset: int,
+        raw: bytes | None,
+        broker_time: datetime | None,
+        now: datetime | None = None,
     ) -> Intake:
-        """Fold the message at ``offset`` of the accumulator's partition in, or say why not."""
+        """Fold the message at ``offset`` of the accumulator's partition in, or say why not (``now``: the reader's
+        clock, see :meth:`PartitionAccumulator.add`)."""
         if raw is None:
             accumulator.refuse(offset)
             return Intake(refused=TOMBSTONE_REASON)
@@ -59,10 +68,10 @@ class PredictionIntake:
         except EventError as exc:
             accumulator.refuse(offset)
             return Intake(refused=exc.reason)
-        refused = accumulator.add(prediction, offset, broker_time)
+        refused = accumulator.add(prediction, offset, broker_time, now)
         if refused:
             return Intake(refused=refused)
         if prediction.model in self.configs:
-            return Intake()
+            return COUNTED
         seen = self.unconfigured[prediction.model] = self.unconfigured.get(prediction.model, 0) + 1
         return Intake(alert=unconfigured_model_alert(prediction.model, prediction.event_time) if seen == 1 else None)

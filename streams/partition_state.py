@@ -78,6 +78,7 @@ class PartitionAccumulator:
     copies_skipped: int = 0
     _recent: deque[bytes] = field(default_factory=deque, repr=False)
     _recent_set: set[bytes] = field(default_factory=set, repr=False)
+    _last_window: tuple[timedelta, datetime, datetime] | None = field(default=None, repr=False)
 
     @property
     def watermark(self) -> datetime | None:
@@ -113,15 +114,20 @@ class PartitionAccumulator:
         self.last_offset = max(self.last_offset, offset)
 
     def add(
-        self, event: PredictionRecord | PredictionEvent, offset: int, broker_time: datetime | None = None
+        self,
+        event: PredictionRecord | PredictionEvent,
+        offset: int,
+        broker_time: datetime | None = None,
+        now: datetime | None = None,
     ) -> str | None:
-        """Count one event; returns a reason when it was *not* counted (out of time bounds, or late)."""
+        """Count one event; returns a reason when it was *not* counted (out of time bounds, or late). ``now`` is
+        the reader's clock (default: read it), which bounds how far ahead an event may be stamped."""
         self.refuse(offset)
-        reason = self.limits.time_problem(event.event_time, broker_time)
+        reason = self.limits.time_problem(event.event_time, broker_time, now)
         if reason:
             return reason
         size = self.window_for_model(event.model)
-        start = window_start(event.event_time, size)
+        start = self._window_start(event.event_time, size)
         watermark = self.watermark
         if watermark is not None and start + size <= watermark:
             return (
@@ -147,6 +153,15 @@ class PartitionAccumulator:
         if self.max_event_time is None or progress > self.max_event_time:
             self.max_event_time = progress
         return None
+
+    def _window_start(self, event_time: datetime, size: timedelta) -> datetime:
+        """:func:`window_start`, remembering the last window: most events of a partition fall in the same one."""
+        last = self._last_window
+        if last is not None and last[0] == size and last[1] <= event_time < last[2]:
+            return last[1]
+        start = window_start(event_time, size)
+        self._last_window = (size, start, start + size)
+        return start
 
     def _remember(self, digest: bytes) -> None:
         self._recent.append(digest)

@@ -1,5 +1,5 @@
-"""What the worker commits: on the predictions and window-reports topics, the offset after each saved checkpoint,
-never Faust's own."""
+"""What the worker's Faust consumer commits: on the window-reports topic, the offset after the merger's saved
+checkpoint, never Faust's own. (The source reader reads the predictions topic: test_sources.py.)"""
 
 from __future__ import annotations
 
@@ -16,31 +16,22 @@ def make_worker(tmp_path) -> MetricsWorker:
     return MetricsWorker(create_app(settings), settings, {}, ConsoleNotifier(), source_partitions=3)
 
 
-def test_checkpointed_topics_commit_the_saved_checkpoints_not_faust_acknowledgements(tmp_path):
+def test_the_reports_topic_commits_the_merger_checkpoint_not_faust_acknowledgements(tmp_path):
     worker = make_worker(tmp_path)
     topics = worker.settings.topics
-    predictions, reports = topics.predictions, topics.window_reports
-    worker.saved_next = {TP(predictions, 0): 120, TP(predictions, 1): 0, TP(predictions, 2): 57, TP(reports, 0): 8}
-    faust = {  # Faust acknowledged further than the checkpoints
-        TP(predictions, 0): 900,
-        TP(predictions, 1): 40,
-        TP(reports, 0): 12,
-        TP(topics.alerts, 1): 3,
-    }
-    committed = {TP(predictions, 2): 57}
-    assert worker.committable(faust, committed) == {
-        TP(predictions, 0): 120,  # lowered to the checkpoint: 120..899 were acknowledged but never counted
-        TP(predictions, 1): 0,  # held, nothing counted yet: the next reader starts at the beginning
+    reports = topics.window_reports
+    worker.saved_next = {TP(reports, 0): 8}
+    faust = {TP(reports, 0): 12, TP(topics.alerts, 1): 3}  # Faust acknowledged further than the checkpoint
+    assert worker.committable(faust, {}) == {
         TP(reports, 0): 8,  # the merger's checkpoint, not the 4 reports after it
         TP(topics.alerts, 1): 3,  # other topics: Faust's own offsets
-    }  # partition 2: already committed at its checkpoint, nothing to send
+    }
+    assert worker.committable(faust, {TP(reports, 0): 8}) == {TP(topics.alerts, 1): 3}  # already committed there
 
 
-def test_a_partition_not_held_is_never_committed(tmp_path):
+def test_the_reports_partition_not_held_is_never_committed(tmp_path):
     worker = make_worker(tmp_path)
-    predictions = worker.settings.topics.predictions
-    worker.saved_next = {TP(predictions, 1): 5}
-    assert worker.committable({TP(predictions, 0): 300}, {}) == {TP(predictions, 1): 5}
+    assert worker.committable({TP(worker.settings.topics.window_reports, 0): 300}, {}) == {}
 
 
 def test_every_faust_commit_goes_through_the_worker(tmp_path):
@@ -48,5 +39,5 @@ def test_every_faust_commit_goes_through_the_worker(tmp_path):
     app = build_worker(settings, {}, ConsoleNotifier(), source_partitions=3)
     hook = app.consumer._filter_committable_offsets  # type: ignore[attr-defined]
     assert hook.__name__ == "committable_offsets"
-    # Nothing saved yet: Faust's own offsets on the predictions topic are dropped, not committed.
-    assert hook([TP(settings.topics.predictions, 0)]) == {}
+    # Nothing saved yet: Faust's own offset on the reports topic is dropped, not committed.
+    assert hook([TP(settings.topics.window_reports, 0)]) == {}

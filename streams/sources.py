@@ -1,0 +1,384 @@
+"""The worker's source partitions: the predictions topic read with confluent-kafka (librdkafka) in a thread.
+
+Faust's consumer (aiokafka) received about 5,000 events a second from the embedded broker whatever its fetch
+settings, a tenth of what librdkafka reads from it (docs/operations.md, "Stream speed"). So the hot path, the
+predictions topic, is read here by a plain confluent-kafka consumer in a consumer group of its own
+(``<app id>-sources``), in one thread; the Faust app keeps the window merger, alert delivery, the timers and
+the web pages. The decisions are the pure modules' (:mod:`.partition_state`, :mod:`.intake`); this module
+reads, calls them, writes topics and saves checkpoints in the order that makes a crash safe:
+
+1. each batch's events are folded into their partition's :class:`PartitionAccumulator`;
+2. the partitions it touched send a :class:`PartitionReport` (closed partial windows and the watermark) to
+   the window-reports topic; the batch's dead letters and alerts are sent too;
+3. once the broker acknowledged all of them, the partitions' checkpoints are saved to storage, and only then
+   is the next batch read. A batch whose writes are not acknowledged within ``DRIFTLINE_WORKER_STALL_SECONDS``
+   ends the process (code 75) for its supervisor to restart it from the checkpoints.
+
+**Where a partition starts.** Always at its checkpoint: when a partition is assigned, its checkpoint is
+loaded and the consumer is placed at the offset after it. The group's committed offsets are written after
+each saved checkpoint for tooling that reads consumer lag, and never read: an offset committed too far (by
+anyone) cannot make the worker skip events, and a restart after ``kill -9`` starts exactly where the last
+saved checkpoint ends.
+
+**Offsets one after the other.** A message past the next offset to count is a gap. The worker asks the broker,
+outside the group, where its next message from there is; a confirmed gap (retention deleted the messages, or
+the broker never wrote those offsets) is logged and skipped, and anything else sends the consumer back to the
+checkpoint's offset (librdkafka seeks reliably; after three returns to the same offset the process exits for a
+clean start).
+
+**Idle partitions.** A partition is idle, and its watermark follows the wall clock, when it has delivered
+nothing for ``DRIFTLINE_IDLE_CLOSE_SECONDS`` *and* the last fetch from its next offset came back empty
+(librdkafka's end-of-partition event at exactly that offset) *and* the broker answers for its end offset now,
+with nothing past what was counted. The end-of-partition event is the one that holds on the embedded broker,
+whose end offsets are wrong after batched writes; the answer proves the broker is reachable, so an outage is
+never taken for a quiet stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from driftline.schemas.config import MetricSettings, MonitorConfig
+from driftline.schemas.events import EventLimits
+from driftline.schemas.records import Alert, DeadLetter, PartitionCheckpoint, original_text
+from driftline.schemas.settings import Settings
+from driftline.schemas.storage.base import Storage
+from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
+from driftline.streams.health import WorkerHealth
+from driftline.streams.intake import PredictionIntake
+from driftline.streams.partition_state import PartitionAccumulator
+from driftline.streams.topics import first_offset_from
+
+log = logging.getLogger("driftline.worker")
+
+BATCH = 5000  # messages read at a time; a batch ends in one report per partition and one checkpoint save
+RETURNS_BEFORE_EXIT = 3  # unconfirmed gaps at the same offset before the process restarts itself
+
+
+def exit_for_restart(message: str, *args: Any) -> None:
+    """Crash-only: log, and end the process (code 75) for its supervisor to restart it from the checkpoints."""
+    log.critical(message, *args)
+    logging.shutdown()
+    os._exit(75)
+
+
+class SourceReader:
+    """Reads the source partitions it is assigned, in the thread that calls :meth:`run`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        configs: dict[str, MonitorConfig],
+        storage: Storage,
+        group: str,
+        health: WorkerHealth,
+        *,
+        on_exit: Callable[[str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topic = settings.topics.predictions
+        self.configs = configs
+        self.storage = storage
+        self.group = group  # the checkpoints' key in storage: the Faust app's id, as before this reader
+        self.health = health
+        self.limits = EventLimits.from_settings(settings)
+        self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
+        self.default_window = MetricSettings().window  # an unconfigured model's
+        self.accumulators: dict[int, PartitionAccumulator] = {}
+        self.lags: dict[int, int | None] = {}  # for the health page: messages not counted yet, per partition
+        self.eof_at: dict[int, int] = {}  # partition -> the offset at which the last fetch found nothing more
+        self.returns: dict[tuple[int, int], int] = {}  # (partition, offset) -> times sent back there
+        self.failed: list[str] = []  # delivery errors of the batch in flight
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+
+    # -- clients --------------------------------------------------------------------------------------------
+    def consumer_config(self) -> dict[str, Any]:
+        return self.settings.kafka_client_config(
+            **{
+                "group.id": f"{self.group}-sources",
+                "client.id": "driftline-worker",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",  # below the log start (retention): the first message still there
+                "enable.partition.eof": True,  # the end-of-partition event tells idle partitions (module docstring)
+                **self.settings.consumer_group_overrides(),
+            }
+        )
+
+    def producer_config(self) -> dict[str, Any]:
+        return self.settings.kafka_client_config(
+            **{"acks": "all", "linger.ms": 5, "enable.idempotence": False, "client.id": "driftline-worker"}
+        )
+
+    def window_for_model(self, model: str) -> timedelta:
+        config = self.configs.get(model)
+        return config.metrics.window if config else self.default_window
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Read until ``stop`` is set; any failure ends the process for a restart from the checkpoints."""
+        try:
+            self._run(stop)
+        except Exception:
+            log.exception("the source reader failed")
+            exit_for_restart("the source reader failed; exiting so that the worker restarts from its checkpoints")
+
+    def _run(self, stop: threading.Event) -> None:
+        self.consumer = consumer = Consumer(self.consumer_config())
+        self.producer = Producer(self.producer_config())
+        consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
+        next_idle_check = time.monotonic() + 1.0
+        try:
+            while not stop.is_set():
+                messages = consumer.consume(BATCH, timeout=0.5)
+                if messages:
+                    self.take(messages)
+                if time.monotonic() >= next_idle_check:
+                    self.close_idle_partitions()
+                    next_idle_check = time.monotonic() + 1.0
+                self.note_lags()
+        finally:
+            consumer.close()  # leaves the group: the partitions go to the other workers at once
+            self.producer.flush(5.0)
+
+    # -- assignment -------------------------------------------------------------------------------------------
+    def load(self, partition: int) -> PartitionAccumulator:
+        accumulator = PartitionAccumulator(
+            topic=self.topic,
+            partition=partition,
+            window_for_model=self.window_for_model,
+            allowed_lateness=timedelta(seconds=self.settings.allowed_lateness_seconds),
+            limits=self.limits,
+            dedupe_horizon=self.settings.dedupe_horizon,
+        )
+        saved = read_partition_checkpoint(self.storage, self.group, self.topic, partition)
+        if saved is not None:
+            accumulator.restore(saved)
+            log.info(
+                "partition %d: resuming after offset %d (%d open windows)",
+                partition,
+                saved.last_offset,
+                len(saved.open_windows),
+            )
+        return accumulator
+
+    def on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        """Load each assigned partition's checkpoint and start it right after: never at a committed offset."""
+        for tp in partitions:
+            if tp.partition not in self.accumulators:
+                self.accumulators[tp.partition] = self.load(tp.partition)
+            tp.offset = self.accumulators[tp.partition].next_offset
+        self.health.hold(self.accumulators)
+        consumer.assign(partitions)
+
+    def on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
+        """Drop revoked partitions: their checkpoints are saved (callbacks run between batches, in this thread)."""
+        for tp in partitions:
+            self.accumulators.pop(tp.partition, None)
+            self.lags.pop(tp.partition, None)
+            self.eof_at.pop(tp.partition, None)
+        self.health.hold(self.accumulators)
+
+    # -- a batch ----------------------------------------------------------------------------------------------
+    def take(self, messages: list[Message]) -> None:
+        touched: set[int] = set()
+        seen: set[int] = set()  # a replay of counted offsets is activity too
+        sent_back: set[int] = set()
+        now = datetime.now(UTC)  # the reader's clock, once per batch: it bounds how far ahead events may be stamped
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            error = message.error()
+            if error is not None:  # client errors (transport, poll interval) carry no partition
+                if error.code() == KafkaError._PARTITION_EOF and partition is not None and offset is not None:
+                    self.eof_at[partition] = offset
+                else:
+                    log.warning("%s[%s]: %s", self.topic, partition, error)
+                continue
+            assert partition is not None and offset is not None  # set on every message
+            accumulator = self.accumulators.get(partition)
+            if accumulator is None or partition in sent_back:
+                continue  # not ours any more, or its messages after a gap are read again after the seek
+            seen.add(partition)
+            self.eof_at.pop(partition, None)
+            if accumulator.already_counted(offset):
+                continue  # held by the checkpoint
+            if accumulator.skips_ahead(offset):
+                if not self.gap_confirmed(partition, accumulator.next_offset, offset):
+                    self.send_back(partition, accumulator.next_offset)
+                    sent_back.add(partition)
+                    continue
+                accumulator.skip_to(offset)
+            timestamp_type, timestamp_ms = message.timestamp()
+            broker_time = (
+                None
+                if timestamp_type == TIMESTAMP_NOT_AVAILABLE
+                else datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+            )
+            value = message.value()
+            outcome = self.intake.take(accumulator, offset, value, broker_time, now)
+            touched.add(partition)
+            if outcome.refused:
+                self.send_dead_letter(value or b"", outcome.refused, partition, offset)
+            if outcome.alert:
+                log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
+                self.send_alert(outcome.alert)
+        for partition in seen:
+            self.health.progress(partition)
+        self.report_and_save(touched)
+
+    def gap_confirmed(self, partition: int, expected: int, offset: int) -> bool:
+        """Whether the broker holds nothing from ``expected`` up to ``offset`` (asked outside the group)."""
+        try:
+            first = first_offset_from(self.settings, self.topic, partition, expected)
+        except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
+            log.info("%s[%d]: the broker did not say where its next message is (%s)", self.topic, partition, exc)
+            first = None
+        if first == offset:
+            log.warning(
+                "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
+                "taken, or never written); going on from offset %d",
+                self.topic,
+                partition,
+                expected,
+                offset - 1,
+                offset,
+            )
+            return True
+        log.error(
+            "%s[%d]: offset %d arrived but %d is the next to take (the broker's first message from there: %s); "
+            "reading again from offset %d",
+            self.topic,
+            partition,
+            offset,
+            expected,
+            first,
+            expected,
+        )
+        return False
+
+    def send_back(self, partition: int, offset: int) -> None:
+        returns = self.returns[(partition, offset)] = self.returns.get((partition, offset), 0) + 1
+        if returns > RETURNS_BEFORE_EXIT:
+            exit_for_restart(
+                "%s[%d]: sent back to offset %d %d times and still not read from there; exiting so that the "
+                "worker restarts there",
+                self.topic,
+                partition,
+                offset,
+                returns - 1,
+            )
+        assert self.consumer is not None
+        self.consumer.seek(KafkaPartition(self.topic, partition, offset))
+
+    def report_and_save(self, partitions: set[int]) -> None:
+        """Send each partition's report, wait until everything sent is acknowledged, save the checkpoints."""
+        saved: list[PartitionCheckpoint] = []
+        for partition in sorted(partitions):
+            accumulator = self.accumulators[partition]
+            report = accumulator.report(accumulator.close_ready())
+            self.send(self.settings.topics.window_reports, str(partition).encode(), report.to_json())
+            saved.append(accumulator.checkpoint())
+        self.delivered_or_exit()
+        for checkpoint in saved:
+            write_partition_checkpoint(self.storage, self.group, checkpoint)
+        if saved:
+            assert self.consumer is not None
+            offsets = [KafkaPartition(self.topic, c.partition, c.last_offset + 1) for c in saved]
+            try:  # for tooling that shows consumer lag; never read back (module docstring)
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:
+                log.info("could not commit the saved checkpoints' offsets (%s); they are not needed", exc)
+
+    # -- sends ------------------------------------------------------------------------------------------------
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        assert self.producer is not None
+        while True:
+            try:
+                self.producer.produce(topic, value=value, key=key, on_delivery=self.on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.1)  # the local queue is full: let deliveries drain it
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.failed.append(f"{message.topic()}: {error}")
+
+    def delivered_or_exit(self) -> None:
+        """Wait until the broker acknowledged everything sent, or end the process (crash-only, module docstring)."""
+        assert self.producer is not None
+        started = time.monotonic()
+        self.health.batch_started(started)
+        remaining = self.producer.flush(self.settings.worker_stall_seconds)
+        if remaining or self.failed:
+            exit_for_restart(
+                "a batch's writes were not acknowledged within %.0f s (%d pending, failures: %s); exiting so that "
+                "the worker restarts from its last checkpoints",
+                time.monotonic() - started,
+                remaining,
+                "; ".join(self.failed[:3]) or "none",
+            )
+        self.health.batch_started(None)
+
+    def send_dead_letter(self, raw: bytes, reason: str, partition: int, offset: int) -> None:
+        record = DeadLetter(
+            reason=reason,
+            source="worker",
+            topic=self.topic,
+            partition=partition,
+            offset=offset,
+            original=original_text(raw),
+        )
+        # A replayed copy carries the same key.
+        self.send(self.settings.topics.dead_letter, f"{partition}:{offset}".encode(), record.to_json())
+
+    def send_alert(self, alert: Alert) -> None:
+        self.send(self.settings.topics.alerts, alert.model.encode(), alert.to_json())
+
+    # -- idle partitions and lag --------------------------------------------------------------------------------
+    def close_idle_partitions(self) -> None:
+        """Raise the watermark of idle partitions to the wall clock (module docstring)."""
+        assert self.consumer is not None
+        now = self.health.clock()  # the wall clock (time.time)
+        moved = set()
+        for partition, accumulator in list(self.accumulators.items()):
+            if self.health.silent_for(partition, now) < self.settings.idle_close_seconds:
+                continue
+            if self.eof_at.get(partition) != accumulator.next_offset:
+                continue  # the last fetch did not come back empty at the next offset to count
+            try:
+                _, end = self.consumer.get_watermark_offsets(
+                    KafkaPartition(self.topic, partition), timeout=5.0, cached=False
+                )
+            except KafkaException as exc:
+                log.info("not closing idle partition %d: the broker did not say where it ends (%s)", partition, exc)
+                continue
+            if end > accumulator.next_offset:
+                continue
+            if accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC)):
+                moved.add(partition)
+                log.info("partition %d is idle: its watermark is now %s", partition, accumulator.watermark)
+                # The wall clock is the one thing a replay would not decide the same way: save the decision
+                # (windows still open) before any window it closes is sent, so a restart closes the same ones.
+                write_partition_checkpoint(self.storage, self.group, accumulator.checkpoint())
+        if moved:
+            self.report_and_save(moved)
+
+    def note_lags(self) -> None:
+        """Messages not counted yet per partition, from the end offsets of the last fetches (no broker call)."""
+        assert self.consumer is not None
+        for partition, accumulator in list(self.accumulators.items()):
+            try:
+                _, end = self.consumer.get_watermark_offsets(KafkaPartition(self.topic, partition), cached=True)
+            except KafkaException:
+                end = -1
+            self.lags[partition] = None if end < 0 else max(0, end - accumulator.next_offset)
