@@ -149,7 +149,7 @@ def worker_rate(settings: Any, count: int, log_path: Path) -> float:
                 first = (now, seen)
             if seen >= count and first is not None:
                 if now - first[0] < 1.0:
-                    raise RuntimeError("the worker read the backlog between two scrapes; use more --events")
+                    raise RuntimeError("the worker read the backlog between two checkpoint reads; use more --events")
                 return (seen - first[1]) / (now - first[0])
             time.sleep(0.2)
         raise RuntimeError(f"the worker did not count {count:,} events within 600 s; see {log_path}")

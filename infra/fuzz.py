@@ -302,6 +302,8 @@ def send(cases_to_send: list[Case], settings_: Settings, result: FuzzResult) -> 
         def callback(error: Any, message: Any) -> None:
             if error is None:
                 raw_offsets[(message.partition(), message.offset())] = request_id
+            else:  # the broker refused it: said, so a "lost" event can be told from one never stored
+                result.notes.append(f"the broker refused {request_id}: {error}")
 
         return callback
 
@@ -371,6 +373,15 @@ def files_outside(sandbox: Path, root: Path) -> list[Path]:
     ]
 
 
+def last_critical(log_path: Path, count: int = 3) -> list[str]:
+    """The last CRITICAL and ERROR lines of a worker's log: why it exited, for the run's notes."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if "[CRITICAL]" in line or "[ERROR]" in line][-count:]
+
+
 @contextmanager
 def supervised_worker(settings_: Settings, logs: Path, result: FuzzResult) -> Iterator[Worker]:
     """A real worker, healthy before the cases are sent; any exit of it is a crash (counted, and restarted)."""
@@ -385,6 +396,7 @@ def supervised_worker(settings_: Settings, logs: Path, result: FuzzResult) -> It
             if len(worker.restarts) > before:
                 result.crashes += 1
                 result.notes.append(f"the worker exited with {worker.restarts[-1]} and was restarted")
+                result.notes += [f"  worker log: {line[:400]}" for line in last_critical(worker.log_path)]
 
     supervisor = threading.Thread(target=supervise, daemon=True)
     supervisor.start()

@@ -131,7 +131,7 @@ class TestTimeBounds:
 
 
 # -- read_event (the hot path) decides as parse_event does ----------------------------------------------------
-def _decision(reader, raw: bytes, expected: str) -> tuple[str, object]:
+def _decision(reader, raw: bytes) -> tuple[str, object]:
     try:
         return "accepted", reader(raw)
     except EventError as exc:
@@ -139,8 +139,8 @@ def _decision(reader, raw: bytes, expected: str) -> tuple[str, object]:
 
 
 def _same_decision(raw: bytes, expected: str = "prediction") -> tuple[str, object]:
-    fast = _decision(lambda r: read_event(r, expected, max_bytes=16_384), raw, expected)
-    slow = _decision(lambda r: as_record(parse_event(r, expected=expected, max_bytes=16_384)), raw, expected)
+    fast = _decision(lambda r: read_event(r, expected, max_bytes=16_384), raw)
+    slow = _decision(lambda r: as_record(parse_event(r, expected=expected, max_bytes=16_384)), raw)
     assert fast == slow, raw
     if fast[0] == "accepted":  # equal values of equal types (1 and 1.0 and True compare equal)
         record = fast[1]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from confluent_kafka import TopicPartition
 
 from driftline.dags.tasks import ingest
@@ -218,3 +219,93 @@ def test_a_replayed_chunk_then_the_rest_stores_every_record_once_and_claims_no_c
     capped = ingest.ingest_topic(settings, storage2, topic, kind="predictions", max_records=10, idle_timeout=0.2)
     assert capped.rows_written >= 10 and replay_only.committed_offsets[0] == 10
     assert state.read_ingest_progress(storage2, topic) is None
+
+
+class GappyConsumer(FakeConsumer):
+    """Partition 0 holds ``offsets`` (holes are compacted away for good); the first read that reaches ``late``
+    does not see them (the embedded broker handing a tailing reader a later producer's batch first)."""
+
+    def __init__(self, topic: str, offsets: list[int], late: set[int], at: datetime, event: Any) -> None:
+        super().__init__(topic, {0: []}, {}, at)
+        self.offsets, self.late, self.event = offsets, set(late), event
+        self.seeks: list[int] = []
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append(partition.offset)
+        super().seek(partition)
+
+    def consume(self, count: int, timeout: float) -> list[_Message]:
+        visible = [o for o in self.offsets if o >= self.positions[0] and o not in self.late][:count]
+        if not visible:
+            return []
+        if any(o in self.late for o in range(self.positions[0], visible[-1])):
+            self.late.clear()  # shown now; the next read sees them
+        self.positions[0] = visible[-1] + 1
+        return [_Message(0, o, self.event(0, o), self.at) for o in visible]
+
+    def first_from(self, offset: int) -> int | None:
+        return next((o for o in self.offsets if o >= offset), None)
+
+
+def _gap_run(tmp_path, monkeypatch, offsets: list[int], late: set[int], never_shown: bool = False, seen=None):
+    now = datetime.now(UTC).replace(microsecond=0)
+    settings = Settings(home=str(tmp_path))
+    storage = Storage.from_settings(settings)
+    topic = settings.topics.predictions
+
+    def event(partition: int, offset: int) -> bytes:
+        return json.dumps(
+            {
+                "event_type": "prediction",
+                "model": "m",
+                "model_version": "v1",
+                "request_id": f"p{partition}-{offset}",
+                "event_time": (now - timedelta(minutes=1)).isoformat(),
+                "features": {"x": 1.0},
+                "prediction": 0.5,
+                "latency_ms": 3.0,
+            }
+        ).encode()
+
+    fake = GappyConsumer(topic, offsets, late, now, event)
+    if never_shown:
+        monkeypatch.setattr(GappyConsumer, "consume", _always_hiding(fake.late))
+    if seen is not None:
+        seen.append(fake)
+    monkeypatch.setattr(ingest, "_consumer", lambda settings, group_id: fake)
+    monkeypatch.setattr(ingest, "first_offset_from", lambda settings, topic, partition, offset: fake.first_from(offset))
+    result = ingest.ingest_topic(settings, storage, topic, kind="predictions", idle_timeout=0.2)
+    return fake, result, read_events(storage, "predictions", "m")
+
+
+def _always_hiding(hidden: set[int]) -> Any:
+    def consume(self: GappyConsumer, count: int, timeout: float) -> list[_Message]:
+        visible = [o for o in self.offsets if o >= self.positions[0] and o not in hidden][:count]
+        if visible:
+            self.positions[0] = visible[-1] + 1
+        return [_Message(0, o, self.event(0, o), self.at) for o in visible]
+
+    return consume
+
+
+def test_messages_handed_over_past_some_the_broker_holds_are_read_again_not_skipped(tmp_path, monkeypatch):
+    fake, result, stored = _gap_run(tmp_path, monkeypatch, list(range(10)), late={5, 6, 7})
+    assert fake.seeks == [5]  # back to the first offset not taken
+    assert sorted(stored["request_id"]) == sorted(f"p0-{o}" for o in range(10)) and stored["request_id"].is_unique
+    assert fake.committed_offsets == {0: 10} and result.rows_written == 10
+
+
+def test_a_gap_the_broker_confirms_is_crossed_without_reading_again(tmp_path, monkeypatch):
+    kept = [0, 1, 2, 3, 4, 8, 9]  # 5-7 compacted away
+    fake, result, stored = _gap_run(tmp_path, monkeypatch, kept, late=set())
+    assert fake.seeks == [] and sorted(stored["request_id"]) == sorted(f"p0-{o}" for o in kept)
+    assert fake.committed_offsets == {0: 10} and result.rows_written == len(kept)
+
+
+def test_a_gap_that_stays_after_five_rereads_fails_the_run_and_commits_nothing_past_it(tmp_path, monkeypatch):
+    seen: list[GappyConsumer] = []
+    with pytest.raises(RuntimeError) as failed:
+        _gap_run(tmp_path, monkeypatch, list(range(10)), late={5, 6, 7}, never_shown=True, seen=seen)
+    assert "offset 8 arrived where 5 was next" in str(failed.value) and "first message from 5 is 5" in str(failed.value)
+    assert "nothing from offset 5 on was committed" in str(failed.value)
+    assert seen[0].seeks == [5] * ingest.GAP_REREADS and seen[0].committed_offsets == {}
