@@ -222,3 +222,34 @@ def test_checkpoints_from_before_this_reader_are_resumed(reader):
     reader.accumulators.clear()
     assign(reader, 2)
     assert reader.consumer.assigned == [(2, 100)]
+
+
+class Queue:
+    """A client queue holding ``held`` messages now and ``later`` more after a wait; records each call."""
+
+    def __init__(self, held: int, later: int) -> None:
+        self.held, self.later = held, later
+        self.calls: list[tuple[int, float]] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[int]:
+        self.calls.append((num_messages, timeout))
+        if not self.held and timeout > 0:
+            self.held, self.later = self.later, 0
+        taken = min(num_messages, self.held)
+        self.held -= taken
+        return list(range(taken))
+
+
+@pytest.mark.parametrize(
+    ("held", "later", "size", "calls"),
+    [
+        (0, 0, 0, [(sources.BATCH, 0), (1, 0.5)]),  # nothing: one wait for the first message
+        (sources.BATCH + 7, 0, sources.BATCH, [(sources.BATCH, 0)]),  # a full batch is there: no wait at all
+        (30, 0, 30, [(sources.BATCH, 0), (sources.BATCH - 30, 0.1)]),  # what is there, topped up for 0.1 s
+        (0, 40, 40, [(sources.BATCH, 0), (1, 0.5), (sources.BATCH - 1, 0.1)]),
+    ],
+)
+def test_a_batch_is_what_the_client_holds_now_never_a_wait_for_a_full_one(held, later, size, calls):
+    queue = Queue(held, later)
+    assert len(SourceReader.read_batch(queue)) == size  # type: ignore[arg-type]
+    assert queue.calls == calls
