@@ -122,6 +122,7 @@ def raw_consume(bootstrap: str, topic: str, count: int) -> float:
 
 def worker_rate(settings: Any, count: int, log_path: Path) -> float:
     """Events per second of a real worker process reading the backlog (from its first counted event)."""
+    from driftline.infra.local_stack import stop_child
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage.state import read_partition_checkpoint
 
@@ -154,12 +155,7 @@ def worker_rate(settings: Any, count: int, log_path: Path) -> float:
             time.sleep(0.2)
         raise RuntimeError(f"the worker did not count {count:,} events within 600 s; see {log_path}")
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_child(process, 30)
 
 
 def producer_costs(bootstrap: str, topic_prefix: str, calls: int, rounds: int = 5) -> tuple[float, float]:

@@ -45,7 +45,7 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from driftline.infra.local_slack import SlackEndpoint
-from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_broker, stop_process
+from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_broker, stop_child, stop_process
 from driftline.schemas.config import load_monitor_configs
 from driftline.schemas.records import DeadLetter, RecordError, WindowMetrics
 from driftline.schemas.settings import Settings
@@ -187,11 +187,7 @@ class DurableBroker:
             stop_process(self.pid)
             self.pid = None
         if self.s3_process is not None:
-            self.s3_process.terminate()
-            with suppress(subprocess.TimeoutExpired):
-                self.s3_process.wait(10)
-            if self.s3_process.poll() is None:
-                self.s3_process.kill()
+            stop_child(self.s3_process, 10)
             self.s3_process = None
 
 
@@ -243,13 +239,8 @@ class Worker:
 
     def _stop(self) -> None:
         self.wanted = False
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_child(self.process, 30)
 
     def health(self) -> tuple[int, dict[str, object]] | None:
         url = f"http://{LOOPBACK}:{self.settings.worker_port}/health"

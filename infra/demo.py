@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from driftline.infra.local_stack import LocalStack
+from driftline.infra.local_stack import LocalStack, stop_child
 from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
@@ -129,11 +129,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         print(f"  {len(metrics)} windows closed, {len(alerts)} threshold alerts, {len(dead)} dead letters")
         _wait_for_alert_delivery(worker_log, len(alerts), timeout=30)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_child(worker, 20)
 
     dag_results = run_dags(run_dir, child_env, end)
     _stage("Airflow: backfill of driftline_drift over the traffic's past intervals")

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import driftline.dags
 from driftline.schemas.settings import Settings
@@ -212,6 +213,18 @@ def start_broker(
         time.sleep(0.1)
     process.kill()
     raise StackError(f"the broker did not listen on {address} within {timeout:.0f}s; see {log_path}")
+
+
+def stop_child(process: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """SIGTERM a child this process started, wait up to ``timeout`` seconds, then SIGKILL it; always reaped."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def stop_process(pid: int, timeout: float = 10.0) -> None:

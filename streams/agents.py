@@ -65,7 +65,7 @@ from driftline.streams.health import WorkerHealth
 from driftline.streams.merger import WindowMerger
 from driftline.streams.sources import SourceReader
 from driftline.streams.thresholds import window_alerts
-from driftline.streams.topics import ensure_topics, first_offset_from, partition_count
+from driftline.streams.topics import confirm_gap, ensure_topics, partition_count
 
 log = logging.getLogger("driftline.worker")
 
@@ -160,21 +160,8 @@ class MetricsWorker:
         running Faust consumer is not reliable (messages already fetched move its read offset past the sought
         one, and it drops the re-fetched messages below that).
         """
-        try:
-            first = await asyncio.to_thread(first_offset_from, self.settings, topic, partition, expected)
-        except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
-            log.info("%s[%d]: the broker did not say where its next message is (%s)", topic, partition, exc)
-            first = None
-        if first == offset:
-            log.warning(
-                "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
-                "taken, or never written); going on from offset %d",
-                topic,
-                partition,
-                expected,
-                offset - 1,
-                offset,
-            )
+        confirmed, first = await asyncio.to_thread(confirm_gap, self.settings, topic, partition, expected, offset)
+        if confirmed:
             return offset
         log.critical(
             "%s[%d]: offset %d arrived but %d is the next to take (the broker's first message from there: %s); "

@@ -56,7 +56,7 @@ from driftline.schemas.storage.state import read_partition_checkpoint, write_par
 from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
 from driftline.streams.partition_state import PartitionAccumulator
-from driftline.streams.topics import first_offset_from
+from driftline.streams.topics import confirm_gap
 
 log = logging.getLogger("driftline.worker")
 
@@ -259,21 +259,8 @@ class SourceReader:
 
     def gap_confirmed(self, partition: int, expected: int, offset: int) -> bool:
         """Whether the broker holds nothing from ``expected`` up to ``offset`` (asked outside the group)."""
-        try:
-            first = first_offset_from(self.settings, self.topic, partition, expected)
-        except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
-            log.info("%s[%d]: the broker did not say where its next message is (%s)", self.topic, partition, exc)
-            first = None
-        if first == offset:
-            log.warning(
-                "%s[%d]: the broker holds no message at offsets %d to %d (deleted by retention before they were "
-                "taken, or never written); going on from offset %d",
-                self.topic,
-                partition,
-                expected,
-                offset - 1,
-                offset,
-            )
+        confirmed, first = confirm_gap(self.settings, self.topic, partition, expected, offset)
+        if confirmed:
             return True
         log.error(
             "%s[%d]: offset %d arrived but %d is the next to take (the broker's first message from there: %s); "

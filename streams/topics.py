@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -9,6 +10,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from driftline.schemas.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def wanted_partitions(settings: Settings) -> dict[str, int]:
@@ -90,3 +93,31 @@ def first_offset_from(settings: Settings, topic: str, partition: int, offset: in
         return None
     finally:
         consumer.close()
+
+
+def confirm_gap(settings: Settings, topic: str, partition: int, expected: int, offset: int) -> tuple[bool, int | None]:
+    """Whether the broker holds nothing from ``expected`` up to the message at ``offset``, and its first message
+    from ``expected`` (``None`` when it does not say, which never confirms a gap).
+
+    A reader that takes offsets one after the other calls this when ``offset`` arrives where ``expected`` was
+    next. Kafka has gaps of its own (compaction, transaction markers, retention deleting messages before they
+    were read, offsets a broker never wrote); a confirmed one is logged here. What an unconfirmed one means, and
+    what to do, is the caller's.
+    """
+    try:
+        first = first_offset_from(settings, topic, partition, expected)
+    except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed
+        log.info("%s[%d]: the broker did not say where its next message is (%s)", topic, partition, exc)
+        return False, None
+    if first != offset:
+        return False, first
+    log.warning(
+        "%s[%d]: the broker holds no message at offsets %d to %d (compacted, a transaction marker, deleted by "
+        "retention before it was read, or never written); going on from offset %d",
+        topic,
+        partition,
+        expected,
+        offset - 1,
+        offset,
+    )
+    return True, first

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,7 +37,7 @@ from driftline.schemas.records import DeadLetter, IngestLedger, IngestProgress, 
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage.layout import hour_of
-from driftline.streams.topics import first_offset_from
+from driftline.streams.topics import confirm_gap
 
 log = logging.getLogger(__name__)
 
@@ -156,9 +156,6 @@ def _consumer(settings: Settings, group_id: str) -> Consumer:
     )
 
 
-# (partition, offset) -> the broker's first offset at or after it, None when it does not say
-Probe = Callable[[int, int], int | None]
-
 GAP_REREADS = 5
 
 
@@ -167,7 +164,7 @@ class GapGuard:
 
     A message past the next offset expected is a gap. Kafka has legitimate gaps (compaction, transaction
     markers, retention deleting messages before they were read), and then the broker's first message from the
-    expected offset is that very message: the guard says so in the log and goes on. Otherwise the consumer
+    expected offset is that very message (:func:`confirm_gap`): the guard goes on. Otherwise the consumer
     was handed messages past some the broker holds: the embedded broker does that to a consumer reading the
     end of a partition that several producers write at once (measured: 2 gaps of 15 and 4 messages in one
     run of three producers and a tailing reader; a second read from the start saw no gap). Committing past
@@ -175,8 +172,8 @@ class GapGuard:
     holds beyond it, and reads again; after :data:`GAP_REREADS` re-reads of the same gap it raises.
     """
 
-    def __init__(self, consumer: Consumer, topic: str, next_offsets: dict[int, int], probe: Probe | None) -> None:
-        self.consumer, self.topic, self.next_offsets, self.probe = consumer, topic, next_offsets, probe
+    def __init__(self, consumer: Consumer, settings: Settings, topic: str, next_offsets: dict[int, int]) -> None:
+        self.consumer, self.settings, self.topic, self.next_offsets = consumer, settings, topic, next_offsets
         self.rereads: dict[tuple[int, int], int] = defaultdict(int)
         self.sought: set[int] = set()
 
@@ -194,17 +191,8 @@ class GapGuard:
             return True
         if offset < expected:
             return False  # already taken
-        first = self._first_from(partition, expected)
-        if first == offset:
-            log.warning(
-                "%s[%d]: the broker holds no message at offsets %d to %d (compacted, a transaction marker, or "
-                "deleted by retention before it was read); going on from offset %d",
-                self.topic,
-                partition,
-                expected,
-                offset - 1,
-                offset,
-            )
+        confirmed, first = confirm_gap(self.settings, self.topic, partition, expected, offset)
+        if confirmed:
             self.next_offsets[partition] = offset + 1
             return True
         self.rereads[(partition, expected)] += 1
@@ -229,36 +217,26 @@ class GapGuard:
         self.sought.add(partition)
         return False
 
-    def _first_from(self, partition: int, offset: int) -> int | None:
-        if self.probe is None:
-            return None
-        try:
-            return self.probe(partition, offset)
-        except Exception as exc:  # noqa: BLE001 - unknown counts as not confirmed: read again
-            log.info("%s[%d]: the broker did not say where its next message is (%s)", self.topic, partition, exc)
-            return None
-
 
 def _read_new_records(
     consumer: Consumer,
+    settings: Settings,
     topic: str,
     targets: dict[int, int],
     *,
     max_records: int,
     idle_timeout: float,
     max_bytes: int | None = None,
-    next_offsets: dict[int, int] | None = None,
-    probe: Probe | None = None,
+    next_offsets: dict[int, int],
 ) -> tuple[dict[int, list[Record]], bool]:
     """Poll until idle (or ``max_records``, or ``max_bytes`` of values) and, for replayed partitions, exactly up
     to their ledger's last offset; returns the records and whether the topic was idle (not cut by a limit).
 
     ``next_offsets`` holds each partition's next offset to read (where the consumer was assigned or sought). A
-    message past it is a gap; ``probe(partition, offset)`` asks the broker for its first message at or after
-    ``offset`` (see :class:`GapGuard`).
+    message past it is a gap (see :class:`GapGuard`).
     """
     records: dict[int, list[Record]] = defaultdict(list)
-    guard = GapGuard(consumer, topic, dict(next_offsets or {}), probe)
+    guard = GapGuard(consumer, settings, topic, dict(next_offsets))
     total, size, last_message_at = 0, 0, time.monotonic()
     while True:
         batch = consumer.consume(max(1, min(CONSUME_BATCH, max_records - total)), timeout=0.5)
@@ -391,21 +369,17 @@ def ingest_topic(
             [TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING) for tp in committed]
         )
         read_in_all, caught_up = 0, False
-
-        def probe(partition: int, offset: int) -> int | None:
-            return first_offset_from(settings, topic, partition, offset)
-
         while read_in_all < max_records:
             wanted = min(chunk_records, max_records - read_in_all)
             records, idle = _read_new_records(
                 consumer,
+                settings,
                 topic,
                 targets,
                 max_records=wanted,
                 idle_timeout=idle_timeout,
                 max_bytes=chunk_bytes,
                 next_offsets=starts,
-                probe=probe,
             )
             read = sum(len(items) for items in records.values())
             read_in_all += read

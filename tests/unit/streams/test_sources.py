@@ -15,7 +15,7 @@ from driftline.schemas.records import PartitionReport
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
-from driftline.streams import sources
+from driftline.streams import sources, topics
 from driftline.streams.health import WorkerHealth
 from driftline.streams.sources import SourceReader
 
@@ -155,7 +155,7 @@ def test_an_unconfirmed_gap_sends_the_partition_back_to_its_next_offset_and_a_co
 ):
     assign(reader, 0)
     reader.take([Message(0, 0, event("a"))])
-    monkeypatch.setattr(sources, "first_offset_from", lambda settings, topic, partition, offset: 1)
+    monkeypatch.setattr(topics, "first_offset_from", lambda settings, topic, partition, offset: 1)
     reader.take([Message(0, 5, event("b")), Message(0, 6, event("c"))])
     assert reader.consumer.seeks == [(0, 1)]  # back to offset 1; offset 6 of the same batch waits for the re-read
     assert reader.accumulators[0].next_offset == 1
@@ -164,7 +164,7 @@ def test_an_unconfirmed_gap_sends_the_partition_back_to_its_next_offset_and_a_co
     with pytest.raises(Exited, match="sent back to offset 1 3 times"):
         reader.take([Message(0, 5, event("b"))])
 
-    monkeypatch.setattr(sources, "first_offset_from", lambda settings, topic, partition, offset: 5)
+    monkeypatch.setattr(topics, "first_offset_from", lambda settings, topic, partition, offset: 5)
     reader.take([Message(0, 5, event("b")), Message(0, 6, event("c"))])  # the broker holds nothing at 1..4
     assert reader.accumulators[0].next_offset == 7
 

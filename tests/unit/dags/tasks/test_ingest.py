@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -15,6 +16,7 @@ from driftline.schemas.records import IngestLedger
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage.events import read_events
+from driftline.streams import topics
 
 RECEIVED = datetime(2026, 5, 1, 12, tzinfo=UTC)  # the broker's timestamp for the records below
 LIMITS = EventLimits(max_bytes=2000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
@@ -161,6 +163,22 @@ class FakeConsumer:
         pass
 
 
+def numbered_event(event_time: datetime, partition: int, offset: int) -> bytes:
+    """A valid prediction of model m v1 whose request id names its partition and offset."""
+    return json.dumps(
+        {
+            "event_type": "prediction",
+            "model": "m",
+            "model_version": "v1",
+            "request_id": f"p{partition}-{offset}",
+            "event_time": event_time.isoformat(),
+            "features": {"x": 1.0},
+            "prediction": 0.5,
+            "latency_ms": 3.0,
+        }
+    ).encode()
+
+
 def test_a_replayed_chunk_then_the_rest_stores_every_record_once_and_claims_no_catch_up_it_did_not_make(
     tmp_path, monkeypatch
 ):
@@ -171,19 +189,7 @@ def test_a_replayed_chunk_then_the_rest_stores_every_record_once_and_claims_no_c
     storage = Storage.from_settings(settings)
     topic = settings.topics.predictions
 
-    def event(partition: int, offset: int) -> bytes:
-        return json.dumps(
-            {
-                "event_type": "prediction",
-                "model": "m",
-                "model_version": "v1",
-                "request_id": f"p{partition}-{offset}",
-                "event_time": (now - timedelta(minutes=1)).isoformat(),
-                "features": {"x": 1.0},
-                "prediction": 0.5,
-                "latency_ms": 3.0,
-            }
-        ).encode()
+    event = partial(numbered_event, now - timedelta(minutes=1))
 
     logs = {p: [event(p, o) for o in range(100)] for p in (0, 1)}
     state.write_ingest_ledger(storage, IngestLedger(topic=topic, partition=0, first_offset=0, last_offset=9), 0)
@@ -253,19 +259,7 @@ def _gap_run(tmp_path, monkeypatch, offsets: list[int], late: set[int], never_sh
     storage = Storage.from_settings(settings)
     topic = settings.topics.predictions
 
-    def event(partition: int, offset: int) -> bytes:
-        return json.dumps(
-            {
-                "event_type": "prediction",
-                "model": "m",
-                "model_version": "v1",
-                "request_id": f"p{partition}-{offset}",
-                "event_time": (now - timedelta(minutes=1)).isoformat(),
-                "features": {"x": 1.0},
-                "prediction": 0.5,
-                "latency_ms": 3.0,
-            }
-        ).encode()
+    event = partial(numbered_event, now - timedelta(minutes=1))
 
     fake = GappyConsumer(topic, offsets, late, now, event)
     if never_shown:
@@ -273,7 +267,7 @@ def _gap_run(tmp_path, monkeypatch, offsets: list[int], late: set[int], never_sh
     if seen is not None:
         seen.append(fake)
     monkeypatch.setattr(ingest, "_consumer", lambda settings, group_id: fake)
-    monkeypatch.setattr(ingest, "first_offset_from", lambda settings, topic, partition, offset: fake.first_from(offset))
+    monkeypatch.setattr(topics, "first_offset_from", lambda settings, topic, partition, offset: fake.first_from(offset))
     result = ingest.ingest_topic(settings, storage, topic, kind="predictions", idle_timeout=0.2)
     return fake, result, read_events(storage, "predictions", "m")
 
