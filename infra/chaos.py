@@ -182,10 +182,14 @@ class DurableBroker:
         time.sleep(2)
         self.start()
 
-    def stop(self) -> None:
+    def stop_broker(self) -> None:
+        """Stop the broker only (its log stays in S3 for :meth:`start`)."""
         if self.pid is not None:
             stop_process(self.pid)
             self.pid = None
+
+    def stop(self) -> None:
+        self.stop_broker()
         if self.s3_process is not None:
             stop_child(self.s3_process, 10)
             self.s3_process = None

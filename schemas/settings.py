@@ -94,6 +94,15 @@ def _port(value: str) -> int:
     return int(value)
 
 
+def _port_or_any(value: str) -> int:
+    if value.strip() == "0":
+        return 0
+    try:
+        return _port(value)
+    except ValueError:
+        raise ValueError("expected a TCP port number (1-65535), or 0 for any free port") from None
+
+
 def _non_negative_seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -193,7 +202,7 @@ class Settings:
     # The stream worker's health page (and Faust's own pages): loopback by default; give each worker on one host
     # its own port. A worker holding events it has not counted for this long is reported stalled.
     worker_host: str = field(default="127.0.0.1", metadata=_env("DRIFTLINE_WORKER_HOST"))
-    worker_port: int = field(default=6066, metadata=_env("DRIFTLINE_WORKER_PORT", _port))
+    worker_port: int = field(default=6066, metadata=_env("DRIFTLINE_WORKER_PORT", _port_or_any))
     worker_stall_seconds: float = field(
         default=60.0, metadata=_env("DRIFTLINE_WORKER_STALL_SECONDS", _non_negative_seconds)
     )

@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any, cast
 
@@ -60,10 +61,11 @@ from driftline.streams.alerts import (
     format_threshold_alert,
     notifier_from_settings,
 )
-from driftline.streams.app import create_app
+from driftline.streams.app import announce, create_app, serving_port
 from driftline.streams.health import WorkerHealth
 from driftline.streams.merger import WindowMerger
 from driftline.streams.sources import SourceReader
+from driftline.streams.telemetry import WorkerTelemetry
 from driftline.streams.thresholds import window_alerts
 from driftline.streams.topics import confirm_gap, ensure_topics, partition_count
 
@@ -97,7 +99,8 @@ class MetricsWorker:
         # offset committed for it (see committable()).
         self.saved_next: dict[TP, int] = {}
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
-        self.sources = SourceReader(settings, configs, self.storage, self.group, self.health)
+        self.telemetry = WorkerTelemetry()
+        self.sources = SourceReader(settings, configs, self.storage, self.group, self.health, telemetry=self.telemetry)
         # The merger's agent and the rebalance handlers change the same state.
         self.lock = asyncio.Lock()
 
@@ -240,7 +243,9 @@ class MetricsWorker:
                 for metrics in merger.close_ready():
                     sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
                     sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
+                    self.telemetry.window_published(metrics)
                 self.health.merged(merger)
+                self.telemetry.pending.set(len(merger.pending))
                 await self.delivered_or_exit(sends)
                 await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
                 self.saved_next[TP(merger.topic, 0)] = merger.last_offset + 1
@@ -255,6 +260,7 @@ class MetricsWorker:
                 continue
             if await asyncio.to_thread(alert_sent, self.storage, alert.alert_id):
                 log.info("alert %s was already delivered; not sending it again", alert.alert_id)
+                self.telemetry.alert(alert.kind, "already_sent")
                 continue
             text = alert.text or format_threshold_alert(alert)
             blocks = alert_blocks(alert.model_copy(update={"text": text}))
@@ -262,6 +268,8 @@ class MetricsWorker:
                 partial(deliver_with_retry, self.notifier, text, alert.channel, blocks=blocks)
             )
             await asyncio.to_thread(mark_alert_sent, self.storage, alert)
+            self.telemetry.alert(alert.kind, "delivered")
+            self.telemetry.alert(alert.kind, "attempt_failed", attempts - 1)
             log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, self.notifier.name, attempts)
 
     # -- sends (each returns the delivery to wait for) ----------------------------------------------------
@@ -305,7 +313,7 @@ def build_worker(
     app.agent(worker.alerts_topic, name="deliver_alerts")(worker.deliver_alerts)
     app.timer(interval=1.0)(worker.watchdog)
     app.service(source_service(worker.sources))
-    worker.health.install(app, lambda: dict(worker.sources.lags))
+    worker.health.install(app, lambda: dict(worker.sources.lags), worker.telemetry)
     return app
 
 
@@ -330,8 +338,17 @@ def source_service(reader: SourceReader) -> type[Service]:
 
 
 def main(settings: Settings) -> None:
-    """Run the worker (``driftline worker``); Faust reads its own options from ``sys.argv``."""
+    """Run the worker (``driftline worker``); Faust reads its own options from ``sys.argv``.
+
+    The worker serves its pages on ``DRIFTLINE_WORKER_PORT`` or, when another worker on the host has it, the next
+    free port (:func:`serving_port`), and lists itself for Prometheus under ``$DRIFTLINE_HOME/worker/prometheus/``
+    while it runs."""
     configs = load_monitor_configs(settings.config_dir)
     ensure_topics(settings)
     source_partitions = partition_count(settings, settings.topics.predictions)
-    build_worker(settings, configs, notifier_from_settings(settings), source_partitions=source_partitions).main()
+    settings = replace(settings, worker_port=serving_port(settings.worker_host, settings.worker_port))
+    target = announce(settings, settings.worker_port)
+    try:
+        build_worker(settings, configs, notifier_from_settings(settings), source_partitions=source_partitions).main()
+    finally:
+        target.unlink(missing_ok=True)

@@ -6,12 +6,61 @@ agents to it and runs it.
 
 from __future__ import annotations
 
+import errno
+import json
+import logging
+import socket
 from pathlib import Path
 from typing import Any
 
 import faust
 
 from driftline.schemas.settings import Settings
+
+log = logging.getLogger("driftline.worker")
+PORTS_TRIED = 64  # DRIFTLINE_WORKER_PORT and the ports after it a worker tries when it is taken
+
+
+def serving_port(host: str, port: int, *, tries: int = PORTS_TRIED) -> int:
+    """The port the worker serves its pages on: ``port`` when it is free, else the first free one after it (so
+    several workers on one host just work), or any free port for ``0``. Raises ``OSError`` naming the range when
+    none is free."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for candidate in [0] if port == 0 else range(port, min(port + tries, 65536)):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, candidate))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            chosen = int(probe.getsockname()[1])
+        if chosen != port:
+            log.warning("port %d on %s is taken; this worker serves its pages on port %d", port, host, chosen)
+        return chosen
+    raise OSError(
+        errno.EADDRINUSE,
+        f"ports {port}–{port + tries - 1} on {host} are all taken; set DRIFTLINE_WORKER_PORT to a free port "
+        "(or 0 for any)",
+    )
+
+
+def targets_file(settings: Settings, port: int) -> Path:
+    """Where this worker lists itself for Prometheus' file-based discovery (``file_sd_configs``)."""
+    return Path(settings.home) / "worker" / "prometheus" / f"{settings.topic_prefix}-{port}.json"
+
+
+def announce(settings: Settings, port: int) -> Path:
+    """Write this worker's Prometheus target (removed again by the caller when the worker stops)."""
+    path = targets_file(settings, port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    host = f"[{settings.worker_host}]" if ":" in settings.worker_host else settings.worker_host
+    target = [{"targets": [f"{host}:{port}"], "labels": {"job": "driftline-worker", "prefix": settings.topic_prefix}}]
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(target))
+    temporary.replace(path)
+    return path
 
 
 def broker_urls(bootstrap_servers: str) -> list[str]:

@@ -18,10 +18,24 @@ from driftline.streams.partition_state import PartitionAccumulator
 
 @dataclass(frozen=True)
 class Intake:
-    """The outcome for one message: ``refused`` is the dead-letter reason; ``alert`` is to be sent."""
+    """The outcome for one message: ``refused`` is the dead-letter reason and ``cause`` its class (one of
+    :data:`DEAD_LETTER_CAUSES`, a bounded metric label); ``alert`` is to be sent."""
 
     refused: str | None = None
+    cause: str | None = None
     alert: Alert | None = None
+
+
+DEAD_LETTER_CAUSES = ("tombstone", "too_large", "invalid", "late", "out_of_time_bounds")
+
+
+def refused_by_schema(reason: str) -> Intake:
+    too_large = reason.startswith("event of ") and "exceeds the limit" in reason
+    return Intake(refused=reason, cause="too_large" if too_large else "invalid")
+
+
+def refused_by_time(reason: str) -> Intake:
+    return Intake(refused=reason, cause="late" if reason.startswith("late event") else "out_of_time_bounds")
 
 
 def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
@@ -49,6 +63,14 @@ class PredictionIntake:
     configs: dict[str, MonitorConfig]
     max_bytes: int  # Settings.max_event_bytes
     unconfigured: dict[str, int] = field(default_factory=dict)  # model -> events counted; flagged once each
+    counted: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, version) -> counted since drained
+    duplicates: int = 0  # copies skipped since drained
+
+    def drain(self) -> tuple[dict[tuple[str, str], int], int]:
+        """Events counted per model and version, and copies skipped, since the last call (the worker's metrics)."""
+        counted, duplicates = self.counted, self.duplicates
+        self.counted, self.duplicates = {}, 0
+        return counted, duplicates
 
     def take(
         self,
@@ -62,15 +84,21 @@ class PredictionIntake:
         clock, see :meth:`PartitionAccumulator.add`)."""
         if raw is None:
             accumulator.refuse(offset)
-            return Intake(refused=TOMBSTONE_REASON)
+            return Intake(refused=TOMBSTONE_REASON, cause="tombstone")
         try:
             prediction = read_prediction(raw, max_bytes=self.max_bytes)
         except EventError as exc:
             accumulator.refuse(offset)
-            return Intake(refused=exc.reason)
+            return refused_by_schema(exc.reason)
+        copies_before = accumulator.copies_skipped
         refused = accumulator.add(prediction, offset, broker_time, now)
         if refused:
-            return Intake(refused=refused)
+            return refused_by_time(refused)
+        if accumulator.copies_skipped != copies_before:
+            self.duplicates += 1
+            return COUNTED  # a copy of an event already counted: nothing to say, nothing counted
+        key = (prediction.model, prediction.model_version)
+        self.counted[key] = self.counted.get(key, 0) + 1
         if prediction.model in self.configs:
             return COUNTED
         seen = self.unconfigured[prediction.model] = self.unconfigured.get(prediction.model, 0) + 1

@@ -56,12 +56,14 @@ from driftline.schemas.storage.state import read_partition_checkpoint, write_par
 from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
 from driftline.streams.partition_state import PartitionAccumulator
+from driftline.streams.telemetry import WorkerTelemetry
 from driftline.streams.topics import confirm_gap
 
 log = logging.getLogger("driftline.worker")
 
 BATCH = 5000  # messages read at a time; a batch ends in one report per partition and one checkpoint save
 RETURNS_BEFORE_EXIT = 3  # unconfirmed gaps at the same offset before the process restarts itself
+BROKER_PROBE_SECONDS = 2.0  # how often the reader asks the broker for the topic's metadata (readiness)
 
 
 def exit_for_restart(message: str, *args: Any) -> None:
@@ -82,6 +84,7 @@ class SourceReader:
         group: str,
         health: WorkerHealth,
         *,
+        telemetry: WorkerTelemetry | None = None,
         on_exit: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -90,6 +93,7 @@ class SourceReader:
         self.storage = storage
         self.group = group  # the checkpoints' key in storage: the Faust app's id, as before this reader
         self.health = health
+        self.telemetry = telemetry or WorkerTelemetry()
         self.limits = EventLimits.from_settings(settings)
         self.intake = PredictionIntake(configs, max_bytes=settings.max_event_bytes)
         self.default_window = MetricSettings().window  # an unconfigured model's
@@ -142,14 +146,20 @@ class SourceReader:
         self.producer = Producer(self.producer_config())
         consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
         next_idle_check = time.monotonic() + 1.0
+        next_probe = time.monotonic()
         try:
             while not stop.is_set():
                 messages = self.read_batch(consumer)
                 if messages:
                     self.take(messages)
+                else:
+                    self.telemetry.note_taken(0)
                 if time.monotonic() >= next_idle_check:
                     self.close_idle_partitions()
                     next_idle_check = time.monotonic() + 1.0
+                if time.monotonic() >= next_probe:
+                    self.probe_broker(consumer)
+                    next_probe = time.monotonic() + BROKER_PROBE_SECONDS
                 self.note_lags()
         finally:
             consumer.close()  # leaves the group: the partitions go to the other workers at once
@@ -200,6 +210,7 @@ class SourceReader:
                 self.accumulators[tp.partition] = self.load(tp.partition)
             tp.offset = self.accumulators[tp.partition].next_offset
         self.health.hold(self.accumulators)
+        self.health.joined = True
         consumer.assign(partitions)
 
     def on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
@@ -213,6 +224,8 @@ class SourceReader:
     # -- a batch ----------------------------------------------------------------------------------------------
     def take(self, messages: list[Message]) -> None:
         touched: set[int] = set()
+        causes: dict[str, int] = {}  # dead letters of this batch by cause (metrics)
+        taken = 0
         seen: set[int] = set()  # a replay of counted offsets is activity too
         sent_back: set[int] = set()
         now = datetime.now(UTC)  # the reader's clock, once per batch: it bounds how far ahead events may be stamped
@@ -248,14 +261,21 @@ class SourceReader:
             value = message.value()
             outcome = self.intake.take(accumulator, offset, value, broker_time, now)
             touched.add(partition)
+            taken += 1
             if outcome.refused:
                 self.send_dead_letter(value or b"", outcome.refused, partition, offset)
+                cause = outcome.cause or "invalid"
+                causes[cause] = causes.get(cause, 0) + 1
             if outcome.alert:
                 log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
                 self.send_alert(outcome.alert)
         for partition in seen:
             self.health.progress(partition)
+        if seen:
+            self.health.broker_answered()
         self.report_and_save(touched)
+        counted, duplicates = self.intake.drain()
+        self.telemetry.batch(counted=counted, dead_lettered=causes, duplicates=duplicates, taken=taken)
 
     def gap_confirmed(self, partition: int, expected: int, offset: int) -> bool:
         """Whether the broker holds nothing from ``expected`` up to ``offset`` (asked outside the group)."""
@@ -293,7 +313,9 @@ class SourceReader:
         saved: list[PartitionCheckpoint] = []
         for partition in sorted(partitions):
             accumulator = self.accumulators[partition]
-            report = accumulator.report(accumulator.close_ready())
+            closed = accumulator.close_ready()
+            self.telemetry.reported.inc(len(closed))
+            report = accumulator.report(closed)
             self.send(self.settings.topics.window_reports, str(partition).encode(), report.to_json())
             saved.append(accumulator.checkpoint())
         self.delivered_or_exit()
@@ -390,3 +412,14 @@ class SourceReader:
             except KafkaException:
                 end = -1
             self.lags[partition] = None if end < 0 else max(0, end - accumulator.next_offset)
+        open_windows = sum(len(a.open_windows) for a in self.accumulators.values())
+        self.telemetry.partitions(self.topic, dict(self.lags), open_windows)
+
+    def probe_broker(self, consumer: Consumer) -> None:
+        """Ask the broker for the topic's metadata: an answer keeps the worker ready (streams/health.py)."""
+        try:
+            consumer.list_topics(self.topic, timeout=BROKER_PROBE_SECONDS)
+        except KafkaException as exc:
+            log.info("the broker did not answer a metadata request (%s)", exc)
+            return
+        self.health.broker_answered()

@@ -32,6 +32,8 @@ def test_an_empty_environment_gives_the_declared_defaults():
     [
         ("DRIFTLINE_PARTITIONS", "zero", "DRIFTLINE_PARTITIONS='zero': expected a positive whole number"),
         ("DRIFTLINE_BROKER_PORT", "70000", "DRIFTLINE_BROKER_PORT='70000': expected a TCP port number"),
+        ("DRIFTLINE_BROKER_PORT", "0", "DRIFTLINE_BROKER_PORT='0': expected a TCP port number (1-65535)"),
+        ("DRIFTLINE_WORKER_PORT", "-1", "DRIFTLINE_WORKER_PORT='-1': expected a TCP port number (1-65535), or 0"),
         ("DRIFTLINE_FAST_GROUP_TIMEOUTS", "maybe", "DRIFTLINE_FAST_GROUP_TIMEOUTS='maybe': expected 1/true"),
         ("DRIFTLINE_IDLE_CLOSE_SECONDS", "-1", "DRIFTLINE_IDLE_CLOSE_SECONDS='-1': expected a finite number"),
     ],
@@ -40,6 +42,10 @@ def test_bad_values_name_the_variable_and_what_would_be_right(variable, value, e
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
     assert str(error.value).startswith(expected)
+
+
+def test_the_worker_port_may_be_zero_for_any_free_port():
+    assert Settings.from_env({"DRIFTLINE_WORKER_PORT": "0"}).worker_port == 0
 
 
 def test_secrets_stay_out_of_repr_and_error_messages():

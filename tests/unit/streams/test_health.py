@@ -50,3 +50,23 @@ def test_a_rebalance_that_never_ends_is_a_stall():
     healthy, details = health.check({}, rebalancing=True)
     assert not healthy and details["problems"] == ["in a consumer-group rebalance for 61 s"]
     assert health.check({}, rebalancing=False)[0] is True
+
+
+def test_ready_once_joined_and_while_the_broker_answers():
+    monotonic = Clock()
+    health = WorkerHealth(stall_after=60, monotonic=monotonic)
+    assert health.readiness() == (
+        False,
+        {
+            "status": "not ready",
+            "problems": ["the source reader has not joined its consumer group yet", "the broker has not answered yet"],
+        },
+    )
+    health.joined = True
+    health.broker_answered()
+    monotonic.now += 10
+    assert health.readiness() == (True, {"status": "ready", "problems": []})
+    monotonic.now += 1
+    assert health.readiness() == (False, {"status": "not ready", "problems": ["the broker has not answered for 11 s"]})
+    health.broker_answered()
+    assert health.readiness()[0] is True

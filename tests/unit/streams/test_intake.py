@@ -63,3 +63,38 @@ def test_an_unknown_model_is_counted_and_flagged_once():
     assert again.alert is None
     assert intake.unconfigured == {"stranger": 2}
     assert intake.take(acc, 1, raw(), broker_time=T0).alert is None  # a configured model says nothing
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        (None, "tombstone"),
+        (b"\xff not json", "invalid"),
+        (raw(latency_ms="12.5"), "invalid"),
+        (raw().replace(b"12.5", b"NaN"), "invalid"),
+        (raw(features={"blob": "a" * 3000}), "too_large"),
+        (raw(event_time="2099-01-01T00:00:00Z"), "out_of_time_bounds"),
+        (raw(event_time="2026-04-01T10:00:00Z"), "out_of_time_bounds"),
+    ],
+)
+def test_each_refusal_names_its_cause_for_the_metrics(message, cause):
+    outcome = make_intake().take(partition(), 0, message, broker_time=T0)
+    assert outcome.refused is not None and outcome.cause == cause
+
+
+def test_a_late_event_is_refused_as_late():
+    intake, acc = make_intake(), partition()
+    assert intake.take(acc, 0, raw(event_time="2026-05-01T10:30:00Z"), broker_time=T0.replace(minute=30)).cause is None
+    late = intake.take(acc, 1, raw(request_id="r2"), broker_time=T0.replace(minute=30))
+    assert late.cause == "late" and late.refused is not None and late.refused.startswith("late event")
+
+
+def test_counted_events_and_copies_are_tallied_per_model_and_version_until_drained():
+    intake, acc = make_intake(), partition()
+    intake.take(acc, 0, raw(), broker_time=T0)
+    intake.take(acc, 1, raw(), broker_time=T0)  # the same request id again: a producer's retry
+    intake.take(acc, 2, raw(request_id="r2", model_version="v2"), broker_time=T0)
+    intake.take(acc, 3, raw(request_id="r3", model="stranger"), broker_time=T0)
+    intake.take(acc, 4, None, broker_time=T0)
+    assert intake.drain() == ({("known", "v1"): 1, ("known", "v2"): 1, ("stranger", "v1"): 1}, 1)
+    assert intake.drain() == ({}, 0)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from driftline.streams.telemetry import RATE_SPAN, WorkerTelemetry
+from driftline.streams.windows import WindowAggregate
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def samples(telemetry: WorkerTelemetry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the exposition, parsed back with prometheus_client's own parser."""
+    text = telemetry.exposition().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_a_batch_counts_events_by_outcome_model_and_dead_letter_cause():
+    telemetry = WorkerTelemetry(clock=Clock())
+    telemetry.batch(
+        counted={("churn", "v3"): 7, ("churn", "v4"): 2},
+        dead_lettered={"late": 2, "invalid": 1},
+        duplicates=1,
+        taken=13,
+    )
+    telemetry.batch(counted={("churn", "v3"): 1}, dead_lettered={}, duplicates=0, taken=1)
+    got = samples(telemetry)
+    assert got[("driftline_events_total", (("outcome", "counted"),))] == 10
+    assert got[("driftline_events_total", (("outcome", "dead_lettered"),))] == 3
+    assert got[("driftline_events_total", (("outcome", "duplicate"),))] == 1
+    assert got[("driftline_model_events_total", (("model", "churn"), ("model_version", "v3")))] == 8
+    assert got[("driftline_model_events_total", (("model", "churn"), ("model_version", "v4")))] == 2
+    assert got[("driftline_dead_letters_total", (("reason", "late"),))] == 2
+    assert got[("driftline_dead_letters_total", (("reason", "invalid"),))] == 1
+
+
+def test_the_rate_counts_what_was_taken_in_the_last_span_only():
+    clock = Clock()
+    telemetry = WorkerTelemetry(clock=clock)
+    telemetry.note_taken(500)
+    clock.now += RATE_SPAN / 2
+    telemetry.note_taken(300)
+    assert telemetry.rate._value.get() == 800 / RATE_SPAN
+    clock.now += RATE_SPAN / 2 + 0.1  # the first batch is now older than the span
+    telemetry.note_taken(0)
+    assert telemetry.rate._value.get() == 300 / RATE_SPAN
+
+
+def test_lags_of_partitions_no_longer_held_disappear():
+    telemetry = WorkerTelemetry()
+    telemetry.partitions("p.predictions", {0: 5, 1: 0, 2: None}, open_windows=4)
+    got = samples(telemetry)
+    assert got[("driftline_consumer_lag", (("partition", "0"), ("topic", "p.predictions")))] == 5
+    assert got[("driftline_consumer_lag", (("partition", "1"), ("topic", "p.predictions")))] == 0
+    assert ("driftline_consumer_lag", (("partition", "2"), ("topic", "p.predictions"))) not in got  # unknown
+    assert got[("driftline_partitions_assigned", ())] == 3 and got[("driftline_open_windows", ())] == 4
+    telemetry.partitions("p.predictions", {1: 2}, open_windows=0)
+    got = samples(telemetry)
+    assert ("driftline_consumer_lag", (("partition", "0"), ("topic", "p.predictions"))) not in got
+    assert got[("driftline_consumer_lag", (("partition", "1"), ("topic", "p.predictions")))] == 2
+
+
+def test_a_published_window_sets_its_versions_gauges():
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    aggregate = WindowAggregate("churn", "v3", start, start + timedelta(minutes=5))
+    for latency, failed in ((10.0, False), (20.0, True), (30.0, False), (40.0, False)):
+        aggregate.add(latency, failed)
+    telemetry = WorkerTelemetry()
+    metrics = aggregate.snapshot()
+    telemetry.window_published(metrics)
+    got = samples(telemetry)
+    version = (("model", "churn"), ("model_version", "v3"))
+    assert got[("driftline_window_error_rate", version)] == 0.25
+    assert got[("driftline_window_events", version)] == 4
+    assert got[("driftline_window_end_timestamp_seconds", version)] == (start + timedelta(minutes=5)).timestamp()
+    assert got[("driftline_window_latency_ms", (*version, ("quantile", "0.95")))] == metrics.latency_p95_ms
+    assert got[("driftline_windows_published_total", ())] == 1
+
+
+def test_alert_outcomes_are_counted_by_kind():
+    telemetry = WorkerTelemetry()
+    telemetry.alert("threshold", "delivered")
+    telemetry.alert("threshold", "attempt_failed", 2)
+    telemetry.alert("threshold", "attempt_failed", 0)
+    got = samples(telemetry)
+    assert got[("driftline_alerts_total", (("kind", "threshold"), ("outcome", "delivered")))] == 1
+    assert got[("driftline_alerts_total", (("kind", "threshold"), ("outcome", "attempt_failed")))] == 2
