@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
@@ -28,9 +28,22 @@ import numpy as np
 class DriftDetector:
     """Base: ``update`` returns the detector; ``drift_detected`` says whether this update found drift."""
 
+    _deques: ClassVar[dict[str, str]] = {}  # attribute holding a deque -> the attribute holding its maxlen
+
     def __init__(self) -> None:
         self._drift_detected = False
         self.n_detections = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything the detector holds, as JSON types: :meth:`from_state` continues exactly where it was."""
+        return {key: list(value) if isinstance(value, deque) else value for key, value in vars(self).items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        detector = cls.__new__(cls)
+        for key, value in state.items():
+            setattr(detector, key, deque(value, maxlen=state[cls._deques[key]]) if key in cls._deques else value)
+        return detector
 
     @property
     def drift_detected(self) -> bool:
@@ -158,6 +171,8 @@ class Adwin(DriftDetector):
     ``m = 1/(1/n₀ + 1/n₁)``, ``δ′ = δ/ln(n)``. The window is bounded by
     ``max_window`` values, so memory and time per check are bounded too.
     """
+
+    _deques: ClassVar[dict[str, str]] = {"window": "max_window"}
 
     def __init__(self, *, delta: float = 0.002, clock: int = 32, min_part: int = 5, max_window: int = 10_000) -> None:
         super().__init__()

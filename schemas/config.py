@@ -105,7 +105,26 @@ class MetricSettings(_Section):
     window: Duration = timedelta(minutes=5)
     latency_p95_ms: float | None = Field(default=None, gt=0)
     error_rate: float | None = Field(default=0.05, ge=0, le=1)
-    min_count: int = Field(default=20, ge=1, description="Windows with fewer events raise no threshold alert.")
+    fallback_rate: float | None = Field(
+        default=None, ge=0, le=1, description="Alert when more of a window's requests are answered by a default."
+    )
+    min_count: int = Field(
+        default=20, ge=1, description="Windows with fewer events neither raise nor resolve a threshold alert."
+    )
+    critical_factor: float = Field(
+        default=2.0, gt=1, description="A value at or above threshold × this is critical (else a warning)."
+    )
+    prediction_drift: Literal["cusum", "adwin", "off"] = Field(
+        default="cusum", description="The online detector on each version's window-by-window predictions."
+    )
+    prediction_drift_warmup: int = Field(
+        default=12, ge=2, description="Windows that set the prediction baseline (CUSUM) before it can alert."
+    )
+    cooldown: DurationOrOff = Field(
+        default=timedelta(minutes=15),
+        description="After a metric recovered, a new breach of it starting within this span is tracked but not "
+        "announced (flapping); a critical one always is. 0: off.",
+    )
 
 
 class AlertSettings(_Section):
@@ -135,6 +154,14 @@ class PerformanceSettings(_Section):
         default=0.02, ge=0, description="Degraded when the whole interval is worse than the reference by more."
     )
     min_labels: int = Field(default=100, ge=10, description="Fewer labelled rows: 'insufficient labels'.")
+    label_deadline: DurationOrOff = Field(
+        default=timedelta(0),
+        description="The stream worker joins labels arriving within this span after their prediction's window "
+        "ends and publishes each window's realized performance then (streams/label_join.py). 0: off.",
+    )
+    max_pending: int = Field(
+        default=100_000, ge=100, description="Predictions waiting for a label, per source partition, at most."
+    )
 
 
 class RetrainSettings(_Section):

@@ -67,6 +67,19 @@ class PredictionEvent(_Event):
         strict=True,
         description="Error class or message when the prediction failed; null on success.",
     )
+    fallback: bool = Field(
+        default=False,
+        strict=True,
+        description="True when the request was answered by a default (a fallback), not by the model.",
+    )
+    sample_rate: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        strict=True,
+        description="The share of such requests the producer keeps (1: every one); each event stands for "
+        "1/sample_rate requests, so counts stay unbiased.",
+    )
 
     @field_validator("latency_ms")
     @classmethod
@@ -182,6 +195,8 @@ class PredictionRecord(msgspec.Struct, frozen=True, gc=False):
     prediction: float | int | str | bool | None
     latency_ms: float
     error: str | None = None
+    fallback: bool = False
+    sample_rate: float = 1.0
 
 
 class LabelRecord(msgspec.Struct, frozen=True, gc=False):
@@ -206,6 +221,8 @@ class _WirePrediction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     prediction: float | int | str | bool | None
     latency_ms: Annotated[float, msgspec.Meta(ge=0)]
     error: str | None = None
+    fallback: bool = False
+    sample_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
     schema_version: Literal[1] = SCHEMA_VERSION
     event_type: Literal["prediction"] = "prediction"
 
@@ -267,6 +284,8 @@ def _fast(raw: bytes | str, expected: str) -> PredictionRecord | LabelRecord | N
         wire.prediction,
         float(wire.latency_ms),
         wire.error,
+        wire.fallback,
+        float(wire.sample_rate),
     )
 
 
@@ -282,6 +301,8 @@ def as_record(event: PredictionEvent | LabelEvent) -> PredictionRecord | LabelRe
         event.prediction,
         event.latency_ms,
         event.error,
+        event.fallback,
+        event.sample_rate,
     )
 
 

@@ -12,6 +12,7 @@ and the field. ``make schemas`` writes their JSON Schemas to
 |---|---|
 | :class:`DeadLetter` | the dead-letter topic |
 | :class:`WindowMetrics` | the metrics topic (one per model, version and closed window) |
+| :class:`WindowPerformance` | the performance topic (realized performance from the labels the stream joined) |
 | :class:`PartitionReport` | the window-reports topic: one source partition's closed partial windows and watermark |
 | :class:`PartitionCheckpoint`, :class:`MergerCheckpoint` | ``worker/<group>/...``: worker state, for crash recovery |
 | :class:`Alert` | the alerts topic; the alert outbox in storage |
@@ -145,8 +146,31 @@ class LatencySketchState(Record):
     buckets: dict[str, int] = Field(description="Bucket index (as text) -> count.")
 
 
+class PredictionSketchState(Record):
+    """The mergeable sketch of a window's predictions (see streams/windows.py): numbers in two log-bucket
+    sketches (positive values and the magnitudes of negative ones) with their moments; classes (text and
+    booleans) counted, the commonest kept."""
+
+    record_type: ClassVar[str] = "prediction_sketch"
+
+    numeric: int = Field(default=0, ge=0, description="Numeric predictions.")
+    total: float = 0.0
+    total_squares: float = Field(default=0.0, ge=0)
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: LatencySketchState | None = None
+    negative: LatencySketchState | None = None
+    classes: dict[str, int] = Field(default_factory=dict, description="Class (as text) -> count.")
+    other_classes: int = Field(default=0, ge=0, description="Predictions of classes beyond those kept.")
+    missing: int = Field(default=0, ge=0, description="Null predictions.")
+
+
 class WindowMetrics(Record):
-    """One model version's closed tumbling window, as published on the metrics topic."""
+    """One model version's closed tumbling window, as published on the metrics topic.
+
+    ``count``, ``errors`` and ``fallbacks`` are events received; with sampling at the producer each event
+    stands for ``1/sample_rate`` requests, and ``requests``, ``estimated_errors`` and ``estimated_fallbacks``
+    are those sums (equal to the counts without sampling). Rates and throughput are from the estimates."""
 
     record_type: ClassVar[str] = "window_metrics"
 
@@ -162,6 +186,18 @@ class WindowMetrics(Record):
     latency_p99_ms: float | None
     latency_sketch: LatencySketchState
     partitions: list[int] = Field(description="Source partitions whose events the window holds.")
+    requests: float | None = Field(default=None, ge=0, description="Requests the events stand for (sampling).")
+    estimated_errors: float | None = Field(default=None, ge=0)
+    errors_by_cause: dict[str, int] = Field(
+        default_factory=dict, description="Error (the events' error text) -> events; the commonest 20, the rest "
+        "under '(other)'."
+    )  # fmt: skip
+    fallbacks: int = Field(default=0, ge=0, description="Events answered by a default, not by the model.")
+    estimated_fallbacks: float | None = Field(default=None, ge=0)
+    fallback_rate: float = Field(default=0.0, ge=0, le=1)
+    throughput_per_s: float | None = Field(default=None, ge=0, description="Requests per second of the window.")
+    prediction_mean: float | None = Field(default=None, description="Mean of the numeric predictions.")
+    predictions: PredictionSketchState | None = None
 
     @property
     def key(self) -> str:
@@ -188,6 +224,8 @@ class Alert(Record):
         "artifact",
         "pipeline",
         "model_age",
+        "resolved",
+        "prediction_drift",
     ]
     model: str = Field(description="The model; for a pipeline alert, the DAG whose task failed.")
     model_version: str | None = None
@@ -354,6 +392,60 @@ class QuarantinedFile(Record):
     quarantined_at: UtcDatetime = Field(default_factory=utc_now)
 
 
+class WindowPerformance(Record):
+    """One model version's realized performance in one window, from the labels the stream joined to its
+    predictions by the deadline (streams/label_join.py); published on ``<prefix>.performance``."""
+
+    record_type: ClassVar[str] = "window_performance"
+
+    model: str
+    model_version: str
+    window_start: UtcDatetime
+    window_end: UtcDatetime
+    label_deadline_seconds: float = Field(ge=0)
+    task: Literal["classification", "regression"]
+    threshold: float = Field(description="Classification: a numeric prediction at or above this is class 1.")
+    predictions: int = Field(ge=0, description="Predictions of the window that waited for a label.")
+    labelled: int = Field(ge=0, description="Pairs joined by the deadline and scored.")
+    unlabelled: int = Field(ge=0, description="Predictions without a label by the deadline.")
+    late_labels: int = Field(ge=0, description="Labels that came after the deadline (not scored).")
+    unscored: int = Field(default=0, ge=0, description="Pairs that could not be compared (types that do not fit).")
+    correct: int = Field(default=0, ge=0)
+    true_positives: int = Field(default=0, ge=0)
+    false_positives: int = Field(default=0, ge=0)
+    false_negatives: int = Field(default=0, ge=0)
+    true_negatives: int = Field(default=0, ge=0)
+    absolute_error: float = Field(default=0.0, ge=0, description="Regression: the sum of |prediction - label|.")
+    squared_error: float = Field(default=0.0, ge=0, description="Regression: the sum of (prediction - label)².")
+    partitions: list[int]
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}|{self.model_version}"
+
+
+class LabelJoinState(Record):
+    """One source partition's late-label join, saved in its checkpoint (streams/label_join.py)."""
+
+    record_type: ClassVar[str] = "label_join"
+
+    topic: str = Field(description="The labels topic.")
+    last_offset: int = Field(ge=-1)
+    max_label_time: UtcDatetime | None
+    idle_watermark: UtcDatetime | None
+    pending_keys: list[list[str]] = Field(description="[model, version, window start] of the pending predictions.")
+    pending_digests: str = Field(description="Base64 of the 8-byte request-id hashes of the pending predictions.")
+    pending_windows: list[int] = Field(description="Each pending prediction's index into pending_keys.")
+    pending_predictions: list[float | int | str | bool | None]
+    early_digests: str = Field(description="Base64 of the 8-byte request-id hashes of labels ahead of predictions.")
+    early_labels: list[float | int | str | bool | None]
+    early_times: list[UtcDatetime]
+    open_windows: list[WindowPerformance]
+    orphans: int = Field(default=0, ge=0)
+    evicted: int = Field(default=0, ge=0)
+    closed_through: UtcDatetime | None = None
+
+
 class PartitionReport(Record):
     """What the accumulator of one source partition tells the window merger (streams/partition_state.py).
 
@@ -369,6 +461,10 @@ class PartitionReport(Record):
     last_offset: int = Field(ge=-1, description="The last source offset folded in (-1: none yet).")
     watermark: UtcDatetime | None = Field(description="Null while the partition has said nothing yet.")
     closed: list[WindowMetrics]
+    performance: list[WindowPerformance] = Field(default_factory=list, description="Closed performance windows.")
+    performance_through: UtcDatetime | None = Field(
+        default=None, description="Performance windows whose end + deadline is at or before this are closed here."
+    )
     reported_at: UtcDatetime = Field(default_factory=utc_now)
 
 
@@ -384,10 +480,27 @@ class PartitionCheckpoint(Record):
     max_event_time: UtcDatetime | None
     idle_watermark: UtcDatetime | None
     open_windows: list[WindowMetrics]
+    label_join: LabelJoinState | None = Field(default=None, description="The late-label join, when it runs.")
     recent_request_ids: str = Field(
         default="", description="Base64 of the 8-byte BLAKE2b digests of the last request ids counted, oldest first."
     )
     saved_at: UtcDatetime = Field(default_factory=utc_now)
+
+
+class AlertIncident(Record):
+    """A metric of a model version over its threshold since ``since`` (the stream's alert state)."""
+
+    record_type: ClassVar[str] = "alert_incident"
+
+    model: str
+    model_version: str
+    metric: str
+    alert_id: str = Field(description="The alert that opened it (or would have, when it was not announced).")
+    since: UtcDatetime = Field(description="Start of the first window over the threshold.")
+    severity: AlertSeverity
+    announced: bool = Field(description="False when it began within the cooldown after the last recovery.")
+    value: float
+    threshold: float
 
 
 class MergerCheckpoint(Record):
@@ -401,6 +514,16 @@ class MergerCheckpoint(Record):
     watermarks: dict[str, UtcDatetime] = Field(description="Source partition (as text) -> its watermark.")
     pending: list[WindowMetrics] = Field(description="Partial windows waiting for every partition's watermark.")
     closed_through: UtcDatetime | None
+    incidents: list[AlertIncident] = Field(default_factory=list, description="Metrics over their thresholds now.")
+    recovered: dict[str, UtcDatetime] = Field(
+        default_factory=dict, description="'model|version|metric' -> end of the window in which it last recovered."
+    )
+    pending_performance: list[WindowPerformance] = Field(default_factory=list)
+    performance_watermarks: dict[str, UtcDatetime] = Field(default_factory=dict)
+    performance_closed_through: UtcDatetime | None = None
+    prediction_monitors: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict, description="'model|version' -> the online drift detector's state on its predictions."
+    )
     saved_at: UtcDatetime = Field(default_factory=utc_now)
 
 
@@ -428,6 +551,7 @@ RECORDS: tuple[type[Record], ...] = (
     PartitionReport,
     PartitionCheckpoint,
     MergerCheckpoint,
+    WindowPerformance,
 )
 
 

@@ -57,12 +57,25 @@ class Topics:
         return self._name("dead-letter")
 
     @property
+    def performance(self) -> str:
+        """Each window's realized performance from the labels the stream worker joined (WindowPerformance)."""
+        return self._name("performance")
+
+    @property
     def window_reports(self) -> str:
         """The stream worker's own: per-partition partial windows on their way to the merger (one partition)."""
         return self._name("window-reports")
 
     def all(self) -> list[str]:
-        return [self.predictions, self.labels, self.metrics, self.alerts, self.deployments, self.dead_letter]
+        return [
+            self.predictions,
+            self.labels,
+            self.metrics,
+            self.alerts,
+            self.deployments,
+            self.dead_letter,
+            self.performance,
+        ]
 
 
 def _text(value: str) -> str:

@@ -63,10 +63,10 @@ from driftline.streams.alerts import (
 )
 from driftline.streams.app import announce, create_app, serving_port
 from driftline.streams.health import WorkerHealth
+from driftline.streams.label_join import performance_alerts
 from driftline.streams.merger import WindowMerger
 from driftline.streams.sources import SourceReader
 from driftline.streams.telemetry import WorkerTelemetry
-from driftline.streams.thresholds import window_alerts
 from driftline.streams.topics import confirm_gap, ensure_topics, partition_count
 
 log = logging.getLogger("driftline.worker")
@@ -94,10 +94,14 @@ class MetricsWorker:
         self.reports_topic = app.topic(topics.window_reports, partitions=1, value_serializer="raw")
         self.metrics_topic = app.topic(topics.metrics, value_serializer="raw")
         self.alerts_topic = app.topic(topics.alerts, value_serializer="raw")
+        self.performance_topic = app.topic(topics.performance, value_serializer="raw")
         self.merger: WindowMerger | None = None  # while this worker holds the window-reports topic
         # The window-reports partition, while held -> the offset after the merger's last saved checkpoint: the only
         # offset committed for it (see committable()).
         self.saved_next: dict[TP, int] = {}
+        # An alerts partition, while held -> the offset after the last alert handled with none skipped before it.
+        self.alerts_next: dict[TP, int] = {}
+        self.alerts_gap: set[TP] = set()  # alerts partitions where Faust handed over an offset past a missing one
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         self.telemetry = WorkerTelemetry()
         self.sources = SourceReader(settings, configs, self.storage, self.group, self.health, telemetry=self.telemetry)
@@ -195,9 +199,9 @@ class MetricsWorker:
         checkpoint ends. It also lowers an offset committed too far, which is how :meth:`go_on_after_gap` moves
         the consumer back. (The predictions topic is not Faust's: see sources.py.)
         """
-        reports = self.settings.topics.window_reports
-        offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic != reports}
-        for tp, next_offset in self.saved_next.items():
+        ours = {self.settings.topics.window_reports, self.settings.topics.alerts}
+        offsets = {tp: offset for tp, offset in faust_offsets.items() if tp.topic not in ours}
+        for tp, next_offset in [*self.saved_next.items(), *self.alerts_next.items()]:
             if committed.get(tp) != next_offset:
                 offsets[tp] = next_offset
         return offsets
@@ -217,6 +221,8 @@ class MetricsWorker:
         async with self.lock:
             for tp in revoked:
                 self.saved_next.pop(tp, None)
+                self.alerts_next.pop(tp, None)
+                self.alerts_gap.discard(tp)
                 if tp.topic == self.settings.topics.window_reports:
                     self.merger = None
 
@@ -242,8 +248,22 @@ class MetricsWorker:
                 sends: list[Awaitable[Any]] = []
                 for metrics in merger.close_ready():
                     sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
-                    sends += [await self.send_alert(a) for a in window_alerts(metrics, self.configs.get(metrics.model))]
+                    config = self.configs.get(metrics.model)
+                    alerts = merger.alerts.judge(metrics, config) + merger.predictions.judge(metrics, config)
+                    sends += [await self.send_alert(alert) for alert in alerts]
+                    if any(alert.kind == "prediction_drift" for alert in alerts):
+                        self.telemetry.prediction_drift.labels(metrics.model, metrics.model_version).inc()
                     self.telemetry.window_published(metrics)
+                for performance in merger.close_ready_performance():
+                    sends.append(
+                        await self.performance_topic.send(key=performance.key.encode(), value=performance.to_json())
+                    )
+                    config = self.configs.get(performance.model)
+                    if config is not None:
+                        channel = config.alerts.slack_channel
+                        for alert in performance_alerts(performance, config.performance, channel):
+                            sends.append(await self.send_alert(alert))
+                    self.telemetry.performance_published(performance)
                 self.health.merged(merger)
                 self.telemetry.pending.set(len(merger.pending))
                 await self.delivered_or_exit(sends)
@@ -251,26 +271,43 @@ class MetricsWorker:
                 self.saved_next[TP(merger.topic, 0)] = merger.last_offset + 1
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
-        """Post alerts to Slack (or the console), each alert id once. Acknowledged only once delivered."""
-        async for raw in stream:
-            try:
-                alert = Alert.parse(raw)
-            except RecordError as exc:  # not ours to deliver, and it must not stop the agent
-                log.error("skipping a message on the alerts topic that is not an alert: %s", exc)
-                continue
-            if await asyncio.to_thread(alert_sent, self.storage, alert.alert_id):
-                log.info("alert %s was already delivered; not sending it again", alert.alert_id)
-                self.telemetry.alert(alert.kind, "already_sent")
-                continue
-            text = alert.text or format_threshold_alert(alert)
-            blocks = alert_blocks(alert.model_copy(update={"text": text}))
-            attempts = await asyncio.to_thread(
-                partial(deliver_with_retry, self.notifier, text, alert.channel, blocks=blocks)
-            )
-            await asyncio.to_thread(mark_alert_sent, self.storage, alert)
-            self.telemetry.alert(alert.kind, "delivered")
-            self.telemetry.alert(alert.kind, "attempt_failed", attempts - 1)
-            log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, self.notifier.name, attempts)
+        """Post alerts to Slack (or the console), each alert id once, in offset order; the offset committed for
+        the alerts topic is the one after the last alert handled without a gap before it (:meth:`committable`),
+        so an alert Faust fetched and skipped in a rebalance is read again by whoever holds the partition next
+        (and a copy already delivered is skipped by its id)."""
+        assert isinstance(stream, Stream)
+        async for event in stream.events():
+            await self.deliver_alert(event.value)
+            tp, offset = TP(event.message.topic, event.message.partition), event.message.offset
+            async with self.lock:
+                expected = self.alerts_next.get(tp)
+                if expected is None or expected == offset:  # the first after an assignment, or the next one
+                    self.alerts_next[tp] = offset + 1
+                elif offset > expected and tp not in self.alerts_gap:
+                    self.alerts_gap.add(tp)
+                    log.warning(
+                        "alerts %s: offset %d came after %d; not committing past %d", tp, offset, expected, expected
+                    )
+
+    async def deliver_alert(self, raw: bytes) -> None:
+        try:
+            alert = Alert.parse(raw)
+        except RecordError as exc:  # not ours to deliver, and it must not stop the agent
+            log.error("skipping a message on the alerts topic that is not an alert: %s", exc)
+            return
+        if await asyncio.to_thread(alert_sent, self.storage, alert.alert_id):
+            log.info("alert %s was already delivered; not sending it again", alert.alert_id)
+            self.telemetry.alert(alert.kind, "already_sent")
+            return
+        text = alert.text or format_threshold_alert(alert)
+        blocks = alert_blocks(alert.model_copy(update={"text": text}))
+        attempts = await asyncio.to_thread(
+            partial(deliver_with_retry, self.notifier, text, alert.channel, blocks=blocks)
+        )
+        await asyncio.to_thread(mark_alert_sent, self.storage, alert)
+        self.telemetry.alert(alert.kind, "delivered")
+        self.telemetry.alert(alert.kind, "attempt_failed", attempts - 1)
+        log.info("alert %s delivered via %s after %d attempt(s)", alert.alert_id, self.notifier.name, attempts)
 
     # -- sends (each returns the delivery to wait for) ----------------------------------------------------
     async def send_alert(self, alert: Alert) -> Awaitable[Any]:

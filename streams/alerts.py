@@ -152,6 +152,8 @@ KIND_SEVERITY: dict[str, AlertSeverity] = {
     "unconfigured_model": "info",
     "artifact": "critical",
     "pipeline": "critical",
+    "resolved": "info",
+    "prediction_drift": "warning",
 }
 KIND_TITLE = {
     "threshold": "metric over its threshold",
@@ -164,6 +166,8 @@ KIND_TITLE = {
     "unconfigured_model": "model without a config",
     "artifact": "model artifact refused",
     "pipeline": "pipeline task failed",
+    "resolved": "metric back within its threshold",
+    "prediction_drift": "predictions changed (online detector)",
 }
 _SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
 _SECTION_LIMIT = 3000  # Slack's limit for a section's text
@@ -206,8 +210,9 @@ def alert_blocks(alert: Alert) -> Blocks:
 
 
 def format_threshold_alert(alert: Alert) -> str:
+    critical = "CRITICAL " if alert.severity == "critical" else ""
     return (
-        f":rotating_light: driftline: model *{alert.model}* version *{alert.model_version}* — "
+        f":rotating_light: driftline: {critical}model *{alert.model}* version *{alert.model_version}* — "
         f"{alert.metric} = {alert.value:.4g} exceeds {alert.threshold:.4g} "
         f"in window {alert.window_start.isoformat()} → {alert.window_end.isoformat()} ({alert.count} events)"
     )

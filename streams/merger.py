@@ -21,9 +21,12 @@ with the same figures and the same alert ids (delivery deduplicates by id).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from driftline.schemas.records import MergerCheckpoint, PartitionReport, WindowMetrics
+from driftline.schemas.records import MergerCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
+from driftline.streams.label_join import merge_performance
+from driftline.streams.prediction_drift import PredictionMonitors
+from driftline.streams.thresholds import StreamAlerts
 from driftline.streams.windows import merge_snapshots
 
 WindowKey = tuple[str, str, datetime]
@@ -38,6 +41,12 @@ class WindowMerger:
     pending: dict[WindowKey, dict[int, WindowMetrics]] = field(default_factory=dict)
     closed_through: datetime | None = None
     ignored: int = 0
+    alerts: StreamAlerts = field(default_factory=StreamAlerts)  # incidents of the published windows
+    # The late-label join's performance windows, merged the same way (streams/label_join.py).
+    pending_performance: dict[WindowKey, dict[int, WindowPerformance]] = field(default_factory=dict)
+    performance_watermarks: dict[int, datetime] = field(default_factory=dict)
+    performance_closed_through: datetime | None = None
+    predictions: PredictionMonitors = field(default_factory=PredictionMonitors)  # online drift per version
 
     def already_taken(self, offset: int) -> bool:
         return offset <= self.last_offset
@@ -54,6 +63,35 @@ class WindowMerger:
         if report.watermark is not None:
             known = self.watermarks.get(report.partition)
             self.watermarks[report.partition] = report.watermark if known is None else max(known, report.watermark)
+        for performance in report.performance:
+            end = performance.window_end + timedelta(seconds=performance.label_deadline_seconds)
+            if self.performance_closed_through is not None and end <= self.performance_closed_through:
+                self.ignored += 1
+                continue
+            key = (performance.model, performance.model_version, performance.window_start)
+            self.pending_performance.setdefault(key, {})[report.partition] = performance
+        if report.performance_through is not None:
+            known = self.performance_watermarks.get(report.partition)
+            through = report.performance_through
+            self.performance_watermarks[report.partition] = through if known is None else max(known, through)
+
+    def close_ready_performance(self) -> list[WindowPerformance]:
+        """The merged performance windows every partition has closed (end + deadline passed), oldest first."""
+        if any(p not in self.performance_watermarks for p in range(self.source_partitions)):
+            return []
+        through = min(self.performance_watermarks[p] for p in range(self.source_partitions))
+        ready = []
+        for key, parts in self.pending_performance.items():
+            first = next(iter(parts.values()))
+            if first.window_end + timedelta(seconds=first.label_deadline_seconds) <= through:
+                ready.append(key)
+        ready.sort(key=lambda key: (key[2], key[0], key[1]))
+        merged = [
+            merge_performance([parts[p] for p in sorted(parts)]) for parts in map(self.pending_performance.pop, ready)
+        ]
+        closed = self.performance_closed_through
+        self.performance_closed_through = through if closed is None else max(closed, through)
+        return merged
 
     def watermark(self) -> datetime | None:
         """Windows ending at or before this are complete on every source partition; ``None`` until each
@@ -90,6 +128,16 @@ class WindowMerger:
             watermarks={str(p): t for p, t in sorted(self.watermarks.items())},
             pending=[partial for key in sorted(self.pending) for _, partial in sorted(self.pending[key].items())],
             closed_through=self.closed_through,
+            incidents=self.alerts.state()[0],
+            recovered=self.alerts.state()[1],
+            prediction_monitors=self.predictions.state(),
+            pending_performance=[
+                partial
+                for key in sorted(self.pending_performance)
+                for _, partial in sorted(self.pending_performance[key].items())
+            ],
+            performance_watermarks={str(p): t for p, t in sorted(self.performance_watermarks.items())},
+            performance_closed_through=self.performance_closed_through,
         )
 
     def restore(self, checkpoint: MergerCheckpoint) -> None:
@@ -97,6 +145,17 @@ class WindowMerger:
         self.source_partitions = max(self.source_partitions, checkpoint.source_partitions)
         self.watermarks = {int(p): t for p, t in checkpoint.watermarks.items()}
         self.closed_through = checkpoint.closed_through
+        self.alerts = StreamAlerts()
+        self.alerts.restore(checkpoint.incidents, checkpoint.recovered)
+        self.predictions = PredictionMonitors()
+        self.predictions.restore(checkpoint.prediction_monitors)
+        self.performance_watermarks = {int(p): t for p, t in checkpoint.performance_watermarks.items()}
+        self.performance_closed_through = checkpoint.performance_closed_through
+        self.pending_performance = {}
+        for performance in checkpoint.pending_performance:
+            [partition] = performance.partitions
+            key = (performance.model, performance.model_version, performance.window_start)
+            self.pending_performance.setdefault(key, {})[partition] = performance
         self.pending = {}
         for partial in checkpoint.pending:
             [partition] = partial.partitions  # a partial window holds one partition's events

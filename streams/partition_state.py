@@ -57,7 +57,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from driftline.schemas.events import EventLimits, PredictionEvent, PredictionRecord
-from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics
+from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
+from driftline.streams.label_join import LabelJoin
 from driftline.streams.windows import WindowAggregate, window_start
 
 WindowKey = tuple[str, str, datetime]
@@ -76,6 +77,7 @@ class PartitionAccumulator:
     open_windows: dict[WindowKey, WindowAggregate] = field(default_factory=dict)
     dedupe_horizon: int = 20_000  # Settings.dedupe_horizon
     copies_skipped: int = 0
+    join: LabelJoin | None = None  # the late-label join of this partition number (streams/label_join.py)
     _recent: deque[bytes] = field(default_factory=deque, repr=False)
     _recent_set: set[bytes] = field(default_factory=set, repr=False)
     _last_window: tuple[timedelta, datetime, datetime] | None = field(default=None, repr=False)
@@ -145,8 +147,16 @@ class PartitionAccumulator:
         aggregate = self.open_windows.get(key)
         if aggregate is None:
             aggregate = self.open_windows[key] = WindowAggregate(event.model, event.model_version, start, start + size)
-        aggregate.add(event.latency_ms, event.error is not None)
+        aggregate.add(
+            event.latency_ms,
+            event.error,
+            prediction=event.prediction,
+            fallback=event.fallback,
+            sample_rate=event.sample_rate,
+        )
         aggregate.partitions.add(self.partition)
+        if self.join is not None:
+            self.join.expect(event.request_id, event.model, event.model_version, start, start + size, event.prediction)
         # Time moves on by the event's time, but never past the broker's time for it: an event stamped minutes
         # ahead (within the future bound) must not close windows that on-time events of this partition still fill.
         progress = event.event_time if broker_time is None else min(event.event_time, broker_time)
@@ -187,13 +197,21 @@ class PartitionAccumulator:
         ready = sorted((k for k, a in self.open_windows.items() if a.window_end <= watermark), key=_window_order)
         return [self.open_windows.pop(key).snapshot() for key in ready]
 
-    def report(self, closed: list[WindowMetrics]) -> PartitionReport:
+    def close_performance(self) -> list[WindowPerformance]:
+        """The late-label join's closed performance windows (none without a join)."""
+        return self.join.close_ready(self.watermark) if self.join is not None else []
+
+    def report(
+        self, closed: list[WindowMetrics], performance: list[WindowPerformance] | None = None
+    ) -> PartitionReport:
         return PartitionReport(
             topic=self.topic,
             partition=self.partition,
             last_offset=self.last_offset,
             watermark=self.watermark,
             closed=closed,
+            performance=performance or [],
+            performance_through=self.join.performance_through(self.watermark) if self.join is not None else None,
         )
 
     def checkpoint(self) -> PartitionCheckpoint:
@@ -205,6 +223,7 @@ class PartitionAccumulator:
             idle_watermark=self.idle_watermark,
             open_windows=[self.open_windows[key].snapshot() for key in sorted(self.open_windows, key=_window_order)],
             recent_request_ids=base64.b64encode(b"".join(self._recent)).decode(),
+            label_join=self.join.state() if self.join is not None else None,
         )
 
     def restore(self, checkpoint: PartitionCheckpoint) -> None:
@@ -220,6 +239,8 @@ class PartitionAccumulator:
         packed = base64.b64decode(checkpoint.recent_request_ids)
         for start in range(0, len(packed), 8):
             self._remember(packed[start : start + 8])
+        if self.join is not None and checkpoint.label_join is not None:
+            self.join.restore(checkpoint.label_join)
         self.open_windows = {}
         for snapshot in checkpoint.open_windows:
             aggregate = WindowAggregate.from_snapshot(snapshot)

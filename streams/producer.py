@@ -9,6 +9,13 @@ It never raises into the serving path and never blocks it:
   most once per ``log_every`` drops;
 * delivery failures are counted and logged from the delivery callback.
 
+**Sampling** for very high-volume services: ``sample_rate=0.1`` keeps one request in ten, chosen by a hash
+of its request id (so a later :meth:`~DriftlineProducer.log_label` for the same request is kept exactly when
+its prediction was), and failed requests always (``keep_errors``). Each kept event records the rate it was
+kept at, so the stream worker counts it as ``1/sample_rate`` requests: counts, error and fallback rates and
+throughput stay unbiased (docs/operations.md, "What the worker measures"). Requests left out are counted in
+``stats.sampled_out``.
+
 Example
 -------
 >>> with DriftlineProducer.from_env() as producer:            # doctest: +SKIP
@@ -18,6 +25,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -54,6 +62,7 @@ class ProducerStats:
     dropped_buffer_full: int = 0
     dropped_error: int = 0
     producers_rebuilt: int = 0
+    sampled_out: int = 0  # requests sampling left out on purpose (never sent, not a loss)
 
     @property
     def pending(self) -> int:
@@ -77,9 +86,17 @@ class DriftlineProducer:
         log_every: int = 1000,
         max_event_bytes: int | None = None,
         extra_config: dict[str, Any] | None = None,
+        sample_rate: float = 1.0,
+        keep_errors: bool = True,
     ) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
+        if not 0 < sample_rate <= 1:
+            raise ValueError(f"sample_rate is the share of requests kept, in (0, 1]; got {sample_rate}")
+        self.sample_rate = sample_rate
+        self.keep_errors = keep_errors
+        # A request is kept when the first 8 bytes of its id's hash, as a number, fall below this.
+        self._keep_below = int(sample_rate * 2**64)
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "linger.ms": linger_ms,
@@ -129,9 +146,18 @@ class DriftlineProducer:
         request_id: str | None = None,
         error: str | None = None,
         event_time: datetime | None = None,
+        fallback: bool = False,
     ) -> str:
-        """Publish one prediction; returns its request id (generated when not given)."""
+        """Publish one prediction; returns its request id (generated when not given). ``fallback``: the request
+        was answered by a default, not by the model. With sampling, a request left out is not sent."""
         request_id = request_id or uuid.uuid4().hex
+        rate = 1.0
+        if self.sample_rate < 1 and not (error is not None and self.keep_errors):
+            if not self._sampled_in(request_id):
+                with self._lock:
+                    self.stats.sampled_out += 1
+                return request_id
+            rate = self.sample_rate
         payload = {
             "event_type": "prediction",
             "model": model,
@@ -142,9 +168,15 @@ class DriftlineProducer:
             "prediction": prediction,
             "latency_ms": latency_ms,
             "error": error,
+            "fallback": fallback,
+            "sample_rate": rate,
         }
         self._publish(self.predictions_topic, payload, PredictionEvent)
         return request_id
+
+    def _sampled_in(self, request_id: str) -> bool:
+        digest = hashlib.blake2b(str(request_id).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") < self._keep_below
 
     def log_label(
         self,
@@ -155,7 +187,11 @@ class DriftlineProducer:
         label: Any,
         event_time: datetime | None = None,
     ) -> None:
-        """Publish the ground truth for an earlier prediction."""
+        """Publish the ground truth for an earlier prediction (left out when sampling left its prediction out)."""
+        if self.sample_rate < 1 and not self._sampled_in(request_id):
+            with self._lock:
+                self.stats.sampled_out += 1
+            return
         payload = {
             "event_type": "label",
             "model": model,

@@ -41,20 +41,22 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from driftline.schemas.config import MetricSettings, MonitorConfig
-from driftline.schemas.events import EventLimits
+from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
+from driftline.schemas.events import EventError, EventLimits, LabelRecord, read_event
 from driftline.schemas.records import Alert, DeadLetter, PartitionCheckpoint, original_text
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
 from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
+from driftline.streams.label_join import LabelJoin
 from driftline.streams.partition_state import PartitionAccumulator
 from driftline.streams.telemetry import WorkerTelemetry
 from driftline.streams.topics import confirm_gap
@@ -64,6 +66,23 @@ log = logging.getLogger("driftline.worker")
 BATCH = 5000  # messages read at a time; a batch ends in one report per partition and one checkpoint save
 RETURNS_BEFORE_EXIT = 3  # unconfirmed gaps at the same offset before the process restarts itself
 BROKER_PROBE_SECONDS = 2.0  # how often the reader asks the broker for the topic's metadata (readiness)
+
+
+@dataclass
+class Batch:
+    """What one batch of messages did (SourceReader.take)."""
+
+    now: datetime
+    touched: set[int] = field(default_factory=set)  # partitions whose state moved: a report and a checkpoint
+    seen: set[int] = field(default_factory=set)  # predictions partitions that delivered anything
+    sent_back: set[tuple[str, int]] = field(default_factory=set)  # (topic, partition) read again after a gap
+    causes: dict[str, int] = field(default_factory=dict)  # dead letters by cause (metrics)
+    taken: int = 0
+
+
+def broker_time(message: Message) -> datetime | None:
+    timestamp_type, timestamp_ms = message.timestamp()
+    return None if timestamp_type == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
 
 
 def exit_for_restart(message: str, *args: Any) -> None:
@@ -89,6 +108,10 @@ class SourceReader:
     ) -> None:
         self.settings = settings
         self.topic = settings.topics.predictions
+        # The late-label join (streams/label_join.py) reads the labels topic too, when a model takes part.
+        self.label_topic: str | None = (
+            settings.topics.labels if any(c.performance.label_deadline for c in configs.values()) else None
+        )
         self.configs = configs
         self.storage = storage
         self.group = group  # the checkpoints' key in storage: the Faust app's id, as before this reader
@@ -100,7 +123,10 @@ class SourceReader:
         self.accumulators: dict[int, PartitionAccumulator] = {}
         self.lags: dict[int, int | None] = {}  # for the health page: messages not counted yet, per partition
         self.eof_at: dict[int, int] = {}  # partition -> the offset at which the last fetch found nothing more
-        self.returns: dict[tuple[int, int], int] = {}  # (partition, offset) -> times sent back there
+        self.label_eof_at: dict[int, int] = {}  # the same for the labels topic
+        self.label_seen: dict[int, float] = {}  # labels partition -> wall time of its last message
+        self.labels_refused = 0  # invalid labels skipped (ingest dead-letters them)
+        self.returns: dict[tuple[str, int, int], int] = {}  # (topic, partition, offset) -> times sent back there
         self.failed: list[str] = []  # delivery errors of the batch in flight
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
@@ -132,6 +158,11 @@ class SourceReader:
         config = self.configs.get(model)
         return config.metrics.window if config else self.default_window
 
+    def joined_model(self, model: str) -> PerformanceSettings | None:
+        """The model's performance settings when it takes part in the late-label join."""
+        config = self.configs.get(model)
+        return config.performance if config is not None and config.performance.label_deadline else None
+
     # -- the loop ---------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set; any failure ends the process for a restart from the checkpoints."""
@@ -144,7 +175,9 @@ class SourceReader:
     def _run(self, stop: threading.Event) -> None:
         self.consumer = consumer = Consumer(self.consumer_config())
         self.producer = Producer(self.producer_config())
-        consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
+        self.check_label_partitions(consumer)
+        topics = [self.topic] if self.label_topic is None else [self.topic, self.label_topic]
+        consumer.subscribe(topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
         next_idle_check = time.monotonic() + 1.0
         next_probe = time.monotonic()
         try:
@@ -164,6 +197,23 @@ class SourceReader:
         finally:
             consumer.close()  # leaves the group: the partitions go to the other workers at once
             self.producer.flush(5.0)
+
+    def check_label_partitions(self, consumer: Consumer) -> None:
+        """The join needs a prediction and its label on the same partition number: equal partition counts."""
+        if self.label_topic is None:
+            return
+        topics = consumer.list_topics(timeout=15.0).topics
+        counts = [len(topics[t].partitions) if t in topics else 0 for t in (self.topic, self.label_topic)]
+        if counts[0] != counts[1]:
+            log.error(
+                "the late-label join is off: %s has %d partitions and %s %d; it needs the same number on both "
+                "(a prediction and its label share a key and so a partition number)",
+                self.topic,
+                counts[0],
+                self.label_topic,
+                counts[1],
+            )
+            self.label_topic = None
 
     @staticmethod
     def read_batch(consumer: Consumer) -> list[Message]:
@@ -192,6 +242,18 @@ class SourceReader:
             limits=self.limits,
             dedupe_horizon=self.settings.dedupe_horizon,
         )
+        if self.label_topic is not None:
+            accumulator.join = LabelJoin(
+                topic=self.label_topic,
+                partition=partition,
+                settings_for_model=self.joined_model,
+                allowed_lateness=timedelta(seconds=self.settings.allowed_lateness_seconds),
+                limits=self.limits,
+                max_pending=min(
+                    (c.performance.max_pending for c in self.configs.values() if c.performance.label_deadline),
+                    default=100_000,
+                ),
+            )
         saved = read_partition_checkpoint(self.storage, self.group, self.topic, partition)
         if saved is not None:
             accumulator.restore(saved)
@@ -205,17 +267,26 @@ class SourceReader:
 
     def on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         """Load each assigned partition's checkpoint and start it right after: never at a committed offset."""
-        for tp in partitions:
+        for tp in sorted(partitions, key=lambda tp: tp.topic != self.topic):  # the predictions' first
             if tp.partition not in self.accumulators:
                 self.accumulators[tp.partition] = self.load(tp.partition)
-            tp.offset = self.accumulators[tp.partition].next_offset
-        self.health.hold(self.accumulators)
+            accumulator = self.accumulators[tp.partition]
+            if tp.topic == self.topic:
+                tp.offset = accumulator.next_offset
+            else:
+                assert accumulator.join is not None  # labels are subscribed only with a join
+                tp.offset = accumulator.join.next_offset
+                self.label_seen[tp.partition] = self.health.clock()
+        self.health.hold(p for p in self.accumulators)
         self.health.joined = True
         consumer.assign(partitions)
 
     def on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         """Drop revoked partitions: their checkpoints are saved (callbacks run between batches, in this thread)."""
         for tp in partitions:
+            if tp.topic != self.topic:
+                self.label_eof_at.pop(tp.partition, None)
+                continue  # the join goes with its predictions partition (assigned together)
             self.accumulators.pop(tp.partition, None)
             self.lags.pop(tp.partition, None)
             self.eof_at.pop(tp.partition, None)
@@ -223,69 +294,97 @@ class SourceReader:
 
     # -- a batch ----------------------------------------------------------------------------------------------
     def take(self, messages: list[Message]) -> None:
-        touched: set[int] = set()
-        causes: dict[str, int] = {}  # dead letters of this batch by cause (metrics)
-        taken = 0
-        seen: set[int] = set()  # a replay of counted offsets is activity too
-        sent_back: set[int] = set()
-        now = datetime.now(UTC)  # the reader's clock, once per batch: it bounds how far ahead events may be stamped
+        batch = Batch(now=datetime.now(UTC))  # the reader's clock, once per batch: it bounds event times ahead
         for message in messages:
             partition, offset = message.partition(), message.offset()
             error = message.error()
+            topic = message.topic()
             if error is not None:  # client errors (transport, poll interval) carry no partition
                 if error.code() == KafkaError._PARTITION_EOF and partition is not None and offset is not None:
-                    self.eof_at[partition] = offset
+                    (self.eof_at if topic == self.topic else self.label_eof_at)[partition] = offset
                 else:
-                    log.warning("%s[%s]: %s", self.topic, partition, error)
+                    log.warning("%s[%s]: %s", topic, partition, error)
                 continue
-            assert partition is not None and offset is not None  # set on every message
+            assert partition is not None and offset is not None and topic is not None  # set on every message
             accumulator = self.accumulators.get(partition)
-            if accumulator is None or partition in sent_back:
+            if accumulator is None or (topic, partition) in batch.sent_back:
                 continue  # not ours any more, or its messages after a gap are read again after the seek
-            seen.add(partition)
-            self.eof_at.pop(partition, None)
-            if accumulator.already_counted(offset):
-                continue  # held by the checkpoint
-            if accumulator.skips_ahead(offset):
-                if not self.gap_confirmed(partition, accumulator.next_offset, offset):
-                    self.send_back(partition, accumulator.next_offset)
-                    sent_back.add(partition)
-                    continue
-                accumulator.skip_to(offset)
-            timestamp_type, timestamp_ms = message.timestamp()
-            broker_time = (
-                None
-                if timestamp_type == TIMESTAMP_NOT_AVAILABLE
-                else datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
-            )
-            value = message.value()
-            outcome = self.intake.take(accumulator, offset, value, broker_time, now)
-            touched.add(partition)
-            taken += 1
-            if outcome.refused:
-                self.send_dead_letter(value or b"", outcome.refused, partition, offset)
-                cause = outcome.cause or "invalid"
-                causes[cause] = causes.get(cause, 0) + 1
-            if outcome.alert:
-                log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
-                self.send_alert(outcome.alert)
-        for partition in seen:
+            if topic == self.topic:
+                self.take_prediction(accumulator, message, partition, offset, batch)
+            elif accumulator.join is not None and self.take_label(accumulator.join, message, partition, offset, batch):
+                batch.touched.add(partition)
+        for partition in batch.seen:
             self.health.progress(partition)
-        if seen:
+        if batch.seen:
             self.health.broker_answered()
-        self.report_and_save(touched)
+        self.report_and_save(batch.touched)
         counted, duplicates = self.intake.drain()
-        self.telemetry.batch(counted=counted, dead_lettered=causes, duplicates=duplicates, taken=taken)
+        self.telemetry.batch(counted=counted, dead_lettered=batch.causes, duplicates=duplicates, taken=batch.taken)
 
-    def gap_confirmed(self, partition: int, expected: int, offset: int) -> bool:
+    def take_prediction(
+        self, accumulator: PartitionAccumulator, message: Message, partition: int, offset: int, batch: Batch
+    ) -> None:
+        batch.seen.add(partition)  # a replay of counted offsets is activity too
+        self.eof_at.pop(partition, None)
+        if accumulator.already_counted(offset):
+            return  # held by the checkpoint
+        if accumulator.skips_ahead(offset):
+            if not self.gap_confirmed(self.topic, partition, accumulator.next_offset, offset):
+                self.send_back(self.topic, partition, accumulator.next_offset)
+                batch.sent_back.add((self.topic, partition))
+                return
+            accumulator.skip_to(offset)
+        value = message.value()
+        outcome = self.intake.take(accumulator, offset, value, broker_time(message), batch.now)
+        batch.touched.add(partition)
+        batch.taken += 1
+        if outcome.refused:
+            self.send_dead_letter(value or b"", outcome.refused, partition, offset)
+            cause = outcome.cause or "invalid"
+            batch.causes[cause] = batch.causes.get(cause, 0) + 1
+        if outcome.alert:
+            log.warning("model %r has no monitor config; using the default limits", outcome.alert.model)
+            self.send_alert(outcome.alert)
+
+    def take_label(self, join: LabelJoin, message: Message, partition: int, offset: int, batch: Batch) -> bool:
+        """Fold one label message into its partition's join; returns whether the join moved (a report is due).
+
+        Offsets one after the other, as for the predictions. An invalid label is skipped here: ingest
+        dead-letters it (one bad message, one dead letter)."""
+        topic = join.topic
+        self.label_seen[partition] = self.health.clock()
+        self.label_eof_at.pop(partition, None)
+        if join.already_counted(offset):
+            return False
+        if join.skips_ahead(offset):
+            if not self.gap_confirmed(topic, partition, join.next_offset, offset):
+                self.send_back(topic, partition, join.next_offset)
+                batch.sent_back.add((topic, partition))
+                return False
+            join.skip_to(offset)
+        value = message.value()
+        try:
+            if value is None:
+                raise EventError("tombstone")
+            label = read_event(value, "label", max_bytes=self.settings.max_event_bytes)
+            assert isinstance(label, LabelRecord)
+        except EventError:
+            join.refuse(offset)
+            self.labels_refused += 1
+            return True
+        if join.add_label(label, offset, broker_time(message), batch.now):
+            self.labels_refused += 1
+        return True
+
+    def gap_confirmed(self, topic: str, partition: int, expected: int, offset: int) -> bool:
         """Whether the broker holds nothing from ``expected`` up to ``offset`` (asked outside the group)."""
-        confirmed, first = confirm_gap(self.settings, self.topic, partition, expected, offset)
+        confirmed, first = confirm_gap(self.settings, topic, partition, expected, offset)
         if confirmed:
             return True
         log.error(
             "%s[%d]: offset %d arrived but %d is the next to take (the broker's first message from there: %s); "
             "reading again from offset %d",
-            self.topic,
+            topic,
             partition,
             offset,
             expected,
@@ -294,19 +393,19 @@ class SourceReader:
         )
         return False
 
-    def send_back(self, partition: int, offset: int) -> None:
-        returns = self.returns[(partition, offset)] = self.returns.get((partition, offset), 0) + 1
+    def send_back(self, topic: str, partition: int, offset: int) -> None:
+        returns = self.returns[(topic, partition, offset)] = self.returns.get((topic, partition, offset), 0) + 1
         if returns > RETURNS_BEFORE_EXIT:
             exit_for_restart(
                 "%s[%d]: sent back to offset %d %d times and still not read from there; exiting so that the "
                 "worker restarts there",
-                self.topic,
+                topic,
                 partition,
                 offset,
                 returns - 1,
             )
         assert self.consumer is not None
-        self.consumer.seek(KafkaPartition(self.topic, partition, offset))
+        self.consumer.seek(KafkaPartition(topic, partition, offset))
 
     def report_and_save(self, partitions: set[int]) -> None:
         """Send each partition's report, wait until everything sent is acknowledged, save the checkpoints."""
@@ -315,7 +414,7 @@ class SourceReader:
             accumulator = self.accumulators[partition]
             closed = accumulator.close_ready()
             self.telemetry.reported.inc(len(closed))
-            report = accumulator.report(closed)
+            report = accumulator.report(closed, accumulator.close_performance())
             self.send(self.settings.topics.window_reports, str(partition).encode(), report.to_json())
             saved.append(accumulator.checkpoint())
         self.delivered_or_exit()
@@ -324,6 +423,11 @@ class SourceReader:
         if saved:
             assert self.consumer is not None
             offsets = [KafkaPartition(self.topic, c.partition, c.last_offset + 1) for c in saved]
+            offsets += [
+                KafkaPartition(c.label_join.topic, c.partition, c.label_join.last_offset + 1)
+                for c in saved
+                if c.label_join is not None
+            ]
             try:  # for tooling that shows consumer lag; never read back (module docstring)
                 self.consumer.commit(offsets=offsets, asynchronous=True)
             except KafkaException as exc:
@@ -400,8 +504,35 @@ class SourceReader:
                 # The wall clock is the one thing a replay would not decide the same way: save the decision
                 # (windows still open) before any window it closes is sent, so a restart closes the same ones.
                 write_partition_checkpoint(self.storage, self.group, accumulator.checkpoint())
+        moved |= self.close_idle_label_partitions(now)
         if moved:
             self.report_and_save(moved)
+
+    def close_idle_label_partitions(self, now: float) -> set[int]:
+        """The same for the labels partitions of the join: a quiet one follows the wall clock."""
+        moved: set[int] = set()
+        if self.label_topic is None:
+            return moved
+        assert self.consumer is not None
+        for partition, accumulator in list(self.accumulators.items()):
+            join = accumulator.join
+            if join is None or now - self.label_seen.get(partition, now) < self.settings.idle_close_seconds:
+                continue
+            if self.label_eof_at.get(partition) != join.next_offset:
+                continue
+            try:
+                _, end = self.consumer.get_watermark_offsets(
+                    KafkaPartition(self.label_topic, partition), timeout=5.0, cached=False
+                )
+            except KafkaException as exc:
+                log.info("not closing idle labels partition %d: the broker did not answer (%s)", partition, exc)
+                continue
+            if end > join.next_offset:
+                continue
+            if join.mark_idle(datetime.fromtimestamp(now, tz=UTC)):
+                moved.add(partition)
+                write_partition_checkpoint(self.storage, self.group, accumulator.checkpoint())
+        return moved
 
     def note_lags(self) -> None:
         """Messages not counted yet per partition, from the end offsets of the last fetches (no broker call)."""

@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from driftline.schemas.records import WindowMetrics
+from driftline.schemas.records import WindowMetrics, WindowPerformance
+from driftline.streams.label_join import realized
+from driftline.streams.windows import PredictionSketch
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 RATE_SPAN = 10.0  # seconds over which events_per_second is measured
@@ -54,9 +56,23 @@ class WorkerTelemetry:
         self.error_rate = gauge("driftline_window_error_rate", "Error rate of the last published window.", *version)
         self.window_events = gauge("driftline_window_events", "Events in the last published window.", *version)
         self.window_end = gauge("driftline_window_end_timestamp_seconds", "End of the last window (Unix).", *version)
+        self.throughput = gauge("driftline_window_requests_per_second", "Requests per second, last window.", *version)
+        self.fallback_rate = gauge("driftline_window_fallback_rate", "Share answered by a default.", *version)
+        self.errors_by_cause = gauge("driftline_window_errors", "Errors by cause, last window.", *version, "cause")
+        self.prediction_mean = gauge("driftline_window_prediction_mean", "Mean numeric prediction.", *version)
+        self.prediction_quantile = gauge(
+            "driftline_window_prediction", "Numeric prediction quantile, last window.", *version, "quantile"
+        )
+        self.class_share = gauge("driftline_window_prediction_class_share", "Share of a class.", *version, "class")
+        self.realized = gauge("driftline_window_realized", "Realized performance, last window.", *version, "metric")
+        self.label_coverage = gauge("driftline_window_label_coverage", "Share labelled by the deadline.", *version)
+        self.prediction_drift = counter(
+            "driftline_prediction_drift_detections", "Online detector detections on the predictions.", *version
+        )
         self._taken: deque[tuple[float, int]] = deque()
         self._lock = threading.Lock()
         self._lag_partitions: set[tuple[str, str]] = set()
+        self._labelled: dict[tuple[str, tuple[str, str]], set[str]] = {}  # (gauge, version) -> label values set
 
     # -- the source reader, once per batch --------------------------------------------------------------------
     def batch(
@@ -119,6 +135,35 @@ class WorkerTelemetry:
         self.error_rate.labels(*key).set(metrics.error_rate)
         self.window_events.labels(*key).set(metrics.count)
         self.window_end.labels(*key).set(metrics.window_end.timestamp())
+        if metrics.throughput_per_s is not None:
+            self.throughput.labels(*key).set(metrics.throughput_per_s)
+        self.fallback_rate.labels(*key).set(metrics.fallback_rate)
+        self._set_only("errors", self.errors_by_cause, key, dict(metrics.errors_by_cause))
+        sketch = PredictionSketch.from_record(metrics.predictions)
+        if sketch.mean is not None:
+            self.prediction_mean.labels(*key).set(sketch.mean)
+        quantiles = {q: sketch.quantile(float(q)) for q in ("0.05", "0.5", "0.95")}
+        self._set_only("quantile", self.prediction_quantile, key, {q: v for q, v in quantiles.items() if v is not None})
+        classified = sum(sketch.classes.values()) + sketch.other_classes
+        shares = {label: n / classified for label, n in sketch.classes.items()} if classified else {}
+        self._set_only("class", self.class_share, key, shares)
+
+    def performance_published(self, performance: WindowPerformance) -> None:
+        key = (performance.model, performance.model_version)
+        figures = {name: r.value for name, r in realized(performance).items()}
+        self._set_only("realized", self.realized, key, figures)
+        if performance.predictions:
+            self.label_coverage.labels(*key).set(performance.labelled / performance.predictions)
+
+    def _set_only(self, name: str, gauge: Gauge, key: tuple[str, str], values: Mapping[str, float]) -> None:
+        """Set the version's series of ``gauge`` to ``values``, removing those the last window did not have."""
+        with self._lock:
+            before = self._labelled.get((name, key), set())
+            for gone in before - set(values):
+                gauge.remove(*key, gone)
+            self._labelled[(name, key)] = set(values)
+        for label, value in values.items():
+            gauge.labels(*key, label).set(value)
 
     # -- alert delivery ---------------------------------------------------------------------------------------
     def alert(self, kind: str, outcome: str, count: int = 1) -> None:

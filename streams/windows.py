@@ -8,6 +8,14 @@ within relative error ``a`` (default 1 %) of the exact order statistic
 ``sorted(x)[floor(q * (n - 1))]`` (numpy's ``method="lower"``). Two sketches
 merge by adding bucket counts, so partial windows from several partitions or
 workers combine into the same answer as one sketch over all values.
+
+Predictions go into a :class:`PredictionSketch`: numbers into two such sketches
+(positive values, and the magnitudes of negative ones) with their count, sum,
+sum of squares, minimum and maximum; classes (text and booleans) are counted,
+the :data:`CLASSES_KEPT` commonest kept and the rest summed. Error texts are
+counted the same way (:data:`CAUSES_KEPT`). Each merges exactly, except that a
+merge keeps the commonest classes or causes of the union (the rest are summed
+under "other"), so totals are always exact.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from driftline.schemas.records import LatencySketchState, WindowMetrics
+from driftline.schemas.records import LatencySketchState, PredictionSketchState, WindowMetrics
 
 DEFAULT_RELATIVE_ACCURACY = 0.01
 _MIN_POSITIVE = 1e-6  # latencies at or below this (ms) count as zero
+CLASSES_KEPT = 50  # distinct prediction classes a window keeps
+CAUSES_KEPT = 20  # distinct error texts a window keeps
+OTHER_CAUSES = "(other)"
 
 
 @dataclass
@@ -84,6 +95,115 @@ class LatencySketch:
         )
 
 
+def keep_commonest(counts: Counter[str], kept: int) -> tuple[Counter[str], int]:
+    """The ``kept`` commonest entries (ties by name) and the sum of the rest."""
+    if len(counts) <= kept:
+        return counts, 0
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return Counter(dict(ranked[:kept])), sum(n for _, n in ranked[kept:])
+
+
+@dataclass
+class PredictionSketch:
+    """A window's predictions, mergeable (module docstring)."""
+
+    numeric: int = 0
+    total: float = 0.0
+    total_squares: float = 0.0
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: LatencySketch = field(default_factory=LatencySketch)
+    negative: LatencySketch = field(default_factory=LatencySketch)
+    classes: Counter[str] = field(default_factory=Counter)
+    other_classes: int = 0
+    missing: int = 0
+
+    def add(self, prediction: float | int | str | bool | None) -> None:
+        if prediction is None:
+            self.missing += 1
+        elif isinstance(prediction, bool | str):
+            label = str(prediction).lower() if isinstance(prediction, bool) else prediction
+            if label in self.classes or len(self.classes) < CLASSES_KEPT:
+                self.classes[label] += 1
+            else:
+                self.other_classes += 1
+        else:
+            value = float(prediction)
+            self.numeric += 1
+            self.total += value
+            self.total_squares += value * value
+            self.minimum = value if self.minimum is None or value < self.minimum else self.minimum
+            self.maximum = value if self.maximum is None or value > self.maximum else self.maximum
+            if value >= 0:
+                self.positive.add(value)
+            else:
+                self.negative.add(-value)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.numeric if self.numeric else None
+
+    def quantile(self, q: float) -> float | None:
+        """Of the numeric predictions, within the sketch's relative accuracy."""
+        if not self.numeric:
+            return None
+        rank = math.floor(q * (self.numeric - 1))
+        below = self.negative.count
+        if rank < below:  # among the negative values, the largest magnitude first
+            value = self.negative.quantile(1 - rank / (below - 1) if below > 1 else 0.0)
+            return None if value is None else -value
+        positives = self.positive.count
+        return self.positive.quantile((rank - below) / (positives - 1) if positives > 1 else 0.0)
+
+    def merge(self, other: PredictionSketch) -> PredictionSketch:
+        classes, other_classes = keep_commonest(self.classes + other.classes, CLASSES_KEPT)
+        minimums = [v for v in (self.minimum, other.minimum) if v is not None]
+        maximums = [v for v in (self.maximum, other.maximum) if v is not None]
+        return PredictionSketch(
+            self.numeric + other.numeric,
+            self.total + other.total,
+            self.total_squares + other.total_squares,
+            min(minimums) if minimums else None,
+            max(maximums) if maximums else None,
+            self.positive.merge(other.positive),
+            self.negative.merge(other.negative),
+            classes,
+            self.other_classes + other.other_classes + other_classes,
+            self.missing + other.missing,
+        )
+
+    def to_record(self) -> PredictionSketchState:
+        return PredictionSketchState(
+            numeric=self.numeric,
+            total=self.total,
+            total_squares=self.total_squares,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            positive=self.positive.to_record() if self.positive.count else None,
+            negative=self.negative.to_record() if self.negative.count else None,
+            classes=dict(sorted(self.classes.items())),
+            other_classes=self.other_classes,
+            missing=self.missing,
+        )
+
+    @classmethod
+    def from_record(cls, state: PredictionSketchState | None) -> PredictionSketch:
+        if state is None:
+            return cls()
+        return cls(
+            state.numeric,
+            state.total,
+            state.total_squares,
+            state.minimum,
+            state.maximum,
+            LatencySketch.from_record(state.positive) if state.positive else LatencySketch(),
+            LatencySketch.from_record(state.negative) if state.negative else LatencySketch(),
+            Counter(state.classes),
+            state.other_classes,
+            state.missing,
+        )
+
+
 def window_start(event_time: datetime, size: timedelta) -> datetime:
     """Start of the tumbling window of ``size`` that holds ``event_time`` (aligned to the epoch)."""
     seconds = size.total_seconds()
@@ -93,7 +213,8 @@ def window_start(event_time: datetime, size: timedelta) -> datetime:
 
 @dataclass
 class WindowAggregate:
-    """Count, errors and latency of one model version in one tumbling window."""
+    """What one model version did in one tumbling window: events (and the requests they stand for), errors by
+    cause, fallbacks, latency and predictions."""
 
     model: str
     model_version: str
@@ -103,11 +224,35 @@ class WindowAggregate:
     errors: int = 0
     latency: LatencySketch = field(default_factory=LatencySketch)
     partitions: set[int] = field(default_factory=set)
+    requests: float = 0.0  # sum of 1/sample_rate
+    estimated_errors: float = 0.0
+    causes: Counter[str] = field(default_factory=Counter)
+    fallbacks: int = 0
+    estimated_fallbacks: float = 0.0
+    predictions: PredictionSketch = field(default_factory=PredictionSketch)
 
-    def add(self, latency_ms: float, failed: bool) -> None:
+    def add(
+        self,
+        latency_ms: float,
+        error: str | None,
+        *,
+        prediction: float | int | str | bool | None = None,
+        fallback: bool = False,
+        sample_rate: float = 1.0,
+    ) -> None:
+        weight = 1.0 if sample_rate == 1.0 else 1.0 / sample_rate
         self.count += 1
-        self.errors += int(failed)
+        self.requests += weight
+        if error is not None:
+            self.errors += 1
+            self.estimated_errors += weight
+            cause = error[:200]
+            self.causes[cause if cause in self.causes or len(self.causes) < CAUSES_KEPT else OTHER_CAUSES] += 1
+        if fallback:
+            self.fallbacks += 1
+            self.estimated_fallbacks += weight
         self.latency.add(latency_ms)
+        self.predictions.add(prediction)
 
     def merge(self, other: WindowAggregate) -> WindowAggregate:
         if (other.model, other.model_version, other.window_start) != (
@@ -116,6 +261,11 @@ class WindowAggregate:
             self.window_start,
         ):
             raise ValueError("can only merge aggregates of the same model, version and window")
+        union = self.causes + other.causes
+        others = union.pop(OTHER_CAUSES, 0)
+        causes, beyond = keep_commonest(union, CAUSES_KEPT)
+        if others + beyond:
+            causes[OTHER_CAUSES] += others + beyond
         return WindowAggregate(
             self.model,
             self.model_version,
@@ -125,14 +275,25 @@ class WindowAggregate:
             self.errors + other.errors,
             self.latency.merge(other.latency),
             self.partitions | other.partitions,
+            self.requests + other.requests,
+            self.estimated_errors + other.estimated_errors,
+            causes,
+            self.fallbacks + other.fallbacks,
+            self.estimated_fallbacks + other.estimated_fallbacks,
+            self.predictions.merge(other.predictions),
         )
 
     @property
     def error_rate(self) -> float:
-        return self.errors / self.count if self.count else 0.0
+        return min(1.0, self.estimated_errors / self.requests) if self.requests else 0.0
+
+    @property
+    def fallback_rate(self) -> float:
+        return min(1.0, self.estimated_fallbacks / self.requests) if self.requests else 0.0
 
     def snapshot(self) -> WindowMetrics:
         """The record published to the metrics topic for a closed window."""
+        seconds = (self.window_end - self.window_start).total_seconds()
         return WindowMetrics(
             model=self.model,
             model_version=self.model_version,
@@ -146,10 +307,20 @@ class WindowAggregate:
             latency_p99_ms=self.latency.quantile(0.99),
             latency_sketch=self.latency.to_record(),
             partitions=sorted(self.partitions),
+            requests=self.requests,
+            estimated_errors=self.estimated_errors,
+            errors_by_cause=dict(sorted(self.causes.items())),
+            fallbacks=self.fallbacks,
+            estimated_fallbacks=self.estimated_fallbacks,
+            fallback_rate=self.fallback_rate,
+            throughput_per_s=self.requests / seconds if seconds > 0 else None,
+            prediction_mean=self.predictions.mean,
+            predictions=self.predictions.to_record(),
         )
 
     @classmethod
     def from_snapshot(cls, metrics: WindowMetrics) -> WindowAggregate:
+        """Back from a record (an older writer's, without the newer fields, too)."""
         return cls(
             metrics.model,
             metrics.model_version,
@@ -159,6 +330,12 @@ class WindowAggregate:
             metrics.errors,
             LatencySketch.from_record(metrics.latency_sketch),
             set(metrics.partitions),
+            float(metrics.count) if metrics.requests is None else metrics.requests,
+            float(metrics.errors) if metrics.estimated_errors is None else metrics.estimated_errors,
+            Counter(metrics.errors_by_cause),
+            metrics.fallbacks,
+            float(metrics.fallbacks) if metrics.estimated_fallbacks is None else metrics.estimated_fallbacks,
+            PredictionSketch.from_record(metrics.predictions),
         )
 
 

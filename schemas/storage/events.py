@@ -49,6 +49,8 @@ def event_row(
         row.update(_scalar_columns(event.prediction, "prediction"))
         row["latency_ms"] = event.latency_ms
         row["error"] = event.error
+        row["fallback"] = event.fallback
+        row["sample_rate"] = event.sample_rate
         for name, value in event.features.items():
             row[_feature_column(name)] = value
     else:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
+from driftline.schemas.records import Alert, DeadLetter, WindowMetrics, WindowPerformance
 from driftline.schemas.settings import Settings
 from driftline.streams.producer import DriftlineProducer
 from tests.integration.conftest import consume_all
@@ -45,13 +45,13 @@ def generate_events(seed: int = 42) -> list[dict]:
     return events
 
 
-def start_worker(tmp_path, monkeypatch) -> tuple[subprocess.Popen, Path]:
+def start_worker(tmp_path, monkeypatch, extra_config: str = "") -> tuple[subprocess.Popen, Path]:
     config_dir = tmp_path / "models"
     config_dir.mkdir(exist_ok=True)
     (config_dir / "svc.yaml").write_text(
         "model: svc\nreference: unused.parquet\n"
         "metrics: {window: 1m, latency_p95_ms: 100, error_rate: 0.5, min_count: 20}\n"
-        "alerts: {slack_channel: '#svc-alerts'}\n"
+        "alerts: {slack_channel: '#svc-alerts'}\n" + extra_config
     )
     monkeypatch.setenv("DRIFTLINE_CONFIG_DIR", str(config_dir))
     monkeypatch.setenv("DRIFTLINE_IDLE_CLOSE_SECONDS", "2")
@@ -182,3 +182,53 @@ def test_a_committed_offset_past_the_checkpoint_is_not_trusted(driftline_env, sl
     finally:
         stop_worker(process)
     assert [s.count for s in snapshots] == WINDOW_SIZES, log_path.read_text()[-3000:]
+
+
+def test_late_labels_are_joined_in_the_stream_into_each_windows_realized_performance(driftline_env, slack, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    """200 predictions in one window; 60 labels sent before their predictions, 121 after, one of them stamped past
+    the deadline; 19 never labelled. The worker publishes the window's performance once the deadline has passed on
+    every partition, exact, and alerts: accuracy 120/180 is below the reference 0.9 with 95 % confidence."""
+    settings = Settings.from_env()
+    process, log_path = start_worker(
+        tmp_path,
+        monkeypatch,
+        "performance: {task: classification, threshold: 0.5, reference: {accuracy: 0.9}, tolerance: 0.02, "
+        "min_labels: 50, label_deadline: 2m}\n",
+    )
+    try:
+        with DriftlineProducer.from_settings(settings) as producer:
+
+            def label(n: int, value: int, minutes: float = 1.0) -> None:
+                producer.log_label(model="svc", model_version="v7", request_id=f"q{n}", label=value,
+                                   event_time=T0 + timedelta(minutes=minutes))  # fmt: skip
+
+            for n in range(60):  # before their predictions
+                label(n, 1)
+            producer.flush()
+            time.sleep(1)
+            for n in range(200):
+                producer.log_prediction(
+                    model="svc", model_version="v7", request_id=f"q{n}", features={"x": 1.0}, prediction=0.9,
+                    latency_ms=5.0, event_time=T0 + timedelta(seconds=n * 0.2),
+                )  # fmt: skip
+            producer.flush()
+            for n in range(60, 120):
+                label(n, 1)
+            for n in range(120, 180):
+                label(n, 0)  # wrong
+            label(180, 1, minutes=5.0)  # past 10:01 + 2 min: late
+        [raw] = consume_all(settings.bootstrap_servers, settings.topics.performance, expected=1, timeout=120)
+        performance = WindowPerformance.parse(raw)
+        assert process.poll() is None, log_path.read_text()[-3000:]
+    finally:
+        stop_worker(process)
+    assert (performance.model, performance.model_version, performance.window_start) == ("svc", "v7", T0)
+    assert (performance.predictions, performance.labelled, performance.correct) == (200, 180, 120)
+    assert (performance.unlabelled, performance.late_labels, performance.label_deadline_seconds) == (20, 1, 120)
+    assert (performance.true_positives, performance.false_positives) == (120, 60)
+    assert sorted(performance.partitions) == [0, 1, 2]
+    alerts = [Alert.parse(v) for v in consume_all(settings.bootstrap_servers, settings.topics.alerts, expected=1)]
+    [degraded] = [a for a in alerts if a.kind == "performance"]
+    assert degraded.metric == "accuracy" and degraded.value == pytest.approx(120 / 180)
+    assert "180 labelled of 200 predictions" in (degraded.text or "")

@@ -125,29 +125,38 @@ def test_two_workers_on_one_port_serve_metrics_and_readiness_follows_the_broker(
         t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
         with DriftlineProducer.from_settings(settings) as producer:
             for i in range(EVENTS):
+                classifier = i % 10 == 1  # a tenth of the events: version v2 answers with classes, some by default
                 producer.log_prediction(
                     model="svc",
-                    model_version="v1",
+                    model_version="v2" if classifier else "v1",
                     request_id=f"r{i}",
                     features={"x": 1.0},
-                    prediction=0.5,
+                    prediction=("yes" if i % 20 == 1 else "no") if classifier else 0.5,
                     latency_ms=10.0 + i % 7,
                     error="Timeout" if i % 10 == 0 else None,
                     event_time=t0 + timedelta(seconds=i * 0.1),
+                    fallback=classifier and i % 40 == 1,
                 )
         raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
         raw.produce(settings.topics.predictions, value=b"not json", key=b"k")
         raw.flush(10)
 
-        wait_for(lambda: total(ports, "driftline_model_events_total", model="svc", model_version="v1") == EVENTS,
-                 90, f"{EVENTS} events counted for svc v1 across both workers")  # fmt: skip
+        wait_for(lambda: total(ports, "driftline_model_events_total", model="svc") == EVENTS,
+                 90, f"{EVENTS} events counted for svc across both workers")  # fmt: skip
+        assert total(ports, "driftline_model_events_total", model="svc", model_version="v2") == EVENTS // 10
         assert total(ports, "driftline_events_total", outcome="counted") == EVENTS
         wait_for(lambda: total(ports, "driftline_dead_letters_total", reason="invalid") == 1, 30, "one dead letter")
-        wait_for(lambda: total(ports, "driftline_window_events", model="svc", model_version="v1") > 0, 90,
+        wait_for(lambda: total(ports, "driftline_window_events", model="svc", model_version="v1") > 0
+                 and total(ports, "driftline_window_events", model="svc", model_version="v2") > 0, 90,
                  "a published window's gauges")  # fmt: skip
         assert total(ports, "driftline_merging") == 1  # exactly one worker runs the merger
         assert total(ports, "driftline_partitions_assigned") == 2
-        assert total(ports, "driftline_window_error_rate", model="svc", model_version="v1") == pytest.approx(0.1)
+        v1, v2 = {"model": "svc", "model_version": "v1"}, {"model": "svc", "model_version": "v2"}
+        assert total(ports, "driftline_window_error_rate", **v1) == pytest.approx(1 / 9)  # every event 0, 10, 20…
+        assert total(ports, "driftline_window_errors", cause="Timeout", **v1) > 0
+        assert total(ports, "driftline_window_prediction_mean", **v1) == 0.5
+        assert total(ports, "driftline_window_prediction_class_share", **{"class": "yes"}, **v2) == pytest.approx(0.5)
+        assert total(ports, "driftline_window_fallback_rate", **v2) == pytest.approx(8 / 30)  # i = 1, 41, …, 281
 
         wait_for(lambda: total(ports, "driftline_alerts_total", kind="threshold", outcome="delivered") >= 1, 60,
                  "the latency alert's delivery counted")  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import json
 
 import numpy as np
 import pytest
@@ -57,3 +58,17 @@ def test_adwin_shrinks_its_window_on_drift_and_detectors_validate():
         Cusum().update(float("nan"))
     with pytest.raises(ValueError, match="need 0 < delta < 1"):
         Adwin(delta=2)
+
+
+@pytest.mark.parametrize("make", [PageHinkley, Cusum, Adwin])
+def test_a_detector_restored_from_its_state_decides_exactly_as_the_original(make):
+    rng = np.random.default_rng(11)
+    stream = np.concatenate([rng.normal(0, 1, 700), rng.normal(1.5, 1, 700)])
+    original = make()
+    for x in stream[:500]:
+        original.update(float(x))
+    state = json.loads(json.dumps(original.state()))  # through its wire form
+    restored = type(original).from_state(state)
+    found = [[i for i, x in enumerate(stream[500:]) if d.update(float(x)).drift_detected] for d in (original, restored)]
+    assert found[0] == found[1] and found[0]
+    assert restored.state() == original.state()

@@ -33,7 +33,7 @@ def exact_windows(per_partition) -> dict[tuple[str, str, object], tuple[int, int
         for second, latency, error in events:
             start = T0 + timedelta(minutes=int(second // 60))
             aggregate = windows.setdefault(start, WindowAggregate("m", "v1", start, start + timedelta(minutes=1)))
-            aggregate.add(latency, error is not None)
+            aggregate.add(latency, error)
     return {("m", "v1", start): (a.count, a.errors, a.latency.quantile(0.95)) for start, a in windows.items()}
 
 

@@ -23,8 +23,19 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 class Message:
-    def __init__(self, partition: int, offset: int, value: bytes | None = None, error: KafkaError | None = None):
+    def __init__(
+        self,
+        partition: int,
+        offset: int,
+        value: bytes | None = None,
+        error: KafkaError | None = None,
+        topic: str = "u.predictions",
+    ):
         self._partition, self._offset, self._value, self._error = partition, offset, value, error
+        self._topic = topic
+
+    def topic(self) -> str:
+        return self._topic
 
     def partition(self) -> int:
         return self._partition

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from driftline.streams.telemetry import RATE_SPAN, WorkerTelemetry
@@ -74,8 +75,8 @@ def test_lags_of_partitions_no_longer_held_disappear():
 def test_a_published_window_sets_its_versions_gauges():
     start = datetime(2026, 5, 1, 10, tzinfo=UTC)
     aggregate = WindowAggregate("churn", "v3", start, start + timedelta(minutes=5))
-    for latency, failed in ((10.0, False), (20.0, True), (30.0, False), (40.0, False)):
-        aggregate.add(latency, failed)
+    for latency, error in ((10.0, None), (20.0, "Timeout"), (30.0, None), (40.0, None)):
+        aggregate.add(latency, error)
     telemetry = WorkerTelemetry()
     metrics = aggregate.snapshot()
     telemetry.window_published(metrics)
@@ -96,3 +97,28 @@ def test_alert_outcomes_are_counted_by_kind():
     got = samples(telemetry)
     assert got[("driftline_alerts_total", (("kind", "threshold"), ("outcome", "delivered")))] == 1
     assert got[("driftline_alerts_total", (("kind", "threshold"), ("outcome", "attempt_failed")))] == 2
+
+
+def test_a_windows_causes_classes_and_prediction_figures_replace_the_last_ones():
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    first = WindowAggregate("churn", "v3", start, start + timedelta(minutes=1))
+    for i in range(60):
+        first.add(5.0, "Timeout" if i < 6 else None, prediction="stay" if i % 3 else "churn", fallback=i < 3)
+    telemetry = WorkerTelemetry()
+    telemetry.window_published(first.snapshot())
+    version = (("model", "churn"), ("model_version", "v3"))
+    got = samples(telemetry)
+    assert got[("driftline_window_errors", (("cause", "Timeout"), *version))] == 6
+    assert got[("driftline_window_fallback_rate", version)] == 0.05
+    assert got[("driftline_window_requests_per_second", version)] == 1.0
+    assert got[("driftline_window_prediction_class_share", (("class", "churn"), *version))] == 20 / 60
+    second = WindowAggregate("churn", "v3", start + timedelta(minutes=1), start + timedelta(minutes=2))
+    for value in (0.1, 0.2, 0.9):
+        second.add(5.0, "Refused", prediction=value)
+    telemetry.window_published(second.snapshot())
+    got = samples(telemetry)
+    assert ("driftline_window_errors", (("cause", "Timeout"), *version)) not in got  # only the last window's
+    assert got[("driftline_window_errors", (("cause", "Refused"), *version))] == 3
+    assert not [k for k in got if k[0] == "driftline_window_prediction_class_share"]
+    assert got[("driftline_window_prediction_mean", version)] == pytest.approx(0.4)
+    assert got[("driftline_window_prediction", (*version, ("quantile", "0.5")))] == pytest.approx(0.2, rel=0.01)

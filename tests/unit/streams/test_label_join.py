@@ -1,0 +1,185 @@
+"""The late-label join: exact counts whatever the order labels and predictions are read in, bounded state,
+the deadline, the checkpoint, and the verdict's statistics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from scipy.stats import binomtest
+
+from driftline.schemas.config import MonitorConfig, PerformanceSettings
+from driftline.schemas.events import EventLimits, LabelRecord
+from driftline.schemas.records import LabelJoinState, PartitionReport
+from driftline.streams.label_join import LabelJoin, merge_performance, performance_alerts, realized, wilson
+from driftline.streams.merger import WindowMerger
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+NOW = T0 + timedelta(days=1)
+LIMITS = EventLimits(max_bytes=1_000_000, max_age=timedelta(days=7), max_future=timedelta(minutes=5))
+WINDOW = timedelta(minutes=5)
+
+
+def settings(task: str = "classification", **changes: object) -> PerformanceSettings:
+    return PerformanceSettings.model_validate({"task": task, "label_deadline": "10m", "min_labels": 10, **changes})
+
+
+def join(performance: PerformanceSettings | None = None, max_pending: int = 1000, partition: int = 0) -> LabelJoin:
+    chosen = performance or settings()
+    return LabelJoin(
+        topic="labels",
+        partition=partition,
+        settings_for_model=lambda model: chosen if model == "m" else None,
+        allowed_lateness=timedelta(seconds=30),
+        limits=LIMITS,
+        max_pending=max_pending,
+    )
+
+
+def predict(j: LabelJoin, request_id: str, prediction: object, minute: float = 1.0, model: str = "m") -> None:
+    start = T0 + WINDOW * int(minute // 5)
+    j.expect(request_id, model, "v1", start, start + WINDOW, prediction)  # type: ignore[arg-type]
+
+
+def label(j: LabelJoin, offset: int, request_id: str, value: object, minute: float = 3.0) -> str | None:
+    record = LabelRecord("m", "v1", request_id, T0 + timedelta(minutes=minute), value)  # type: ignore[arg-type]
+    return j.add_label(record, offset, None, NOW)
+
+
+def test_labels_after_or_before_their_predictions_join_the_same_and_close_after_the_deadline():
+    j = join()
+    predict(j, "a", 0.9)  # predicted 1, label 1: tp
+    predict(j, "b", 0.2)  # predicted 0, label 1: fn
+    label(j, 0, "a", 1)
+    label(j, 1, "c", 0)  # before its prediction
+    predict(j, "c", 0.7)  # predicted 1, label 0: fp
+    label(j, 2, "b", 1)
+    predict(j, "d", 0.1)  # never labelled
+    label(j, 3, "e", 1, minute=14.0)  # e's prediction is at 10:06 (next window); this label moves the labels' time
+    predict(j, "e", 0.8, minute=6.0)
+    assert (len(j.pending), len(j.early)) == (1, 0) and j.last_offset == 3
+    assert j.close_ready(T0 + timedelta(minutes=14)) == []  # 10:05 + 10 min not passed by the labels (13:30)
+    label(j, 4, "f", 0, minute=16.0)  # an orphan: no prediction by the time the predictions pass 16:00
+    [first] = j.close_ready(T0 + timedelta(minutes=16, seconds=10))
+    assert (first.window_start, first.predictions, first.labelled, first.unlabelled) == (T0, 4, 3, 1)
+    assert (first.true_positives, first.false_negatives, first.false_positives, first.true_negatives) == (1, 1, 1, 0)
+    assert first.correct == 1 and first.label_deadline_seconds == 600
+    assert j.orphans == 1 and j.early == {}
+    assert j.closed_through == T0 + timedelta(minutes=15, seconds=30)  # the labels' watermark: 16:00 - 30 s
+
+
+def test_a_label_after_the_deadline_is_late_not_scored():
+    j = join()
+    predict(j, "a", 1)
+    assert label(j, 0, "a", 1, minute=16.0) is None
+    j.mark_idle(T0 + timedelta(minutes=30))
+    [window] = j.close_ready(T0 + timedelta(minutes=30))
+    assert (window.labelled, window.late_labels, window.unlabelled) == (0, 1, 1)
+
+
+def test_state_is_bounded_the_oldest_prediction_given_up_first():
+    j = join(max_pending=100)
+    for n in range(150):
+        predict(j, f"r{n}", 1)
+    assert len(j.pending) == 100 and j.evicted == 50
+    label(j, 0, "r0", 1)  # given up already: waits as an early label
+    label(j, 1, "r149", 1)
+    j.mark_idle(T0 + timedelta(minutes=30))
+    [window] = j.close_ready(T0 + timedelta(minutes=30))
+    assert (window.predictions, window.labelled, window.unlabelled) == (150, 1, 149)
+
+
+def test_a_model_that_does_not_take_part_leaves_no_state():
+    j = join()
+    predict(j, "x", 1, model="other")
+    assert j.add_label(LabelRecord("other", "v1", "x", T0, 1), 0, None, NOW) is None
+    assert (j.pending, j.early, j.windows) == ({}, {}, {})
+
+
+def test_regression_pairs_give_mae_with_an_interval():
+    j = join(settings("regression"))
+    for n, (prediction, actual) in enumerate([(10.0, 12.0), (5.0, 5.0), (7.5, 6.5), (3.0, "n/a")]):
+        predict(j, f"r{n}", prediction)
+        label(j, n, f"r{n}", actual)
+    j.mark_idle(T0 + timedelta(minutes=30))
+    [window] = j.close_ready(T0 + timedelta(minutes=30))
+    assert (window.labelled, window.unscored, window.absolute_error, window.squared_error) == (3, 1, 3.0, 5.0)
+    mae = realized(window)["mae"]
+    assert mae.value == 1.0 and mae.ci_low < 1.0 < mae.ci_high
+    assert realized(window)["rmse"].value == pytest.approx((5 / 3) ** 0.5)
+
+
+def test_the_checkpoint_keeps_every_pending_entry_and_window():
+    j = join()
+    predict(j, "a", 0.9)
+    predict(j, "b", "cat")
+    label(j, 0, "c", True)
+    label(j, 1, "a", 1)
+    state = LabelJoinState.parse(json.dumps(json.loads(j.state().to_json())))
+    again = join()
+    again.restore(state)
+    assert again.state() == j.state()
+    assert set(again.pending) == set(j.pending) and set(again.early) == set(j.early)
+    predict(again, "c", 1)
+    label(again, 2, "b", "cat")
+    again.mark_idle(T0 + timedelta(minutes=30))
+    [window] = again.close_ready(T0 + timedelta(minutes=30))
+    assert (window.predictions, window.labelled, window.correct) == (3, 3, 3)
+
+
+def test_the_merger_publishes_a_window_once_every_partition_closed_it():
+    merger = WindowMerger("reports", 2)
+    parts = []
+    for partition in (0, 1):
+        j = join(partition=partition)
+        for n in range(20):
+            predict(j, f"p{partition}-{n}", 0.9)
+            label(j, n, f"p{partition}-{n}", n % 4 != 0)  # a quarter wrong
+        j.mark_idle(T0 + timedelta(minutes=30))
+        parts.append(j.close_ready(T0 + timedelta(minutes=30)))
+        through = j.performance_through(T0 + timedelta(minutes=30))
+        merger.take(
+            PartitionReport(
+                topic="p", partition=partition, last_offset=1, watermark=None, closed=[], performance=parts[-1],
+                performance_through=through,
+            ),
+            partition,
+        )  # fmt: skip
+        if partition == 0:
+            assert merger.close_ready_performance() == []  # partition 1 has not said anything yet
+    [merged] = merger.close_ready_performance()
+    assert merged == merge_performance([parts[0][0], parts[1][0]])
+    assert (merged.predictions, merged.labelled, merged.correct, merged.partitions) == (40, 40, 30, [0, 1])
+    restored = WindowMerger("reports", 2)
+    restored.restore(merger.checkpoint())
+    assert restored.performance_closed_through == merger.performance_closed_through
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 10), (10, 10), (80, 100), (150, 200), (3, 7)])
+def test_the_wilson_interval_is_scipys(successes, n):
+    expected = binomtest(successes, n).proportion_ci(method="wilson")
+    assert wilson(successes, n) == pytest.approx((expected.low, expected.high), abs=1e-12)
+
+
+def test_degradation_is_alerted_only_with_enough_labels_and_the_whole_interval_below():
+    config = MonitorConfig.model_validate(
+        {"model": "m", "reference": "r.parquet", "performance": {"reference": {"accuracy": 0.9}, "tolerance": 0.02,
+                                                                  "min_labels": 50, "label_deadline": "10m"}}
+    )  # fmt: skip
+
+    def window(labelled: int, correct: int):
+        j = join(config.performance)
+        for n in range(labelled):
+            predict(j, f"r{n}", 0.9)
+            label(j, n, f"r{n}", 1 if n < correct else 0)
+        j.mark_idle(T0 + timedelta(minutes=30))
+        return j.close_ready(T0 + timedelta(minutes=30))[0]
+
+    assert performance_alerts(window(40, 20), config.performance, "#m") == []  # 50 % but only 40 labels
+    assert performance_alerts(window(100, 85), config.performance, "#m") == []  # CI 0.77–0.91 reaches 0.88
+    [alert] = performance_alerts(window(200, 150), config.performance, "#m")  # CI 0.69–0.81
+    assert (alert.kind, alert.metric, alert.value, alert.threshold, alert.channel) == (
+        "performance", "accuracy", 0.75, 0.9, "#m"
+    )  # fmt: skip
+    assert "95 % CI 0.6857–0.8049" in (alert.text or "") and "200 labelled of 200" in (alert.text or "")
