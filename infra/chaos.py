@@ -15,7 +15,10 @@ endpoint, it:
    the exact figures computed from the valid events it sent (count, errors
    and the latency p95 of the same mergeable sketch), every dead letter with
    the events it sent, and every Slack message with the alerts those exact
-   windows call for.
+   windows call for;
+4. sends a label for a third of the requests (two seconds after its prediction, through the same producer) and
+   compares each window's realized performance, joined by the workers across all of the above, with the exact
+   counts of the labels it sent (predictions, labelled, unlabelled, correct and the confusion counts).
 
 It ends with the line ``chaos: sent=… counted=… lost=… duplicated=…
 valid_dead_lettered=… alerts_duplicated=… producer_raised=…`` and exits 1 when
@@ -48,9 +51,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from driftline.infra.local_slack import SlackEndpoint
 from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_broker, stop_child, stop_process
 from driftline.schemas.config import load_monitor_configs
-from driftline.schemas.records import Alert, DeadLetter, RecordError, WindowMetrics
+from driftline.schemas.records import Alert, DeadLetter, RecordError, WindowMetrics, WindowPerformance
 from driftline.schemas.settings import Settings
 from driftline.streams.alerts import format_threshold_alert
+from driftline.streams.label_join import PerformanceAggregate
 from driftline.streams.producer import DriftlineProducer
 from driftline.streams.thresholds import StreamAlerts
 from driftline.streams.topics import ensure_topics
@@ -58,6 +62,8 @@ from driftline.streams.windows import WindowAggregate, window_start
 
 MODEL = "chaos"
 LATENCY_LIMIT_MS = 100.0
+LABEL_DEADLINE_SECONDS = 20
+LABEL_DELAY = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ class SentEvent:
     latency_ms: float
     error: str | None
     prediction: float = 0.0
+    label: int | None = None  # sent two seconds after the prediction, when not None
 
 
 @dataclass
@@ -101,6 +108,10 @@ class ChaosResult:
     windows_expected: int = 0
     windows_exact: int = 0
     windows_wrong: list[str] = field(default_factory=list)
+    labels_sent: int = 0
+    performance_expected: int = 0
+    performance_exact: int = 0
+    performance_wrong: list[str] = field(default_factory=list)
     bad_events_sent: int = 0
     bad_events_dead_lettered: int = 0
     alerts_expected: int = 0
@@ -119,6 +130,8 @@ class ChaosResult:
             and not self.windows_wrong
             and self.windows_exact == self.windows_expected
             and self.bad_events_dead_lettered == self.bad_events_sent
+            and not self.performance_wrong
+            and self.performance_exact == self.performance_expected
         )
 
     def line(self) -> str:
@@ -274,7 +287,9 @@ class EventSource:
         latency = float(self.rng.lognormal(np.log(140.0 if slow else 20.0), 0.35))
         error = "TimeoutError" if self.rng.random() < 0.03 else None
         version = "v2" if self.rng.random() < 0.2 else "v1"
-        return SentEvent(version, event_time, round(latency, 3), error, round(float(self.rng.random()), 4))
+        prediction = round(float(self.rng.random()), 4)
+        label = (1 if self.rng.random() < prediction else 0) if self.rng.random() < 1 / 3 else None
+        return SentEvent(version, event_time, round(latency, 3), error, prediction, label)
 
     def log(self, producer: DriftlineProducer, request_id: str, event: SentEvent) -> None:
         producer.log_prediction(
@@ -287,7 +302,33 @@ class EventSource:
             error=event.error,
             event_time=event.event_time,
         )
+        if event.label is not None:
+            producer.log_label(
+                model=MODEL,
+                model_version=event.version,
+                request_id=request_id,
+                label=event.label,
+                event_time=event.event_time + LABEL_DELAY,
+            )
         self.sent[request_id] = event
+
+    def exact_performance(self) -> dict[tuple[str, str, datetime], WindowPerformance]:
+        windows: dict[tuple[str, str, datetime], PerformanceAggregate] = {}
+        for event in self.sent.values():
+            start = window_start(event.event_time, self.size)
+            key = (MODEL, event.version, start)
+            if key not in windows:
+                windows[key] = PerformanceAggregate(
+                    MODEL, event.version, start, start + self.size, "classification", 0.5
+                )
+            window = windows[key]
+            window.predictions += 1
+            if event.label is None:
+                window.unlabelled += 1
+            else:
+                window.fold(event.prediction, event.label)
+        deadline = timedelta(seconds=LABEL_DEADLINE_SECONDS)
+        return {key: aggregate.record(0, deadline) for key, aggregate in windows.items()}
 
     def exact_windows(self) -> dict[tuple[str, str, datetime], WindowMetrics]:
         windows: dict[tuple[str, str, datetime], WindowAggregate] = {}
@@ -344,6 +385,36 @@ def read_topic(bootstrap: str, topic: str, *, idle: float = 5.0, until: int | No
 
 def published_windows(settings: Settings) -> list[WindowMetrics]:
     return [WindowMetrics.parse(value) for _, value in read_topic(settings.bootstrap_servers, settings.topics.metrics)]
+
+
+PERFORMANCE_COUNTS = (
+    "predictions", "labelled", "unlabelled", "late_labels", "correct",
+    "true_positives", "false_positives", "false_negatives", "true_negatives",
+)  # fmt: skip
+
+
+def compare_performance(source: EventSource, settings: Settings, result: ChaosResult) -> None:
+    """Each window's realized performance, joined by the workers, against the labels sent."""
+    expected = source.exact_performance()
+    result.performance_expected = len(expected)
+    result.labels_sent = sum(event.label is not None for event in source.sent.values())
+    got: dict[tuple[str, str, datetime], list[WindowPerformance]] = {}
+    for _, value in read_topic(settings.bootstrap_servers, settings.topics.performance):
+        window = WindowPerformance.parse(value)
+        got.setdefault((window.model, window.model_version, window.window_start), []).append(window)
+    for key, exact in expected.items():
+        copies = got.get(key, [])
+        want = tuple(getattr(exact, name) for name in PERFORMANCE_COUNTS)
+        if not copies:
+            result.performance_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: no performance published")
+            continue
+        if any(tuple(getattr(c, name) for name in PERFORMANCE_COUNTS) != want for c in copies):
+            first = tuple(getattr(copies[0], name) for name in PERFORMANCE_COUNTS)
+            result.performance_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: {first} (exact {want})")
+        else:
+            result.performance_exact += 1
+    for key in got.keys() - expected.keys():
+        result.performance_wrong.append(f"{key[1]} {key[2]:%H:%M:%S}: performance for a window with no event")
 
 
 def figures(window: WindowMetrics) -> tuple[object, ...]:
@@ -479,6 +550,7 @@ def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, Slack
             f"metrics: {{window: {plan.window_seconds}s, latency_p95_ms: {LATENCY_LIMIT_MS}, "
             # No cooldown: every slow window opens an incident and the next one resolves it, so each owes two alerts
             "error_rate: 0.5, min_count: 5, cooldown: 0}\n"
+            f"performance: {{label_deadline: {LABEL_DEADLINE_SECONDS}s}}\n"
         )
         ensure_topics(settings)
         yield broker, slack, settings
@@ -490,7 +562,7 @@ def services(home: Path, plan: ChaosPlan) -> Iterator[tuple[DurableBroker, Slack
 def send_backlog(source: EventSource, settings: Settings, plan: ChaosPlan, result: ChaosResult) -> None:
     """Events of the last minute the worker missed, in time order, with the bad ones in the middle."""
     now = datetime.now(UTC)
-    producer = DriftlineProducer.from_settings(settings, max_buffered=plan.backlog + 10)
+    producer = DriftlineProducer.from_settings(settings, max_buffered=2 * plan.backlog + 10)  # labels too
     span = timedelta(seconds=60)
     times = sorted(now - span + span * float(u) for u in source.rng.random(plan.backlog))
     raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
@@ -574,6 +646,7 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
             compare(source, published, result)
             compare_dead_letters(source, settings, result)
             compare_alerts(source, settings, slack, result)
+            compare_performance(source, settings, result)
             if plan.count_copies:
                 count_copies_in_topic(settings, result)
         finally:
@@ -589,7 +662,8 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
         f"windows exact: {result.windows_exact}/{result.windows_expected}; bad events dead-lettered: "
         f"{result.bad_events_dead_lettered}/{result.bad_events_sent}; alerts delivered: "
         f"{result.alerts_delivered} (expected {result.alerts_expected}, lost {result.alerts_lost}); "
-        f"producer undelivered: {result.producer_undelivered}"
+        f"producer undelivered: {result.producer_undelivered}; realized performance exact: "
+        f"{result.performance_exact}/{result.performance_expected} windows ({result.labels_sent:,} labels)"
     )
     if plan.count_copies:
         incomplete = result.events_in_topic < result.sent
@@ -600,6 +674,8 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
         )
     for problem in result.windows_wrong[:20]:
         say(f"  window {problem}")
+    for problem in result.performance_wrong[:20]:
+        say(f"  performance {problem}")
     say(result.line())
     return result
 
@@ -642,13 +718,25 @@ def disrupt(
 def wait_for_windows(
     source: EventSource, settings: Settings, slack: SlackEndpoint, plan: ChaosPlan
 ) -> list[WindowMetrics]:
-    """Every window published (or a deadline), then every alert delivered (or a deadline)."""
+    """Every window published (or a deadline), then every window's realized performance (its label deadline
+    passes later), then every alert delivered (or a deadline)."""
     expected = source.exact_windows()
     deadline = time.monotonic() + 120 + plan.window_seconds
     published: list[WindowMetrics] = []
     while time.monotonic() < deadline:
         published = published_windows(settings)
         if set(expected) <= {(w.model, w.model_version, w.window_start) for w in published}:
+            break
+        time.sleep(3)
+    performance = set(source.exact_performance())
+    deadline = time.monotonic() + 120 + LABEL_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        seen = {
+            (w.model, w.model_version, w.window_start)
+            for w in map(WindowPerformance.parse, (v for _, v in read_topic(settings.bootstrap_servers,
+                                                                            settings.topics.performance)))
+        }  # fmt: skip
+        if performance <= seen:
             break
         time.sleep(3)
     owed = len(expected_alerts(source, settings))

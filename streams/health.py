@@ -73,6 +73,9 @@ class WorkerHealth:
     def broker_answered(self) -> None:
         self.broker_seen = self.monotonic()
 
+    def broker_answered_within(self, seconds: float) -> bool:
+        return self.broker_seen is not None and self.monotonic() - self.broker_seen < seconds
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Whether the worker is ready (module docstring), and why not."""
         problems = []

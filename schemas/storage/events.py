@@ -49,8 +49,12 @@ def event_row(
         row.update(_scalar_columns(event.prediction, "prediction"))
         row["latency_ms"] = event.latency_ms
         row["error"] = event.error
-        row["fallback"] = event.fallback
-        row["sample_rate"] = event.sample_rate
+        # Only when not the default, so the common case costs ingest nothing: a file whose rows are all answered
+        # by the model and unsampled has neither column; a null in either means the default (False, 1.0).
+        if event.fallback:
+            row["fallback"] = True
+        if event.sample_rate != 1.0:
+            row["sample_rate"] = event.sample_rate
         for name, value in event.features.items():
             row[_feature_column(name)] = value
     else:

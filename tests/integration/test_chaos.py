@@ -21,4 +21,6 @@ def test_a_backlog_kills_a_second_worker_and_a_broker_restart_change_no_figure(t
     assert result.bad_events_sent == result.bad_events_dead_lettered == 3, report
     assert result.alerts_expected > 0 and result.alerts_delivered == result.alerts_expected, report
     assert (result.alerts_duplicated, result.alerts_lost, result.producer_raised) == (0, 0, 0), report
+    assert result.labels_sent > 5_000 and result.performance_expected > 10, report
+    assert result.performance_exact == result.performance_expected and not result.performance_wrong, report
     assert lines[-1] == result.line() and lines[-1].startswith(f"chaos: sent={result.sent} "), report

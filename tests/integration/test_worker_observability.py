@@ -79,6 +79,7 @@ def test_two_workers_on_one_port_serve_metrics_and_readiness_follows_the_broker(
     config_dir.mkdir()
     (config_dir / "svc.yaml").write_text(
         "model: svc\nreference: unused.parquet\nmetrics: {window: 1m, latency_p95_ms: 12, min_count: 5}\n"
+        "performance: {label_deadline: 1m, min_labels: 10}\n"
     )
     port = free_port()
     settings = replace(
@@ -137,6 +138,9 @@ def test_two_workers_on_one_port_serve_metrics_and_readiness_follows_the_broker(
                     event_time=t0 + timedelta(seconds=i * 0.1),
                     fallback=classifier and i % 40 == 1,
                 )
+            for i in range(0, EVENTS, 3):  # labels for a third of the requests, a minute later
+                producer.log_label(model="svc", model_version="v2" if i % 10 == 1 else "v1", request_id=f"r{i}",
+                                   label=1, event_time=t0 + timedelta(minutes=1))  # fmt: skip
         raw = Producer({"bootstrap.servers": settings.bootstrap_servers})
         raw.produce(settings.topics.predictions, value=b"not json", key=b"k")
         raw.flush(10)
@@ -161,10 +165,16 @@ def test_two_workers_on_one_port_serve_metrics_and_readiness_follows_the_broker(
         wait_for(lambda: total(ports, "driftline_alerts_total", kind="threshold", outcome="delivered") >= 1, 60,
                  "the latency alert's delivery counted")  # fmt: skip
 
+        wait_for(lambda: total(ports, "driftline_window_label_coverage", **v1) > 0, 90, "the joined labels' gauges")
+        labelled_v1 = len([i for i in range(0, EVENTS, 3) if i % 10 != 1])
+        assert total(ports, "driftline_window_label_coverage", **v1) == pytest.approx(labelled_v1 / (EVENTS * 9 // 10))
+        assert total(ports, "driftline_window_realized", metric="accuracy", **v1) == 1.0  # 0.5 ≥ threshold: class 1
+
         # Every metric the dashboard reads is served by the workers.
         served = {name for p in ports for name, _ in samples(p)}
         queried = set(re.findall(r"\b(driftline_[a-z_]+)", DASHBOARD.read_text()))
-        assert queried and queried <= served, sorted(queried - served)
+        # A labelled counter has no series until its first increment (no drift in this test: none detected).
+        assert queried and queried - {"driftline_prediction_drift_detections_total"} <= served, sorted(queried - served)
 
         # The broker goes away: the workers stay alive but are not ready; back: ready again.
         stack.stop_broker()

@@ -114,3 +114,53 @@ def test_a_hostile_version_name_is_dead_lettered_with_the_rule():
     dead = DeadLetter.parse(value)
     assert topic == producer.dead_letter_topic
     assert "field 'model_version'" in dead.reason and "'../../outside' is not a valid name" in dead.reason
+
+
+def captured(producer: DriftlineProducer) -> list[tuple[str, dict]]:
+    """What the producer hands to its client: (topic, event), by replacing the hand-over."""
+    import json
+
+    sent: list[tuple[str, dict]] = []
+    producer._enqueue = lambda topic, value, key, dead=False: sent.append((topic, json.loads(value)))  # type: ignore[method-assign]
+    return sent
+
+
+def test_sampling_keeps_the_share_asked_for_by_request_id_and_records_it():
+    producer = make_producer(sample_rate=0.2)
+    sent = captured(producer)
+    for n in range(10_000):
+        producer.log_prediction(model="m", model_version="v1", request_id=f"r{n}", features={}, prediction=1,
+                                latency_ms=1.0)  # fmt: skip
+    assert 1_850 <= len(sent) <= 2_150  # binomial(10,000, 0.2): ±3.75 sd
+    assert producer.stats.sampled_out == 10_000 - len(sent)
+    assert {event["sample_rate"] for _, event in sent} == {0.2}
+    kept = {event["request_id"] for _, event in sent}
+    again = make_producer(sample_rate=0.2)
+    resent = captured(again)
+    for n in range(10_000):  # the same requests, another process: the same ones are kept
+        again.log_label(model="m", model_version="v1", request_id=f"r{n}", label=1)
+    assert {event["request_id"] for _, event in resent} == kept
+    assert all(topic == again.labels_topic for topic, _ in resent)
+
+
+def test_failed_requests_are_always_kept_at_rate_one_and_fallbacks_are_recorded():
+    producer = make_producer(sample_rate=0.01)
+    sent = captured(producer)
+    for n in range(100):
+        producer.log_prediction(model="m", model_version="v1", request_id=f"e{n}", features={}, prediction=None,
+                                latency_ms=1.0, error="Timeout", fallback=True)  # fmt: skip
+    assert len(sent) == 100 and {e["sample_rate"] for _, e in sent} == {1.0} and all(e["fallback"] for _, e in sent)
+    keeps_nothing_extra = make_producer(sample_rate=0.01, keep_errors=False)
+    fewer = captured(keeps_nothing_extra)
+    for n in range(100):
+        keeps_nothing_extra.log_prediction(model="m", model_version="v1", request_id=f"e{n}", features={},
+                                           prediction=None, latency_ms=1.0, error="Timeout")  # fmt: skip
+    assert len(fewer) < 10
+
+
+def test_a_sample_rate_outside_zero_to_one_is_refused_when_the_producer_is_made():
+    import pytest
+
+    for rate in (0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=r"share of requests kept, in \(0, 1\]"):
+            make_producer(sample_rate=rate)

@@ -97,3 +97,15 @@ def test_a_strict_read_names_the_unreadable_file_and_a_storage_error_is_never_qu
     with pytest.raises(FileNotFoundError):  # not the file's fault: nothing is moved
         events.load_event_files(storage, [good, missing])
     assert storage.exists(broken) and events.quarantined_files(storage) == []
+
+
+def test_fallback_and_sample_rate_are_stored_only_when_not_the_default():
+    from driftline.schemas.events import PredictionRecord
+    from driftline.schemas.storage.events import event_row
+
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+    plain = PredictionRecord("m", "v1", "r1", at, {}, 0.5, 3.0)
+    assert "fallback" not in event_row(plain, 0, 1) and "sample_rate" not in event_row(plain, 0, 1)
+    sampled = PredictionRecord("m", "v1", "r2", at, {}, None, 3.0, None, True, 0.25)
+    row = event_row(sampled, 0, 2)
+    assert (row["fallback"], row["sample_rate"]) == (True, 0.25)
