@@ -440,6 +440,7 @@ class LabelJoinState(Record):
     early_digests: str = Field(description="Base64 of the 8-byte request-id hashes of labels ahead of predictions.")
     early_labels: list[float | int | str | bool | None]
     early_times: list[UtcDatetime]
+    early_models: list[str] = Field(default_factory=list, description="The model of each early label.")
     open_windows: list[WindowPerformance]
     orphans: int = Field(default=0, ge=0)
     evicted: int = Field(default=0, ge=0)

@@ -102,6 +102,7 @@ class MetricsWorker:
         # An alerts partition, while held -> the offset after the last alert handled with none skipped before it.
         self.alerts_next: dict[TP, int] = {}
         self.alerts_gap: set[TP] = set()  # alerts partitions where Faust handed over an offset past a missing one
+        self.alerts_held: set[TP] = set()
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         self.telemetry = WorkerTelemetry()
         self.sources = SourceReader(settings, configs, self.storage, self.group, self.health, telemetry=self.telemetry)
@@ -128,6 +129,7 @@ class MetricsWorker:
             self.health.merging = merging
             # What is held starts at its checkpoint (offset 0 without one) whatever offset was committed.
             self.saved_next = {}
+            self.alerts_held = {tp for tp in assigned if tp.topic == self.settings.topics.alerts}
             if self.merger is not None:
                 self.saved_next[TP(self.merger.topic, 0)] = self.merger.last_offset + 1
 
@@ -223,6 +225,7 @@ class MetricsWorker:
                 self.saved_next.pop(tp, None)
                 self.alerts_next.pop(tp, None)
                 self.alerts_gap.discard(tp)
+                self.alerts_held.discard(tp)
                 if tp.topic == self.settings.topics.window_reports:
                     self.merger = None
 
@@ -280,8 +283,13 @@ class MetricsWorker:
             await self.deliver_alert(event.value)
             tp, offset = TP(event.message.topic, event.message.partition), event.message.offset
             async with self.lock:
+                if tp not in self.alerts_held:
+                    continue  # revoked while it was delivered: the next holder commits for it
                 expected = self.alerts_next.get(tp)
-                if expected is None or expected == offset:  # the first after an assignment, or the next one
+                if expected is None:  # the first after an assignment starts where the group's commit is
+                    committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+                    expected = offset if committed is None else committed
+                if expected == offset:
                     self.alerts_next[tp] = offset + 1
                 elif offset > expected and tp not in self.alerts_gap:
                     self.alerts_gap.add(tp)

@@ -41,6 +41,7 @@ from typing import Any
 from driftline.schemas.config import PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
 from driftline.schemas.records import Alert, LabelJoinState, WindowPerformance
+from driftline.streams.windows import window_start
 
 Scalar = float | int | str | bool | None
 WindowKey = tuple[str, str, datetime]
@@ -99,7 +100,8 @@ class PerformanceAggregate:
         if actual is None:
             self.unscored += 1
             return
-        binary = _number(prediction) and not isinstance(prediction, bool) and actual in ("0", "1")
+        # A score (a float in [0, 1]) against a 0/1 label is thresholded; anything else is compared as a class.
+        binary = isinstance(prediction, float) and 0.0 <= prediction <= 1.0 and actual in ("0", "1")
         predicted = ("1" if float(prediction) >= self.threshold else "0") if binary else as_class(prediction)  # type: ignore[arg-type]
         if predicted is None:
             self.unscored += 1
@@ -199,6 +201,8 @@ class Pending:
 class EarlyLabel:
     label: Scalar
     event_time: datetime
+    model: str
+    window_end: datetime  # of the window its time falls in: its prediction, not later, is in a window ending by then
 
 
 @dataclass
@@ -208,6 +212,7 @@ class LabelJoin:
     topic: str
     partition: int
     settings_for_model: Callable[[str], PerformanceSettings | None]  # None: the model does not take part
+    window_for_model: Callable[[str], timedelta]
     allowed_lateness: timedelta
     limits: EventLimits
     max_pending: int = 100_000
@@ -268,14 +273,14 @@ class LabelJoin:
             window = self.windows[key] = PerformanceAggregate(
                 model, version, start, end, performance.task, performance.threshold
             )
-        window.predictions += 1
         digest = request_digest(request_id)
+        if digest in self.pending:
+            return  # a copy past the accumulator's dedupe horizon: counted once
+        window.predictions += 1
         early = self.early.pop(digest, None)
         if early is not None:
             self._fold(window, prediction, early.label, early.event_time, performance)
             return
-        if digest in self.pending:
-            return  # a copy (the accumulator skips those before this is called)
         self.pending[digest] = Pending(key, prediction)
         window.digests.add(digest)
         if len(self.pending) > self.max_pending:
@@ -303,11 +308,17 @@ class LabelJoin:
             return None
         if self.settings_for_model(label.model) is None or digest in self.early:
             return None  # a model that does not take part, or a copy
-        self.early[digest] = EarlyLabel(label.label, label.event_time)
+        self.early[digest] = EarlyLabel(
+            label.label, label.event_time, label.model, self._window_end(label.model, label.event_time)
+        )
         if len(self.early) > self.max_pending:
             self.early.pop(next(iter(self.early)))
             self.orphans += 1
         return None
+
+    def _window_end(self, model: str, at: datetime) -> datetime:
+        size = self.window_for_model(model)
+        return window_start(at, size) + size
 
     def _fold(
         self,
@@ -340,7 +351,10 @@ class LabelJoin:
     def close_ready(self, predictions_watermark: datetime | None) -> list[WindowPerformance]:
         """This partition's closed performance windows, oldest first; orphaned early labels are dropped."""
         if predictions_watermark is not None:
-            for digest in [d for d, e in self.early.items() if e.event_time < predictions_watermark]:
+            # A prediction made before its label is in a window ending no later than the label's window; once the
+            # predictions' watermark has passed that end, such a prediction would be refused as late: the label's
+            # prediction will not come (whatever the order the two topics were read in).
+            for digest in [d for d, e in self.early.items() if e.window_end <= predictions_watermark]:
                 del self.early[digest]
                 self.orphans += 1
         through = self.performance_through(predictions_watermark)
@@ -385,6 +399,7 @@ class LabelJoin:
             early_digests=base64.b64encode(b"".join(self.early)).decode(),
             early_labels=[e.label for e in self.early.values()],
             early_times=[e.event_time for e in self.early.values()],
+            early_models=[e.model for e in self.early.values()],
             open_windows=open_windows,
             orphans=self.orphans,
             evicted=self.evicted,
@@ -410,8 +425,10 @@ class LabelJoin:
                 self.windows[keys[window]].digests.add(digest)
         early = base64.b64decode(state.early_digests)
         self.early = {
-            early[8 * n : 8 * n + 8]: EarlyLabel(label, at)
-            for n, (label, at) in enumerate(zip(state.early_labels, state.early_times, strict=True))
+            early[8 * n : 8 * n + 8]: EarlyLabel(label, at, model, self._window_end(model, at))
+            for n, (label, at, model) in enumerate(
+                zip(state.early_labels, state.early_times, state.early_models, strict=True)
+            )
         }
 
 

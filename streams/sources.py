@@ -250,6 +250,7 @@ class SourceReader:
                 topic=self.label_topic,
                 partition=partition,
                 settings_for_model=self.joined_model,
+                window_for_model=self.window_for_model,
                 allowed_lateness=timedelta(seconds=self.settings.allowed_lateness_seconds),
                 limits=self.limits,
                 max_pending=min(
@@ -270,19 +271,34 @@ class SourceReader:
 
     def on_assign(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         """Load each assigned partition's checkpoint and start it right after: never at a committed offset."""
+        taken = []
         for tp in sorted(partitions, key=lambda tp: tp.topic != self.topic):  # the predictions' first
-            if tp.partition not in self.accumulators:
-                self.accumulators[tp.partition] = self.load(tp.partition)
-            accumulator = self.accumulators[tp.partition]
             if tp.topic == self.topic:
-                tp.offset = accumulator.next_offset
+                if tp.partition not in self.accumulators:
+                    self.accumulators[tp.partition] = self.load(tp.partition)
+                tp.offset = self.accumulators[tp.partition].next_offset
             else:
-                assert accumulator.join is not None  # labels are subscribed only with a join
+                # A labels partition is read only with its predictions partition: the two share one checkpoint.
+                # The group gives them together when every worker subscribes to both topics with equal partition
+                # counts (range assignment); a worker assigned one alone (workers configured differently during a
+                # rolling change) leaves it unread, so no two workers ever write one checkpoint.
+                accumulator = self.accumulators.get(tp.partition)
+                if accumulator is None or accumulator.join is None:
+                    log.error(
+                        "%s[%d] was assigned without %s[%d]; not reading it (give every worker the same monitor "
+                        "configs: the late-label join needs both partitions on one worker)",
+                        tp.topic,
+                        tp.partition,
+                        self.topic,
+                        tp.partition,
+                    )
+                    continue
                 tp.offset = accumulator.join.next_offset
                 self.label_seen[tp.partition] = self.health.clock()
-        self.health.hold(p for p in self.accumulators)
+            taken.append(tp)
+        self.health.hold(self.accumulators)
         self.health.joined = True
-        consumer.assign(partitions)
+        consumer.assign(taken)
 
     def on_revoke(self, consumer: Consumer, partitions: list[KafkaPartition]) -> None:
         """Drop revoked partitions: their checkpoints are saved (callbacks run between batches, in this thread)."""

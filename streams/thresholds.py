@@ -9,7 +9,8 @@ windows of each model version, in order, into what a person is told:
 - the first window with enough events (``metrics.min_count``) back within the threshold **resolves** it, with a
   message that says so and for how long it lasted;
 - a new breach that starts within ``metrics.cooldown`` after a recovery is tracked but not announced (a flapping
-  metric says nothing until it stays over or turns critical), and its recovery is silent too;
+  metric says nothing until it turns critical, or is still over once the cooldown has passed, when it is
+  announced), and the recovery of an incident never announced is silent too;
 - a window with fewer than ``min_count`` events neither opens nor resolves anything: too little evidence.
 
 Its state (open incidents, last recoveries) is part of the window merger's checkpoint, and every alert id is a
@@ -108,7 +109,14 @@ class StreamAlerts:
                 if announce:
                     alerts.append(alert)
             elif breach is not None and open_incident is not None:
-                if breach.severity == "critical" and open_incident.severity != "critical":
+                last = self.recovered.get(key)
+                if not open_incident.announced and (last is None or metrics.window_start >= last + limits.cooldown):
+                    # Opened silently within the cooldown, and still over once it has passed: it is no flap.
+                    alerts.append(self._alert(metrics, breach, channel))
+                    self.incidents[key] = open_incident.model_copy(
+                        update={"announced": True, "severity": breach.severity, "value": breach.value}
+                    )
+                elif breach.severity == "critical" and open_incident.severity != "critical":
                     alert = self._alert(metrics, breach, channel, escalated=True)
                     alerts.append(alert)
                     self.incidents[key] = open_incident.model_copy(

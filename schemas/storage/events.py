@@ -55,8 +55,8 @@ def event_row(
             row["fallback"] = True
         if event.sample_rate != 1.0:
             row["sample_rate"] = event.sample_rate
-        for name, value in event.features.items():
-            row[_feature_column(name)] = value
+        features = event.features
+        row.update(zip(_feature_columns(tuple(features)), features.values(), strict=True))
     else:
         row.update(_scalar_columns(event.label, "label"))
     return row
@@ -68,6 +68,12 @@ FEATURE_PREFIX = "features."
 @functools.lru_cache(maxsize=65_536)
 def _feature_column(name: str) -> str:
     return f"{FEATURE_PREFIX}{name}"
+
+
+@functools.lru_cache(maxsize=4_096)
+def _feature_columns(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The column names of a feature set: a model's events repeat the same names in the same order."""
+    return tuple(_feature_column(name) for name in names)
 
 
 def feature_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def test_a_healthy_deployment_passes_every_check(deployment):
     result = doctor("--send-test-alert")
     assert result.returncode == 0, result.stdout + result.stderr[-2000:]
     found = lines(result.stdout)
-    assert found["broker"][0].startswith("ok ") and "all 7 topics" in found["broker"][0]
+    assert found["broker"][0].startswith("ok ") and "all 8 topics" in found["broker"][0]
     assert found["storage"][0].startswith("ok s3://") and "write, read and remove work" in found["storage"][0]
     assert found["slack"] == ["ok a test message was delivered"]
     assert slack.texts() == ["driftline doctor: a test message; alerts will arrive here."]

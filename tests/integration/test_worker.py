@@ -190,6 +190,28 @@ def test_late_labels_are_joined_in_the_stream_into_each_windows_realized_perform
     the deadline; 19 never labelled. The worker publishes the window's performance once the deadline has passed on
     every partition, exact, and alerts: accuracy 120/180 is below the reference 0.9 with 95 % confidence."""
     settings = Settings.from_env()
+    # Everything is on the topics before the worker starts (a backlog): events an hour old are counted then,
+    # and would be late once the worker has marked its quiet partitions idle.
+    with DriftlineProducer.from_settings(settings) as producer:
+
+        def label(n: int, value: int, minutes: float = 1.0) -> None:
+            producer.log_label(model="svc", model_version="v7", request_id=f"q{n}", label=value,
+                               event_time=T0 + timedelta(minutes=minutes))  # fmt: skip
+
+        for n in range(60):  # before their predictions on the topics
+            label(n, 1)
+        producer.flush()
+        for n in range(200):
+            producer.log_prediction(
+                model="svc", model_version="v7", request_id=f"q{n}", features={"x": 1.0}, prediction=0.9,
+                latency_ms=5.0, event_time=T0 + timedelta(seconds=n * 0.2),
+            )  # fmt: skip
+        producer.flush()
+        for n in range(60, 120):
+            label(n, 1)
+        for n in range(120, 180):
+            label(n, 0)  # wrong
+        label(180, 1, minutes=5.0)  # past 10:01 + 2 min: late
     process, log_path = start_worker(
         tmp_path,
         monkeypatch,
@@ -197,27 +219,6 @@ def test_late_labels_are_joined_in_the_stream_into_each_windows_realized_perform
         "min_labels: 50, label_deadline: 2m}\n",
     )
     try:
-        with DriftlineProducer.from_settings(settings) as producer:
-
-            def label(n: int, value: int, minutes: float = 1.0) -> None:
-                producer.log_label(model="svc", model_version="v7", request_id=f"q{n}", label=value,
-                                   event_time=T0 + timedelta(minutes=minutes))  # fmt: skip
-
-            for n in range(60):  # before their predictions
-                label(n, 1)
-            producer.flush()
-            time.sleep(1)
-            for n in range(200):
-                producer.log_prediction(
-                    model="svc", model_version="v7", request_id=f"q{n}", features={"x": 1.0}, prediction=0.9,
-                    latency_ms=5.0, event_time=T0 + timedelta(seconds=n * 0.2),
-                )  # fmt: skip
-            producer.flush()
-            for n in range(60, 120):
-                label(n, 1)
-            for n in range(120, 180):
-                label(n, 0)  # wrong
-            label(180, 1, minutes=5.0)  # past 10:01 + 2 min: late
         [raw] = consume_all(settings.bootstrap_servers, settings.topics.performance, expected=1, timeout=120)
         performance = WindowPerformance.parse(raw)
         assert process.poll() is None, log_path.read_text()[-3000:]

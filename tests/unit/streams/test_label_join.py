@@ -31,6 +31,7 @@ def join(performance: PerformanceSettings | None = None, max_pending: int = 1000
         topic="labels",
         partition=partition,
         settings_for_model=lambda model: chosen if model == "m" else None,
+        window_for_model=lambda model: WINDOW,
         allowed_lateness=timedelta(seconds=30),
         limits=LIMITS,
         max_pending=max_pending,
@@ -60,11 +61,13 @@ def test_labels_after_or_before_their_predictions_join_the_same_and_close_after_
     predict(j, "e", 0.8, minute=6.0)
     assert (len(j.pending), len(j.early)) == (1, 0) and j.last_offset == 3
     assert j.close_ready(T0 + timedelta(minutes=14)) == []  # 10:05 + 10 min not passed by the labels (13:30)
-    label(j, 4, "f", 0, minute=16.0)  # an orphan: no prediction by the time the predictions pass 16:00
+    label(j, 4, "f", 0, minute=16.0)  # an orphan once the predictions pass 10:20, the end of its own window
     [first] = j.close_ready(T0 + timedelta(minutes=16, seconds=10))
+    assert len(j.early) == 1 and j.orphans == 0  # at 10:16:10 a prediction of 10:15–10:20 can still come
     assert (first.window_start, first.predictions, first.labelled, first.unlabelled) == (T0, 4, 3, 1)
     assert (first.true_positives, first.false_negatives, first.false_positives, first.true_negatives) == (1, 1, 1, 0)
     assert first.correct == 1 and first.label_deadline_seconds == 600
+    assert j.close_ready(T0 + timedelta(minutes=20)) == []
     assert j.orphans == 1 and j.early == {}
     assert j.closed_through == T0 + timedelta(minutes=15, seconds=30)  # the labels' watermark: 16:00 - 30 s
 
@@ -183,3 +186,47 @@ def test_degradation_is_alerted_only_with_enough_labels_and_the_whole_interval_b
         "performance", "accuracy", 0.75, 0.9, "#m"
     )  # fmt: skip
     assert "95 % CI 0.6857–0.8049" in (alert.text or "") and "200 labelled of 200" in (alert.text or "")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_any_interleaving_of_the_two_topics_and_any_batch_ends_give_the_same_counts(seed):
+    """The same predictions and labels, read in random interleavings of the two topics (each topic in its own
+    order), with windows closed at random batch ends as the watermarks move: the same performance windows."""
+    import random
+
+    from driftline.schemas.events import PredictionRecord
+    from driftline.streams.partition_state import PartitionAccumulator
+
+    rng = random.Random(seed)
+    predictions = [(f"r{n}", T0 + timedelta(seconds=6 * n), round(rng.random(), 3)) for n in range(200)]
+    labels = [(rid, at + timedelta(seconds=rng.uniform(1, 400)), int(rng.random() < 0.6))
+              for rid, at, _ in predictions if rng.random() < 0.7]  # fmt: skip
+    labels.sort(key=lambda item: item[1])
+
+    def run(order_seed: int) -> list:
+        order = random.Random(order_seed)
+        acc = PartitionAccumulator(topic="p", partition=0, window_for_model=lambda m: WINDOW,
+                                   allowed_lateness=timedelta(seconds=30), limits=LIMITS)  # fmt: skip
+        acc.join = join()
+        p_queue, l_queue, closed, p_off, l_off = list(predictions), list(labels), [], 0, 0
+        while p_queue or l_queue:
+            if p_queue and (not l_queue or order.random() < 0.5):
+                rid, at, score = p_queue.pop(0)
+                assert acc.add(PredictionRecord("m", "v1", rid, at, {}, score, 1.0), p_off, at, NOW) is None
+                p_off += 1
+            else:
+                rid, at, value = l_queue.pop(0)
+                acc.join.add_label(LabelRecord("m", "v1", rid, at, value), l_off, at, NOW)
+                l_off += 1
+            if order.random() < 0.05:  # a batch ends
+                closed += acc.close_performance()
+        acc.mark_idle(NOW)
+        acc.join.mark_idle(NOW)
+        closed += acc.close_performance()
+        counts = ("predictions", "labelled", "unlabelled", "late_labels", "correct", "true_positives")
+        return sorted((w.window_start, *(getattr(w, c) for c in counts)) for w in closed)
+
+    first = run(0)
+    assert sum(w[1] for w in first) == 200 and sum(w[2] for w in first) > 0
+    for order_seed in range(1, 6):
+        assert run(order_seed) == first

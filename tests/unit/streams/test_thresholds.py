@@ -129,3 +129,15 @@ def test_judge_all_takes_windows_in_time_order():
     limits = {"m": config(cooldown="0")}
     windows = [metrics(p95=40, minute=5), metrics(p95=80, minute=0)]
     assert [a.kind for a in StreamAlerts().judge_all(windows, limits)] == ["threshold", "resolved"]
+
+
+def test_a_breach_opened_within_the_cooldown_is_announced_once_it_outlasts_the_cooldown():
+    alerts, limits = StreamAlerts(), config(cooldown="15m")
+    alerts.judge(metrics(p95=80, minute=0), limits)
+    alerts.judge(metrics(p95=40, minute=5), limits)  # recovered at 10:10
+    assert alerts.judge(metrics(p95=80, minute=10), limits) == []  # within the cooldown: a flap, so far
+    assert alerts.judge(metrics(p95=80, minute=20), limits) == []  # 10:20 < 10:25
+    [sustained] = alerts.judge(metrics(p95=80, minute=25), limits)  # still over when the cooldown has passed
+    assert sustained.kind == "threshold" and sustained.window_start == T0 + timedelta(minutes=25)
+    assert alerts.judge(metrics(p95=80, minute=30), limits) == []
+    assert [a.kind for a in alerts.judge(metrics(p95=40, minute=35), limits)] == ["resolved"]

@@ -84,6 +84,36 @@ def test_delivery_advances_the_alerts_offset_only_while_offsets_come_one_after_t
                 yield Event(topic, 0, offset, b"x")
 
     worker.deliver_alert = deliver_alert  # type: ignore[method-assign]
+    worker.alerts_held = {TP(topic, 0)}
+    worker.app.consumer._committed_offset = {TP(topic, 0): 5}  # type: ignore[attr-defined]
     asyncio.run(worker.deliver_alerts(Events([5, 6, 7, 9, 10])))  # 8 was skipped by Faust
     assert len(delivered) == 5
     assert worker.alerts_next == {TP(topic, 0): 8} and worker.alerts_gap == {TP(topic, 0)}
+
+
+def test_a_first_alert_past_the_committed_offset_is_a_gap_and_a_revoked_partition_is_not_committed(tmp_path):
+    import asyncio
+
+    from faust.streams import Stream
+
+    worker = make_worker(tmp_path)
+    topic = worker.settings.topics.alerts
+
+    async def deliver_alert(raw: bytes) -> None:
+        return None
+
+    class Events(Stream):
+        def __init__(self, partition: int, offsets: list[int]) -> None:
+            self.partition, self.offsets = partition, offsets
+
+        async def events(self):  # type: ignore[override]
+            for offset in self.offsets:
+                yield Event(topic, self.partition, offset, b"x")
+
+    worker.deliver_alert = deliver_alert  # type: ignore[method-assign]
+    worker.alerts_held = {TP(topic, 0)}
+    worker.app.consumer._committed_offset = {TP(topic, 0): 3, TP(topic, 1): 0}  # type: ignore[attr-defined]
+    asyncio.run(worker.deliver_alerts(Events(0, [4, 5])))  # 3 was skipped in a rebalance
+    assert TP(topic, 0) not in worker.alerts_next and worker.alerts_gap == {TP(topic, 0)}
+    asyncio.run(worker.deliver_alerts(Events(1, [0, 1])))  # partition 1 is not held (revoked meanwhile)
+    assert TP(topic, 1) not in worker.alerts_next
