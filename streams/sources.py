@@ -564,6 +564,18 @@ class SourceReader:
             self.lags[partition] = None if end < 0 else max(0, end - accumulator.next_offset)
         open_windows = sum(len(a.open_windows) for a in self.accumulators.values())
         self.telemetry.partitions(self.topic, dict(self.lags), open_windows)
+        if self.label_topic is not None:
+            label_lags: dict[int, int | None] = {}
+            joins = [(p, a.join) for p, a in self.accumulators.items() if a.join is not None]
+            for partition, join in joins:
+                try:
+                    _, end = self.consumer.get_watermark_offsets(
+                        KafkaPartition(self.label_topic, partition), cached=True
+                    )
+                except KafkaException:
+                    end = -1
+                label_lags[partition] = None if end < 0 else max(0, end - join.next_offset)
+            self.telemetry.label_join(self.label_topic, label_lags, [join for _, join in joins])
 
     def probe_broker(self, consumer: Consumer) -> None:
         """Ask the broker for the topic's metadata: an answer keeps the worker ready (streams/health.py)."""

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from driftline.schemas.records import WindowMetrics, WindowPerformance
-from driftline.streams.label_join import realized
+from driftline.streams.label_join import LabelJoin, realized
 from driftline.streams.windows import PredictionSketch
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -66,6 +66,11 @@ class WorkerTelemetry:
         self.class_share = gauge("driftline_window_prediction_class_share", "Share of a class.", *version, "class")
         self.realized = gauge("driftline_window_realized", "Realized performance, last window.", *version, "metric")
         self.label_coverage = gauge("driftline_window_label_coverage", "Share labelled by the deadline.", *version)
+        self.join_pending = gauge("driftline_label_join_pending", "Predictions waiting for their label.")
+        self.join_early = gauge("driftline_label_join_early", "Labels waiting for their prediction.")
+        self.join_given_up = gauge(
+            "driftline_label_join_given_up", "Entries given up on this worker's partitions since loaded.", "kind"
+        )
         self.prediction_drift = counter(
             "driftline_prediction_drift_detections", "Online detector detections on the predictions.", *version
         )
@@ -120,6 +125,16 @@ class WorkerTelemetry:
         for partition, lag in lags.items():
             if lag is not None:
                 self.lag.labels(topic, str(partition)).set(lag)
+
+    def label_join(self, topic: str, lags: Mapping[int, int | None], joins: list[LabelJoin]) -> None:
+        """The labels partitions' lags (in ``driftline_consumer_lag``) and the joins' state."""
+        for partition, lag in lags.items():
+            if lag is not None:
+                self.lag.labels(topic, str(partition)).set(lag)
+        self.join_pending.set(sum(len(j.pending) for j in joins))
+        self.join_early.set(sum(len(j.early) for j in joins))
+        self.join_given_up.labels("evicted_predictions").set(sum(j.evicted for j in joins))
+        self.join_given_up.labels("orphan_labels").set(sum(j.orphans for j in joins))
 
     # -- the merger -------------------------------------------------------------------------------------------
     def window_published(self, metrics: WindowMetrics) -> None:

@@ -122,3 +122,23 @@ def test_a_windows_causes_classes_and_prediction_figures_replace_the_last_ones()
     assert not [k for k in got if k[0] == "driftline_window_prediction_class_share"]
     assert got[("driftline_window_prediction_mean", version)] == pytest.approx(0.4)
     assert got[("driftline_window_prediction", (*version, ("quantile", "0.5")))] == pytest.approx(0.2, rel=0.01)
+
+
+def test_the_label_joins_state_and_lag_are_served():
+    from driftline.schemas.config import PerformanceSettings
+    from driftline.schemas.events import EventLimits
+    from driftline.streams.label_join import LabelJoin
+
+    settings = PerformanceSettings(label_deadline=timedelta(hours=1))
+    limits = EventLimits(max_bytes=1_000, max_age=timedelta(days=1), max_future=timedelta(minutes=5))
+    join = LabelJoin("p.labels", 0, lambda m: settings, lambda m: timedelta(minutes=5), timedelta(seconds=30), limits,
+                     max_pending=100)  # fmt: skip
+    start = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    for n in range(103):
+        join.expect(f"r{n}", "m", "v1", start, start + timedelta(minutes=5), 0.5)
+    telemetry = WorkerTelemetry()
+    telemetry.label_join("p.labels", {0: 7, 1: None}, [join])
+    got = samples(telemetry)
+    assert got[("driftline_consumer_lag", (("partition", "0"), ("topic", "p.labels")))] == 7
+    assert got[("driftline_label_join_pending", ())] == 100 and got[("driftline_label_join_early", ())] == 0
+    assert got[("driftline_label_join_given_up", (("kind", "evicted_predictions"),))] == 3
