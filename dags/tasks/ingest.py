@@ -64,7 +64,11 @@ class PlannedFile:
     model: str
     model_version: str
     hour: datetime
-    rows: list[dict[str, Any]]
+    columns: events.EventColumns
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return self.columns.rows()
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ def plan_partition(
     single event can move the window a drift check reads.
     """
     expected = EXPECTED_EVENT_TYPE[kind]
-    groups: dict[tuple[str, str, datetime], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, datetime], events.EventColumns] = defaultdict(events.EventColumns)
     dead_letters = []
     now = datetime.now(UTC)  # the reader's clock, once per chunk: it bounds the future (EventLimits.time_problem)
     for offset, value, broker_time in records:
@@ -116,15 +120,15 @@ def plan_partition(
             )
             continue
         hour = hour_of(event.event_time)
-        groups[(event.model, event.model_version, hour)].append(events.event_row(event, partition, offset))
-    files = [PlannedFile(model, version, hour, rows) for (model, version, hour), rows in sorted(groups.items())]
+        groups[(event.model, event.model_version, hour)].append(event, partition, offset)
+    files = [PlannedFile(model, version, hour, columns) for (model, version, hour), columns in sorted(groups.items())]
     return PartitionPlan(topic, partition, records[0][0], records[-1][0], files, dead_letters)
 
 
 def write_plan(storage: Storage, kind: str, plan: PartitionPlan) -> list[str]:
     source = (plan.topic, plan.partition, plan.first_offset, plan.last_offset)
     return [
-        events.write_event_file(storage, kind, (file.model, file.model_version, file.hour), source, file.rows)
+        events.write_event_file(storage, kind, (file.model, file.model_version, file.hour), source, file.columns)
         for file in plan.files
     ]
 
@@ -310,7 +314,7 @@ def _store_chunk(
                 dead_letters.produce(settings.topics.dead_letter, dead.to_json())
         result.invalid += len(plan.dead_letters)
         result.files += write_plan(storage, kind, plan)
-        result.rows_written += sum(len(file.rows) for file in plan.files)
+        result.rows_written += sum(len(file.columns) for file in plan.files)
         result.committed[partition] = plan.last_offset + 1
     if dead_letters is not None and dead_letters.flush(30):
         # Committing now would lose them: the next run re-reads this range and sends them again.
