@@ -63,7 +63,6 @@ from driftline.streams.alerts import (
 )
 from driftline.streams.app import announce, create_app, serving_port
 from driftline.streams.health import WorkerHealth
-from driftline.streams.label_join import performance_alerts
 from driftline.streams.merger import WindowMerger
 from driftline.streams.sources import SourceReader
 from driftline.streams.telemetry import WorkerTelemetry
@@ -261,11 +260,8 @@ class MetricsWorker:
                     sends.append(
                         await self.performance_topic.send(key=performance.key.encode(), value=performance.to_json())
                     )
-                    config = self.configs.get(performance.model)
-                    if config is not None:
-                        channel = config.alerts.slack_channel
-                        for alert in performance_alerts(performance, config.performance, channel):
-                            sends.append(await self.send_alert(alert))
+                    for alert in merger.alerts.judge_performance(performance, self.configs.get(performance.model)):
+                        sends.append(await self.send_alert(alert))
                     self.telemetry.performance_published(performance)
                 self.health.merged(merger)
                 self.telemetry.pending.set(len(merger.pending))

@@ -40,7 +40,7 @@ from typing import Any
 
 from driftline.schemas.config import PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
-from driftline.schemas.records import Alert, LabelJoinState, WindowPerformance
+from driftline.schemas.records import LabelJoinState, WindowPerformance
 from driftline.streams.windows import window_start
 
 Scalar = float | int | str | bool | None
@@ -487,53 +487,3 @@ def realized(performance: WindowPerformance) -> dict[str, Realized]:
             "recall", p.true_positives / actual_positive, *wilson(p.true_positives, actual_positive), actual_positive
         )
     return out
-
-
-def performance_alerts(performance: WindowPerformance, config: PerformanceSettings, channel: str | None) -> list[Alert]:
-    """A ``performance`` alert when a referenced metric is worse than its reference by more than the tolerance
-    with 95 % confidence (the whole interval beyond it), on at least ``min_labels`` labelled predictions; too few
-    labels decide nothing. Metrics: accuracy, precision, recall (higher is better) and mae (lower is better)."""
-    if performance.labelled < config.min_labels:
-        return []
-    figures = realized(performance)
-    worse = []
-    for metric, reference in sorted(config.reference.items()):
-        got = figures.get(metric)
-        if got is None or metric not in STREAM_METRICS:
-            continue
-        if metric in HIGHER_IS_BETTER:
-            beyond = got.ci_high < reference - config.tolerance
-        else:
-            beyond = got.ci_low > reference + config.tolerance
-        if beyond:
-            worse.append((got, reference))
-    if not worse:
-        return []
-    p = performance
-    lines = [
-        f":chart_with_downwards_trend: driftline: model *{p.model}* version *{p.model_version}* performs worse than "
-        f"its reference on the labels joined in the stream (window {p.window_start.isoformat()} → "
-        f"{p.window_end.isoformat()}, {p.labelled} labelled of {p.predictions} predictions, labels within "
-        f"{timedelta(seconds=p.label_deadline_seconds)} of the window's end)"
-    ]
-    for got, reference in worse:
-        lines.append(
-            f"• {got.metric}: {got.value:.4f} (95 % CI {got.ci_low:.4f}–{got.ci_high:.4f}, n={got.n}) vs reference "
-            f"{reference:.4f}, tolerance {config.tolerance:g}"
-        )
-    return [
-        Alert(
-            alert_id=f"{p.key}|{p.window_start.isoformat()}|stream_performance",
-            kind="performance",
-            model=p.model,
-            model_version=p.model_version,
-            metric=worse[0][0].metric,
-            value=worse[0][0].value,
-            threshold=worse[0][1],
-            window_start=p.window_start,
-            window_end=p.window_end,
-            count=p.labelled,
-            channel=channel,
-            text="\n".join(lines),
-        )
-    ]

@@ -1,4 +1,5 @@
-"""Threshold rules on closed windows, and the alerts that follow from them over time. Pure.
+"""Threshold rules on closed windows, and the alerts that follow from them (and from realized performance)
+over time. Pure.
 
 :func:`threshold_breaches` says which limits one window crosses, and how badly. :class:`StreamAlerts` turns the
 windows of each model version, in order, into what a person is told:
@@ -13,6 +14,10 @@ windows of each model version, in order, into what a person is told:
   announced), and the recovery of an incident never announced is silent too;
 - a window with fewer than ``min_count`` events neither opens nor resolves anything: too little evidence.
 
+Realized performance (a window's labels joined in the stream) follows the same rules through
+:meth:`StreamAlerts.judge_performance`: a metric is over its limit when its whole 95 % interval is worse than
+its reference by more than the tolerance, and ``performance.min_labels`` plays ``min_count``'s part.
+
 Its state (open incidents, last recoveries) is part of the window merger's checkpoint, and every alert id is a
 function of the windows alone, so a merger restarted from its checkpoint decides the same alerts with the same
 ids (delivery sends each id once).
@@ -20,12 +25,13 @@ ids (delivery sends each id once).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from driftline.schemas.config import MetricSettings, MonitorConfig
-from driftline.schemas.records import Alert, AlertIncident, AlertSeverity, WindowMetrics
+from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
+from driftline.schemas.records import Alert, AlertIncident, AlertSeverity, WindowMetrics, WindowPerformance
+from driftline.streams.label_join import HIGHER_IS_BETTER, STREAM_METRICS, Realized, realized
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,35 @@ def incident_key(model: str, version: str, metric: str) -> str:
     return f"{model}|{version}|{metric}"
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What one window is, for the alerts of one model version: the window a metric was judged in."""
+
+    model: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    count: int  # the evidence: events (thresholds) or labelled predictions (realized performance)
+    unit: str  # what count counts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One metric in one window: ``breach`` when it is over its limit, else ``None`` (within it)."""
+
+    value: float | None
+    breach: ThresholdBreach | None
+    within: str  # how a recovery says it is back, e.g. "within 50 again"
+
+
+THRESHOLD_METRICS = frozenset(("latency_p95_ms", "error_rate", "fallback_rate"))
+PERFORMANCE_METRICS = frozenset(STREAM_METRICS)
+
+
 @dataclass
 class StreamAlerts:
-    """Incidents per model version and metric (module docstring)."""
+    """Incidents per model version and metric (module docstring): thresholds on each window, and realized
+    performance on each window's labels."""
 
     incidents: dict[str, AlertIncident] = field(default_factory=dict)
     recovered: dict[str, datetime] = field(default_factory=dict)
@@ -85,22 +117,85 @@ class StreamAlerts:
             return []
         channel = config.alerts.slack_channel if config else None
         breaches = {b.metric: b for b in threshold_breaches(metrics, limits)}
+        values = window_values(metrics)
+        verdicts = {
+            metric: Verdict(values[metric], breaches.get(metric), f"within {threshold:.4g} again")
+            for metric, threshold in limits_of(limits).items()
+            if threshold is not None
+        }
+        seen = Judged(
+            metrics.model, metrics.model_version, metrics.window_start, metrics.window_end, metrics.count, "events"
+        )
+        return self._track(
+            seen,
+            verdicts,
+            THRESHOLD_METRICS,
+            limits.cooldown,
+            channel,
+            lambda breach, escalated: self._alert(metrics, breach, channel, escalated),
+        )
+
+    def judge_performance(self, performance: WindowPerformance, config: MonitorConfig | None) -> list[Alert]:
+        """The alerts for one window's realized performance (``performance.reference`` metrics), as incidents
+        like the thresholds': a metric is over its limit when its whole 95 % interval is worse than its reference
+        by more than ``performance.tolerance`` (critical: by more than ``metrics.critical_factor`` × the
+        tolerance), back within it when the interval reaches the limit again; fewer than
+        ``performance.min_labels`` labelled predictions decide nothing."""
+        if config is None:
+            return []
+        settings = config.performance
+        if performance.labelled < settings.min_labels:
+            return []
+        figures = realized(performance)
+        verdicts = {}
+        for metric, reference in sorted(settings.reference.items()):
+            got = figures.get(metric)
+            if got is None or metric not in PERFORMANCE_METRICS:
+                continue
+            verdicts[metric] = performance_verdict(got, reference, settings.tolerance, config.metrics.critical_factor)
+        channel = config.alerts.slack_channel
+        seen = Judged(
+            performance.model,
+            performance.model_version,
+            performance.window_start,
+            performance.window_end,
+            performance.labelled,
+            "labelled predictions",
+        )
+
+        def alert(breach: ThresholdBreach, escalated: bool) -> Alert:
+            return performance_alert(performance, figures[breach.metric], breach, settings, channel, escalated)
+
+        return self._track(seen, verdicts, PERFORMANCE_METRICS, config.metrics.cooldown, channel, alert)
+
+    def _track(  # noqa: PLR0917 - one window's verdicts and how to tell of them
+        self,
+        seen: Judged,
+        verdicts: dict[str, Verdict],
+        family: frozenset[str],
+        cooldown: timedelta,
+        channel: str | None,
+        make_alert: Callable[[ThresholdBreach, bool], Alert],
+    ) -> list[Alert]:
+        """Open, escalate and resolve the incidents of ``family``'s metrics from one window's ``verdicts`` (a
+        metric of the family without a verdict is no longer judged: its incident is dropped)."""
         alerts = []
-        for metric, threshold in limits_of(limits).items():
-            key = incident_key(metrics.model, metrics.model_version, metric)
+        for metric in sorted(family):
+            key = incident_key(seen.model, seen.model_version, metric)
             open_incident = self.incidents.get(key)
-            breach = breaches.get(metric)
+            verdict = verdicts.get(metric)
+            breach = verdict.breach if verdict else None
+            last = self.recovered.get(key)
             if breach is not None and open_incident is None:
-                last = self.recovered.get(key)
-                flapping = bool(limits.cooldown) and last is not None and metrics.window_start < last + limits.cooldown
+                flapping = bool(cooldown) and last is not None and seen.window_start < last + cooldown
                 announce = not flapping or breach.severity == "critical"
-                alert = self._alert(metrics, breach, channel)
+                alert = make_alert(breach, False)
                 self.incidents[key] = AlertIncident(
-                    model=metrics.model,
-                    model_version=metrics.model_version,
+                    model=seen.model,
+                    model_version=seen.model_version,
                     metric=metric,
                     alert_id=alert.alert_id,
-                    since=metrics.window_start,
+                    since=seen.window_start,
                     severity=breach.severity,
                     announced=announce,
                     value=breach.value,
@@ -109,28 +204,26 @@ class StreamAlerts:
                 if announce:
                     alerts.append(alert)
             elif breach is not None and open_incident is not None:
-                last = self.recovered.get(key)
-                if not open_incident.announced and (last is None or metrics.window_start >= last + limits.cooldown):
+                if not open_incident.announced and (last is None or seen.window_start >= last + cooldown):
                     # Opened silently within the cooldown, and still over once it has passed: it is no flap.
-                    alerts.append(self._alert(metrics, breach, channel))
+                    alerts.append(make_alert(breach, False))
                     self.incidents[key] = open_incident.model_copy(
                         update={"announced": True, "severity": breach.severity, "value": breach.value}
                     )
                 elif breach.severity == "critical" and open_incident.severity != "critical":
-                    alert = self._alert(metrics, breach, channel, escalated=True)
-                    alerts.append(alert)
+                    alerts.append(make_alert(breach, True))
                     self.incidents[key] = open_incident.model_copy(
                         update={"severity": "critical", "announced": True, "value": breach.value}
                     )
-            elif open_incident is not None and threshold is not None:  # back within its threshold
+            elif open_incident is not None and verdict is not None:  # back within its limit
                 del self.incidents[key]
-                self.recovered[key] = metrics.window_end
+                self.recovered[key] = seen.window_end
                 if open_incident.announced:
-                    alerts.append(self._resolved(metrics, open_incident, window_values(metrics)[metric], channel))
-            elif open_incident is not None:  # its threshold was removed from the config
+                    alerts.append(self._resolved(seen, open_incident, verdict, channel))
+            elif open_incident is not None:  # no longer judged: its limit was removed from the config
                 del self.incidents[key]
             last = self.recovered.get(key)
-            if last is not None and key not in self.incidents and last + limits.cooldown <= metrics.window_start:
+            if last is not None and key not in self.incidents and last + cooldown <= seen.window_start:
                 del self.recovered[key]  # past its cooldown: nothing to remember
         return alerts
 
@@ -158,26 +251,27 @@ class StreamAlerts:
         )
 
     @staticmethod
-    def _resolved(metrics: WindowMetrics, incident: AlertIncident, value: float | None, channel: str | None) -> Alert:
-        lasted = metrics.window_start - incident.since
+    def _resolved(seen: Judged, incident: AlertIncident, verdict: Verdict, channel: str | None) -> Alert:
+        lasted = seen.window_start - incident.since
+        value = verdict.value
         now = "no value" if value is None else f"{value:.4g}"
         return Alert(
             alert_id=f"{incident.alert_id}|resolved",
             kind="resolved",
-            model=metrics.model,
-            model_version=metrics.model_version,
+            model=seen.model,
+            model_version=seen.model_version,
             metric=incident.metric,
             value=value,
             threshold=incident.threshold,
-            window_start=metrics.window_start,
-            window_end=metrics.window_end,
-            count=metrics.count,
+            window_start=seen.window_start,
+            window_end=seen.window_end,
+            count=seen.count,
             channel=channel,
             severity="info",
             text=(
-                f":white_check_mark: driftline: resolved — model *{metrics.model}* version *{metrics.model_version}*: "
-                f"{incident.metric} = {now} is within {incident.threshold:.4g} again in window "
-                f"{metrics.window_start.isoformat()} → {metrics.window_end.isoformat()} ({metrics.count} events); "
+                f":white_check_mark: driftline: resolved — model *{seen.model}* version *{seen.model_version}*: "
+                f"{incident.metric} = {now} is {verdict.within} in window "
+                f"{seen.window_start.isoformat()} → {seen.window_end.isoformat()} ({seen.count} {seen.unit}); "
                 f"it was over from {incident.since.isoformat()} ({lasted} in all, last seen {incident.value:.4g})"
             ),
         )
@@ -189,3 +283,53 @@ class StreamAlerts:
     def restore(self, incidents: list[AlertIncident], recovered: dict[str, datetime]) -> None:
         self.incidents = {incident_key(i.model, i.model_version, i.metric): i for i in incidents}
         self.recovered = dict(recovered)
+
+
+def performance_verdict(got: Realized, reference: float, tolerance: float, critical_factor: float) -> Verdict:
+    """Over when the whole 95 % interval is worse than ``reference`` by more than ``tolerance``; critical when by
+    more than ``critical_factor`` × the tolerance (never with a tolerance of 0)."""
+    higher = got.metric in HIGHER_IS_BETTER
+    far = got.ci_high if higher else got.ci_low  # the interval's end nearest the reference
+    gap = reference - far if higher else far - reference
+    within = f"no longer worse than its reference {reference:.4g} (tolerance {tolerance:g}, 95 % confidence)"
+    if gap <= tolerance:
+        return Verdict(got.value, None, within)
+    critical = tolerance > 0 and gap > tolerance * critical_factor
+    return Verdict(
+        got.value, ThresholdBreach(got.metric, got.value, reference, "critical" if critical else "warning"), within
+    )
+
+
+def performance_alert(  # noqa: PLR0917 - the window, its figure and how to tell of it
+    performance: WindowPerformance,
+    got: Realized,
+    breach: ThresholdBreach,
+    settings: PerformanceSettings,
+    channel: str | None,
+    escalated: bool,
+) -> Alert:
+    p = performance
+    base = f"{p.key}|{p.window_start.isoformat()}|performance:{got.metric}"
+    text = (
+        f":chart_with_downwards_trend: driftline: model *{p.model}* version *{p.model_version}* performs worse than "
+        f"its reference on the labels joined in the stream (window {p.window_start.isoformat()} → "
+        f"{p.window_end.isoformat()}, {p.labelled} labelled of {p.predictions} predictions, labels within "
+        f"{timedelta(seconds=p.label_deadline_seconds)} of the window's end)\n"
+        f"• {got.metric}: {got.value:.4f} (95 % CI {got.ci_low:.4f}–{got.ci_high:.4f}, n={got.n}) vs reference "
+        f"{breach.threshold:.4f}, tolerance {settings.tolerance:g}"
+    )
+    return Alert(
+        alert_id=f"{base}|critical" if escalated else base,
+        kind="performance",
+        model=p.model,
+        model_version=p.model_version,
+        metric=got.metric,
+        value=got.value,
+        threshold=breach.threshold,
+        window_start=p.window_start,
+        window_end=p.window_end,
+        count=p.labelled,
+        channel=channel,
+        severity=breach.severity,
+        text=text,
+    )

@@ -11,9 +11,10 @@ from scipy.stats import binomtest
 
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
-from driftline.schemas.records import LabelJoinState, PartitionReport
-from driftline.streams.label_join import LabelJoin, merge_performance, performance_alerts, realized, wilson
+from driftline.schemas.records import LabelJoinState, PartitionReport, WindowPerformance
+from driftline.streams.label_join import LabelJoin, merge_performance, realized, wilson
 from driftline.streams.merger import WindowMerger
+from driftline.streams.thresholds import StreamAlerts
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)
@@ -179,12 +180,14 @@ def test_degradation_is_alerted_only_with_enough_labels_and_the_whole_interval_b
         j.mark_idle(T0 + timedelta(minutes=30))
         return j.close_ready(T0 + timedelta(minutes=30))[0]
 
-    assert performance_alerts(window(40, 20), config.performance, "#m") == []  # 50 % but only 40 labels
-    assert performance_alerts(window(100, 85), config.performance, "#m") == []  # CI 0.77–0.91 reaches 0.88
-    [alert] = performance_alerts(window(200, 150), config.performance, "#m")  # CI 0.69–0.81
-    assert (alert.kind, alert.metric, alert.value, alert.threshold, alert.channel) == (
-        "performance", "accuracy", 0.75, 0.9, "#m"
+    config = config.model_copy(update={"alerts": config.alerts.model_copy(update={"slack_channel": "#m"})})
+    assert StreamAlerts().judge_performance(window(40, 20), config) == []  # 50 % but only 40 labels
+    assert StreamAlerts().judge_performance(window(100, 85), config) == []  # CI 0.77–0.91 reaches 0.88
+    [alert] = StreamAlerts().judge_performance(window(200, 150), config)  # CI 0.69–0.81
+    assert (alert.kind, alert.metric, alert.value, alert.threshold, alert.channel, alert.severity) == (
+        "performance", "accuracy", 0.75, 0.9, "#m", "critical"
     )  # fmt: skip
+    assert alert.alert_id == f"m|v1|{T0.isoformat()}|performance:accuracy"
     assert "95 % CI 0.6857–0.8049" in (alert.text or "") and "200 labelled of 200" in (alert.text or "")
 
 
@@ -230,3 +233,54 @@ def test_any_interleaving_of_the_two_topics_and_any_batch_ends_give_the_same_cou
     assert sum(w[1] for w in first) == 200 and sum(w[2] for w in first) > 0
     for order_seed in range(1, 6):
         assert run(order_seed) == first
+
+
+def performance_window(minute: int, labelled: int, correct: int) -> WindowPerformance:
+    start = T0 + timedelta(minutes=minute)
+    return WindowPerformance(
+        model="m", model_version="v1", window_start=start, window_end=start + WINDOW, label_deadline_seconds=600,
+        task="classification", threshold=0.5, predictions=labelled, labelled=labelled, unlabelled=0, late_labels=0,
+        correct=correct, partitions=[0],
+    )  # fmt: skip
+
+
+def test_a_degradation_is_one_incident_escalated_once_and_resolved_when_the_interval_reaches_the_limit():
+    config = MonitorConfig.model_validate(
+        {"model": "m", "reference": "r.parquet", "metrics": {"cooldown": "0", "critical_factor": 5},
+         "performance": {"reference": {"accuracy": 0.9}, "tolerance": 0.02, "min_labels": 50}}
+    )  # fmt: skip
+    alerts = StreamAlerts()
+    [opened] = alerts.judge_performance(performance_window(0, 200, 164), config)  # 0.82: CI 0.76–0.87 < 0.88
+    assert opened.severity == "warning"  # 0.9 - 0.87 = 0.03 is not past 5 × 0.02
+    assert alerts.judge_performance(performance_window(5, 200, 160), config) == []  # still worse: said already
+    [escalated] = alerts.judge_performance(performance_window(10, 200, 120), config)  # 0.60: CI to 0.66, 0.24 off
+    at = (T0 + timedelta(minutes=10)).isoformat()
+    assert (escalated.severity, escalated.alert_id) == ("critical", f"m|v1|{at}|performance:accuracy|critical")
+    assert alerts.judge_performance(performance_window(15, 30, 30), config) == []  # 30 labels decide nothing
+    [resolved] = alerts.judge_performance(performance_window(20, 200, 178), config)  # 0.89: CI reaches 0.88
+    assert (resolved.kind, resolved.metric, resolved.alert_id) == (
+        "resolved",
+        "accuracy",
+        f"{opened.alert_id}|resolved",
+    )
+    assert "no longer worse than its reference 0.9" in (resolved.text or "")
+    assert "200 labelled predictions" in (resolved.text or "") and "0:20:00 in all" in (resolved.text or "")
+    assert alerts.incidents == {}
+
+
+def test_performance_and_threshold_incidents_of_a_version_are_apart_and_survive_a_restart():
+    config = MonitorConfig.model_validate(
+        {"model": "m", "reference": "r.parquet", "metrics": {"cooldown": "15m"},
+         "performance": {"reference": {"accuracy": 0.9, "recall": 0.9}, "min_labels": 50}}
+    )  # fmt: skip
+    alerts = StreamAlerts()
+    bad = performance_window(0, 200, 150).model_copy(update={"true_positives": 100, "false_negatives": 50})
+    assert sorted(a.metric for a in alerts.judge_performance(bad, config)) == ["accuracy", "recall"]
+    restored = StreamAlerts()
+    restored.restore(*alerts.state())
+    assert restored.judge_performance(performance_window(5, 200, 150), config) == []  # accuracy: open; no recall
+    assert sorted(restored.incidents) == ["m|v1|accuracy"]  # recall has no figure in this window: not judged
+    assert [a.kind for a in restored.judge_performance(performance_window(10, 200, 190), config)] == ["resolved"]
+    # worse again within the 15 min cooldown of the recovery at 10:15: a flap, tracked but not announced
+    assert restored.judge_performance(performance_window(15, 200, 164), config) == []  # warning: 0.87 vs 0.88
+    assert sorted(restored.incidents) == ["m|v1|accuracy"]
