@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-window bench-streams bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install demo test lint bench bench-window bench-streams bench-router bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-window: install
 
 bench-streams: install
 	$(BIN)/python -m benchmarks.streams
+
+# The cost of the embedded router's route() per call, next to a plain dict lookup.
+bench-router: install
+	$(BIN)/python -m benchmarks.router
 
 # Evidently (for the benchmark's comparison only) needs pandas<3, so it gets an environment of its own.
 bench-evidently-env:

@@ -45,13 +45,73 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.dags.tasks.deploy import DeployError, rollback
     from driftline.schemas.storage import Storage
+    from driftline.streams.deployments import DeploymentPublisher
 
     try:
-        manifest = rollback(Storage.from_settings(settings), args.model)
+        manifest = rollback(Storage.from_settings(settings), args.model, publish=DeploymentPublisher(settings, 5.0))
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.model}: now serving {manifest.serving} (previous {manifest.previous})")
+    return 0
+
+
+def _rollout_settings(args: argparse.Namespace, settings: Settings) -> Any:
+    from driftline.schemas.config import DeploymentSettings, load_monitor_configs
+
+    config = load_monitor_configs(settings.config_dir).get(args.model)
+    base = config.deployment if config else DeploymentSettings()
+    changes = {
+        "strategy": args.strategy,
+        "stages": [float(s) for s in args.stages.split(",")] if args.stages else None,
+        "shadow_share": args.shadow_share,
+        "ab_split": args.ab_split,
+    }
+    return DeploymentSettings.model_validate(
+        {**base.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
+    )
+
+
+def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
+    from driftline.dags.tasks import deploy
+    from driftline.schemas.storage import Storage
+    from driftline.schemas.storage import models as model_store
+    from driftline.streams.deployments import DeploymentPublisher
+
+    storage = Storage.from_settings(settings)
+    publish = DeploymentPublisher(settings, timeout=5.0)
+    reason = args.reason or f"{args.action} from the command line (driftline rollout)"
+    if args.action == "start":
+        if not args.version:
+            raise deploy.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
+        state = deploy.start_rollout(storage, args.model, args.version, _rollout_settings(args, settings),
+                                     reason=reason, publish=publish)  # fmt: skip
+    elif args.action in {"status", "history"}:
+        found = model_store.read_deployment_state(storage, args.model)
+        if found is None:
+            raise deploy.DeployError(f"model {args.model!r} has no deployment state yet")
+        state = found
+    else:
+        state = deploy.act(storage, args.model, args.action, reason=reason, publish=publish)
+    if args.action == "history":
+        rows = deploy.traffic_history(state)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        for row in rows:
+            shares = ", ".join(f"{v} {share:.0%}" for v, share in row["shares"].items())
+            shadow = f" (+{row['shadow_share']:.0%} mirrored)" if row["shadow_share"] else ""
+            print(f"{row['at']}  r{row['revision']:<4} {row['from'] or '-':>11} → {row['to']:<11} {shares}{shadow}  "
+                  f"{row['reason']}")  # fmt: skip
+        return 0
+    if args.json:
+        print(state.model_copy(update={"history": state.history[-5:]}).to_json().decode())
+        return 0
+    shares = ", ".join(f"{v} {share:.0%}" for v, share in state.shares().items())
+    shadow = f"; {state.shadow} mirrored {state.shadow_share:.0%}" if state.shadow else ""
+    rolling = state.stages and state.status in deploy.IN_PROGRESS
+    stage = f", stage {state.stage + 1} of {len(state.stages)}" if rolling else ""
+    print(f"{args.model}: {state.status} ({state.strategy}{stage}), revision {state.revision}: {shares}{shadow}")
     return 0
 
 
@@ -129,6 +189,21 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = commands.add_parser("rollback", help="route a model's traffic back to its previous version")
     rollback.add_argument("model", type=_model_name)
     rollback.set_defaults(func=_cmd_rollback)
+    rollout = commands.add_parser(
+        "rollout", help="start, watch and steer a model's rollout (canary, shadow, A/B, bandit, blue/green)"
+    )
+    rollout.add_argument(
+        "action", choices=["start", "status", "history", "advance", "promote", "pause", "resume", "abort", "rollback"]
+    )
+    rollout.add_argument("model", type=_model_name)
+    rollout.add_argument("version", nargs="?", help="start: the stored version to roll out")
+    rollout.add_argument("--strategy", choices=["recreate", "blue_green", "canary", "ab", "shadow", "bandit"])
+    rollout.add_argument("--stages", help="canary: the candidate's shares, e.g. 0,0.05,0.25,0.5,1 (0: shadow)")
+    rollout.add_argument("--shadow-share", type=float, help="share of requests mirrored in a shadow stage")
+    rollout.add_argument("--ab-split", type=float, help="ab: the candidate's share")
+    rollout.add_argument("--reason", help="why (kept in the history and sent with the change)")
+    rollout.add_argument("--json", action="store_true", help="print the state (or the history) as JSON")
+    rollout.set_defaults(func=_cmd_rollout)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument("dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain"])
     dag_test.add_argument("--conf", help='run configuration as JSON, e.g. \'{"model": "churn"}\'')

@@ -7,6 +7,7 @@ everything else has a default. ``load_monitor_configs`` reads a directory of
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,6 +18,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from driftline.schemas.names import ModelName, NameError_, check_name
+from driftline.schemas.records import Strategy
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -189,7 +191,30 @@ class RetrainSettings(_Section):
 
 
 class DeploymentSettings(_Section):
-    strategy: Literal["blue_green"] = "blue_green"
+    """How a retrained version reaches traffic (docs/rollouts.md); every field can be overridden per rollout."""
+
+    strategy: Strategy = Field(
+        default="blue_green",
+        description="recreate | blue_green (all at once, the old version kept warm) | canary (staged shares) | "
+        "ab (a fixed split until a verdict) | shadow (mirrored, never answering) | bandit (shares by reward)",
+    )
+    stages: list[float] = Field(
+        default_factory=lambda: [0.05, 0.25, 0.5, 1.0],
+        description="canary: the candidate's share of live traffic at each stage, ending at 1; a 0 stage mirrors "
+        "shadow_share of the traffic to the candidate instead (a shadow stage).",
+    )
+    shadow_share: float = Field(default=1.0, gt=0, le=1, description="Share of requests mirrored in a shadow stage.")
+    ab_split: float = Field(default=0.5, gt=0, lt=1, description="ab: the candidate's share while the test runs.")
+    bandit_min_share: float = Field(default=0.05, ge=0, le=0.5, description="bandit: each arm's share at least.")
+
+    @model_validator(mode="after")
+    def _stages_grow_to_one(self) -> DeploymentSettings:
+        stages = self.stages
+        if not stages or stages[-1] != 1.0 or any(not 0 <= s <= 1 for s in stages):
+            raise ValueError(f"deployment.stages must be shares in [0, 1] ending at 1, got {stages}")
+        if any(b < a for a, b in itertools.pairwise(stages)):
+            raise ValueError(f"deployment.stages must not shrink (a key on the candidate stays on it), got {stages}")
+        return self
 
 
 class MonitorConfig(_Section):

@@ -80,6 +80,12 @@ class PredictionEvent(_Event):
         description="The share of such requests the producer keeps (1: every one); each event stands for "
         "1/sample_rate requests, so counts stay unbiased.",
     )
+    shadow: bool = Field(
+        default=False,
+        strict=True,
+        description="True for a shadow prediction: the request was mirrored to this version and its answer was "
+        "never returned (the version that answered logs its own event with the same request id).",
+    )
 
     @field_validator("latency_ms")
     @classmethod
@@ -197,6 +203,7 @@ class PredictionRecord(msgspec.Struct, frozen=True, gc=False):
     error: str | None = None
     fallback: bool = False
     sample_rate: float = 1.0
+    shadow: bool = False
 
 
 class LabelRecord(msgspec.Struct, frozen=True, gc=False):
@@ -223,6 +230,7 @@ class _WirePrediction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     error: str | None = None
     fallback: bool = False
     sample_rate: Annotated[float, msgspec.Meta(gt=0, le=1)] = 1.0
+    shadow: bool = False
     schema_version: Literal[1] = SCHEMA_VERSION
     event_type: Literal["prediction"] = "prediction"
 
@@ -286,6 +294,7 @@ def _fast(raw: bytes | str, expected: str) -> PredictionRecord | LabelRecord | N
         wire.error,
         wire.fallback,
         float(wire.sample_rate),
+        wire.shadow,
     )
 
 
@@ -303,6 +312,7 @@ def as_record(event: PredictionEvent | LabelEvent) -> PredictionRecord | LabelRe
         event.error,
         event.fallback,
         event.sample_rate,
+        event.shadow,
     )
 
 

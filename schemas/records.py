@@ -19,7 +19,7 @@ and the field. ``make schemas`` writes their JSON Schemas to
 | :class:`DriftSummary` | the drift task's return value (XCom) |
 | :class:`RetrainRequest` | ``retrain/requests/<model>.json`` |
 | :class:`ModelVersion` | ``models/<model>/versions/<version>/metadata.json`` |
-| :class:`DeploymentState`, :class:`DeploymentEvent` | ``models/<model>/routing.json`` (later: the deployments topic) |
+| :class:`DeploymentState`, :class:`DeploymentEvent` | ``models/<model>/routing.json``; the deployments topic |
 | :class:`IngestLedger` | ``_ingest/...`` (an ingest run's offset range before its commit) |
 | :class:`ReferenceSource` | beside the stored reference profile: what it was built from |
 """
@@ -322,30 +322,69 @@ class ModelVersion(Record):
     serving_holdout_accuracy: float | None = None
 
 
+Strategy = Literal["recreate", "blue_green", "canary", "ab", "shadow", "bandit"]
+RolloutStatus = Literal["stable", "progressing", "paused", "promoted", "rolled_back", "aborted"]
+Shares = Annotated[dict[str, Annotated[float, Field(ge=0, le=1)]], Field(description="Version -> share of traffic.")]
+
+
+def _total_one(shares: dict[str, float]) -> dict[str, float]:
+    if shares and abs(sum(shares.values()) - 1) > 1e-9:
+        raise ValueError(f"traffic shares must add up to 1, these add up to {sum(shares.values()):.6g}: {shares}")
+    return shares
+
+
 class DeploymentEvent(Record):
-    """One change of what serves a model."""
+    """One change of what serves a model: a rollout starting, a stage passing, a promotion, a rollback, a pause."""
 
     record_type: ClassVar[str] = "deployment_event"
 
     model: str
-    serving: str
+    serving: str = Field(description="The stable version after the change.")
     previous: str | None = None
-    strategy: Literal["blue_green"] = "blue_green"
+    strategy: Strategy = "blue_green"
     reason: str
     at: UtcDatetime = Field(default_factory=utc_now)
+    revision: int = Field(default=0, ge=0, description="The state's revision after the change.")
+    version: str | None = Field(default=None, description="The version the change is about (the candidate).")
+    from_status: RolloutStatus | None = None
+    to_status: RolloutStatus = "stable"
+    weights: Annotated[Shares, AfterValidator(_total_one)] = Field(default_factory=dict)
+    shadow_share: float = Field(default=0.0, ge=0, le=1)
+    evidence: list[str] = Field(default_factory=list, description="What the decision rests on, one line each.")
 
 
 class DeploymentState(Record):
-    """Which version serves a model, the one to roll back to, and the recent history of changes."""
+    """What serves a model: the stable version, a candidate being rolled out and its share of traffic, a shadow
+    version and the share mirrored to it, the strategy and its stage, and the recent history of changes.
+
+    Routers (streams/router.py) split traffic by ``weights`` (empty: everything to ``serving``), each key by its
+    hash salted with ``rollout_id``, on intervals in the order of ``weights``; ``revision`` grows with every
+    change, and a router keeps the highest it has seen (docs/rollouts.md)."""
 
     record_type: ClassVar[str] = "deployment_state"
 
     model: str
-    serving: str
+    serving: str = Field(description="The stable version: it answers whatever no other share takes.")
     previous: str | None = None
-    strategy: Literal["blue_green"] = "blue_green"
+    strategy: Strategy = "blue_green"
     updated_at: UtcDatetime
     history: list[DeploymentEvent] = Field(default_factory=list)
+    revision: int = Field(default=0, ge=0)
+    rollout_id: str | None = Field(default=None, description="Salts the key hash: a new rollout, new buckets.")
+    candidate: str | None = None
+    status: RolloutStatus = "stable"
+    weights: Annotated[Shares, AfterValidator(_total_one)] = Field(default_factory=dict)
+    shadow: str | None = Field(default=None, description="A version mirrored to (its answers never returned).")
+    shadow_share: float = Field(default=0.0, ge=0, le=1)
+    stage: int = Field(default=0, ge=0, description="Index in ``stages`` (canary).")
+    stages: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=list, description="The candidate's share at each stage (canary), ending at 1; 0: shadow."
+    )
+    stage_started_at: UtcDatetime | None = None
+
+    def shares(self) -> dict[str, float]:
+        """Each version's share of live traffic."""
+        return dict(self.weights) if self.weights else {self.serving: 1.0}
 
 
 class IngestLedger(Record):

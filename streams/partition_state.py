@@ -138,7 +138,9 @@ class PartitionAccumulator:
                 f"{watermark.isoformat()}); send events within the allowed lateness or raise "
                 "DRIFTLINE_ALLOWED_LATENESS_SECONDS"
             )
-        digest = hashlib.blake2b(event.request_id.encode(), digest_size=8).digest()
+        # A shadow copy shares its request's id: it is told apart by its version, so neither hides the other.
+        identity = f"{event.request_id}\x00shadow\x00{event.model_version}" if event.shadow else event.request_id
+        digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
         if digest in self._recent_set:
             self.copies_skipped += 1
             return None  # a copy of an event already counted: not an error, not counted again
@@ -155,7 +157,7 @@ class PartitionAccumulator:
             sample_rate=event.sample_rate,
         )
         aggregate.partitions.add(self.partition)
-        if self.join is not None:
+        if self.join is not None and not event.shadow:  # a label is joined to the answer the caller got
             self.join.expect(event.request_id, event.model, event.model_version, start, start + size, event.prediction)
         # Time moves on by the event's time, but never past the broker's time for it: an event stamped minutes
         # ahead (within the future bound) must not close windows that on-time events of this partition still fill.

@@ -147,9 +147,12 @@ class DriftlineProducer:
         error: str | None = None,
         event_time: datetime | None = None,
         fallback: bool = False,
+        shadow: bool = False,
     ) -> str:
         """Publish one prediction; returns its request id (generated when not given). ``fallback``: the request
-        was answered by a default, not by the model. With sampling, a request left out is not sent."""
+        was answered by a default, not by the model. ``shadow``: a copy of the request answered by a shadow
+        version (``Route.shadow``), its answer never returned; log it with the request's id. With sampling, a
+        request left out is not sent (its shadow copy neither: the hash of the id decides both)."""
         request_id = request_id or uuid.uuid4().hex
         rate = 1.0
         if self.sample_rate < 1 and not (error is not None and self.keep_errors):
@@ -170,6 +173,7 @@ class DriftlineProducer:
             "error": error,
             "fallback": fallback,
             "sample_rate": rate,
+            "shadow": shadow,
         }
         self._publish(self.predictions_topic, payload, PredictionEvent)
         return request_id

@@ -28,7 +28,12 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     (The embedded broker stores this setting but still hands out the producer's time; the readers' own clocks
     bound the future there: see ``EventLimits.time_problem``.)"""
     event_time = {"message.timestamp.type": "LogAppendTime"}
-    return {settings.topics.predictions: event_time, settings.topics.labels: event_time}
+    return {
+        settings.topics.predictions: event_time,
+        settings.topics.labels: event_time,
+        # Keyed by model: the last state of each is what a router starting up reads (streams/deployments.py).
+        settings.topics.deployments: {"cleanup.policy": "compact"},
+    }
 
 
 def ensure_topics(settings: Settings, timeout: float = 15.0) -> list[str]:

@@ -165,8 +165,7 @@ def run_retrain(
             reason=f"holdout accuracy {new_accuracy:.4f} < serving {serving_accuracy:.4f}",
         )
     else:
-        deployed = deploy.switch(storage, config.model, version, reason=reason)
-        outcome.update(status="deployed", serving=deployed.serving, previous=deployed.previous)
+        outcome.update(_roll_out(storage, config, version, reason, settings))
     if request is not None:
         state.remove_retrain_request_if_unchanged(storage, request)
     if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
@@ -175,3 +174,21 @@ def run_retrain(
         except AlertDeliveryError as exc:
             log.warning("alerts stay queued for the next drift check: %s", exc)
     return outcome
+
+
+def _roll_out(
+    storage: Storage, config: MonitorConfig, version: str, reason: str, settings: Settings | None
+) -> dict[str, Any]:
+    """Start the configured rollout of the new version (blue/green by default: it serves at once), stored and
+    published on the deployments topic for the routers."""
+    from driftline.streams.deployments import DeploymentPublisher
+
+    publish = DeploymentPublisher(settings, timeout=5.0) if settings is not None else None
+    try:
+        state = deploy.start_rollout(storage, config.model, version, config.deployment, reason=reason, publish=publish)
+    except deploy.DeployError as exc:  # a rollout in progress: this version waits for it to end
+        return {"status": "not_deployed", "reason": str(exc)}
+    if state.status == "promoted":
+        return {"status": "deployed", "serving": state.serving, "previous": state.previous}
+    return {"status": "rolling_out", "serving": state.serving, "candidate": state.candidate,
+            "strategy": state.strategy, "shares": state.shares()}  # fmt: skip

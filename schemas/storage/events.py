@@ -50,11 +50,13 @@ def event_row(
         row["latency_ms"] = event.latency_ms
         row["error"] = event.error
         # Only when not the default, so the common case costs ingest nothing: a file whose rows are all answered
-        # by the model and unsampled has neither column; a null in either means the default (False, 1.0).
+        # by the model, unsampled and live has none of the three columns; a null means the default.
         if event.fallback:
             row["fallback"] = True
         if event.sample_rate != 1.0:
             row["sample_rate"] = event.sample_rate
+        if event.shadow:
+            row["shadow"] = True
         features = event.features
         row.update(zip(_feature_columns(tuple(features)), features.values(), strict=True))
     else:
@@ -148,6 +150,9 @@ class EventColumns:
         rates = [e.sample_rate for e in predictions]
         if set(rates) != {1.0}:
             columns["sample_rate"] = pa.array([None if r == 1.0 else r for r in rates], pa.float64())
+        shadows = [e.shadow for e in predictions]
+        if True in shadows:
+            columns["shadow"] = pa.array([True if f else None for f in shadows], pa.bool_())
         features = [e.features for e in predictions]
         keys = list(dict.fromkeys(map(tuple, features)))  # the distinct feature sets, in the order they appear
         for name in dict.fromkeys(name for names in keys for name in names):
@@ -384,7 +389,10 @@ def read_window_events(
     rows, quarantined = load_event_files(storage, paths)
     if not rows.empty:
         times = rows["event_time"]
-        rows = rows[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))].reset_index(drop=True)
+        keep = (times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))
+        if "shadow" in rows.columns:  # shadow copies are not requests (see window_batches)
+            keep &= ~rows["shadow"].fillna(False).astype(bool)
+        rows = rows[keep].reset_index(drop=True)
     return rows, quarantined
 
 
@@ -477,6 +485,7 @@ def window_batches(
     quarantined: list[QuarantinedFile],
     batch_rows: int = WINDOW_BATCH_ROWS,
     paths: list[str] | None = None,
+    live_only: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``model`` with ``start <= event_time < end`` (half-open, as in :func:`read_window_events`),
     streamed as record batches of at most ``batch_rows`` rows, with only the columns ``columns`` accepts (and
@@ -488,7 +497,8 @@ def window_batches(
     after some of its rows were handed out is quarantined too and raises :class:`FileChangedMidReadError`:
     start the pass again (the file is gone from the listing by then). An error of storage itself (network,
     permissions) propagates as it is and quarantines nothing. ``paths``: the window's files, when the caller has
-    listed them already.
+    listed them already. Shadow predictions (``shadow``, mirrored requests whose answers were never returned)
+    are left out unless ``live_only`` is off: the live answer to the same request is the row that counts.
     """
     if end <= start:
         raise ValueError(f"a window must end after it starts, got [{start.isoformat()}, {end.isoformat()})")
@@ -502,11 +512,19 @@ def window_batches(
                 parquet = _open_event_file(storage, relative, watched)
                 schema = parquet.schema_arrow
                 wanted = [name for name in schema.names if name == "event_time" or columns is None or columns(name)]
+                shadows = live_only and "shadow" in schema.names
+                read = [*wanted, "shadow"] if shadows and "shadow" not in wanted else wanted
                 low, high = time_bounds(schema.field("event_time").type, start, end)
                 try:
-                    for batch in parquet.iter_batches(batch_size=batch_rows, columns=wanted, use_threads=False):
+                    for batch in parquet.iter_batches(batch_size=batch_rows, columns=read, use_threads=False):
                         times = batch.column(batch.schema.get_field_index("event_time"))
-                        kept = batch.filter(pc.and_(pc.greater_equal(times, low), pc.less(times, high)))
+                        keep = pc.and_(pc.greater_equal(times, low), pc.less(times, high))
+                        if shadows:  # a shadow copy is not a request: the live answer's row stands for it
+                            shadow = batch.column(batch.schema.get_field_index("shadow"))
+                            keep = pc.and_(keep, pc.invert(pc.fill_null(shadow, False)))
+                        kept = batch.filter(keep)
+                        if read is not wanted:
+                            kept = kept.drop_columns(["shadow"])
                         if kept.num_rows:
                             handed_out = True
                             yield kept

@@ -139,3 +139,14 @@ def test_offsets_are_counted_one_after_the_other_and_a_gap_is_seen():
     assert acc.next_offset == 10 and acc.already_counted(9) and not acc.skips_ahead(10)
     acc.skip_to(5)  # never backwards
     assert acc.next_offset == 10
+
+
+def test_a_shadow_copy_of_a_request_counts_for_its_own_version_and_a_copy_of_it_once():
+    acc = accumulator()
+    live = event(1, request_id="req-1")
+    shadow = event(1, latency=30.0, version="v2", request_id="req-1").model_copy(update={"shadow": True})
+    for offset, item in enumerate([live, shadow, shadow, live]):
+        assert acc.add(item, offset) is None
+    assert acc.copies_skipped == 2
+    counts = {key[1]: window.count for key, window in acc.open_windows.items()}
+    assert counts == {"v1": 1, "v2": 1}

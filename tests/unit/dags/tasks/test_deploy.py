@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from driftline.dags.tasks import deploy
+from driftline.schemas.config import DeploymentSettings
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
 
@@ -33,10 +34,24 @@ def test_blue_green_switch_and_rollback(tmp_path):
     ]
 
 
-def test_next_state_is_pure_and_keeps_a_bounded_history():
-    state = None
+def test_the_history_is_bounded_and_redeploying_what_serves_keeps_the_rollback_target(tmp_path):
+    state = deploy.initial("m", "v1", reason="0", at=T0)
     for i in range(deploy.HISTORY_KEPT + 5):
-        state = deploy.next_state(state, "m", f"v{i % 2 + 1}", reason=str(i), at=T0)
-    assert len(state.history) == deploy.HISTORY_KEPT and state.history[-1].reason == str(deploy.HISTORY_KEPT + 4)
-    same = deploy.next_state(state, "m", state.serving, reason="again", at=T0)
-    assert same.previous == state.previous  # re-deploying what serves keeps the rollback target
+        state = deploy.begin(state, "m", f"v{i % 2 + 2}", DeploymentSettings(), reason=str(i + 1), at=T0)
+    assert len(state.history) == deploy.HISTORY_KEPT and state.history[-1].reason == str(deploy.HISTORY_KEPT + 5)
+    assert state.revision == deploy.HISTORY_KEPT + 6
+    storage = Storage.from_url(str(tmp_path))
+    for version in ("v1", "v2"):
+        model_store.save_model(storage, {"w": version}, name="m", version=version)
+    deploy.switch(storage, "m", "v1", reason="initial")
+    deploy.switch(storage, "m", "v2", reason="retrained")
+    same = deploy.switch(storage, "m", "v2", reason="again")
+    assert (same.serving, same.previous, same.revision) == ("v2", "v1", 3)
+
+
+def test_a_change_made_on_an_old_revision_is_refused(tmp_path):
+    storage = Storage.from_url(str(tmp_path))
+    first = deploy.save(storage, deploy.initial("m", "v1", reason="initial", at=T0))
+    deploy.save(storage, deploy.begin(first, "m", "v2", DeploymentSettings(), reason="a", at=T0))
+    with pytest.raises(deploy.DeployError, match="changed meanwhile"):
+        deploy.save(storage, deploy.begin(first, "m", "v3", DeploymentSettings(), reason="b", at=T0))

@@ -79,6 +79,7 @@ def test_predictions_are_stored_as_their_rows_were_whatever_the_values(seed):
             rng.choice([None, None, "TimeoutError"]),
             rng.random() < 0.1 * (seed % 3),
             rng.choice([1.0, 1.0, 0.25]) if seed % 2 else 1.0,
+            rng.random() < 0.2 * (seed % 4 == 1),
         )
         columns.append(record, 3, 100 + offset)
     rows = columns.rows()
@@ -112,3 +113,27 @@ def test_a_feature_missing_from_a_boolean_column_is_null_not_the_text_nan():
     columns.append(PredictionRecord("m", "v1", "b", T0, {}, 0.5, 1.0), 0, 1)
     # Booleans with a gap are text (as before), and the gap is a null: a DataFrame of the rows said "nan"
     assert stored(columns.to_parquet())["features.vip"].to_pylist() == ["True", None]
+
+
+def test_shadow_predictions_are_stored_and_left_out_of_the_window_a_check_reads(tmp_path):
+    from driftline.schemas.storage import Storage
+
+    storage = Storage.from_url(str(tmp_path))
+    columns = events.EventColumns()
+    for n in range(6):
+        at = T0 + timedelta(minutes=n)
+        columns.append(PredictionRecord("m", "v1", f"r{n}", at, {"x": float(n)}, 0.5, 1.0), 0, 2 * n)
+        if n % 2:
+            shadow = PredictionRecord("m", "v2", f"r{n}", at, {"x": float(n)}, 0.9, 1.0, shadow=True)
+            columns.append(shadow, 0, 2 * n + 1)
+    events.write_event_file(storage, "predictions", ("m", "v1", T0), ("t", 0, 0, 11), columns)
+    assert stored(columns.to_parquet())["shadow"].to_pylist() == [None, None, True, None, None, True, None, None, True]
+    window = (T0, T0 + timedelta(hours=1))
+    batches = list(events.window_batches(storage, "predictions", "m", *window, quarantined=[],
+                                         columns=lambda name: name in {"request_id", "features.x"}))  # fmt: skip
+    assert [b.column("request_id").to_pylist() for b in batches] == [[f"r{n}" for n in range(6)]]
+    assert "shadow" not in batches[0].schema.names  # read to filter by, not handed out
+    everything = events.window_batches(storage, "predictions", "m", *window, quarantined=[], live_only=False)
+    assert sum(b.num_rows for b in everything) == 9
+    rows, _ = events.read_window_events(storage, "predictions", "m", *window)
+    assert list(rows["request_id"]) == [f"r{n}" for n in range(6)]
