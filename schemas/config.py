@@ -190,6 +190,28 @@ class RetrainSettings(_Section):
         return self
 
 
+class GateSettings(_Section):
+    """The analysis of a rollout's candidate against the stable version at every stage (docs/rollouts.md)."""
+
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="Of the always-valid confidence sequences.")
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1, description="Candidate minus stable, at most.")
+    max_latency_increase: float = Field(
+        default=0.2, ge=0, description="The candidate's p95 may exceed the stable's by this share at most."
+    )
+    max_prediction_shift: float = Field(
+        default=0.25, gt=0, description="Mean prediction moved by this many of the stable's standard deviations "
+        "(numbers), or the stable's commonest class's share moved by this much (classes), at most.",
+    )  # fmt: skip
+    max_accuracy_drop: float = Field(default=0.02, ge=0, le=1, description="Realized accuracy, labels joined.")
+    min_events: int = Field(default=100, ge=10, description="Per version and stage before a stage may pass.")
+    min_stage_duration: Duration = Field(default=timedelta(minutes=5), description="Before a stage may pass.")
+    stage_deadline: Duration = Field(
+        default=timedelta(hours=1), description="No verdict by then: the rollout is paused for a person."
+    )
+    approve_last_stage: bool = Field(default=False, description="Pause for a person before the candidate gets all.")
+    automatic: bool = Field(default=True, description="Off: the gates report, only people advance or roll back.")
+
+
 class DeploymentSettings(_Section):
     """How a retrained version reaches traffic (docs/rollouts.md); every field can be overridden per rollout."""
 
@@ -206,6 +228,7 @@ class DeploymentSettings(_Section):
     shadow_share: float = Field(default=1.0, gt=0, le=1, description="Share of requests mirrored in a shadow stage.")
     ab_split: float = Field(default=0.5, gt=0, lt=1, description="ab: the candidate's share while the test runs.")
     bandit_min_share: float = Field(default=0.05, ge=0, le=0.5, description="bandit: each arm's share at least.")
+    gates: GateSettings = GateSettings()
 
     @model_validator(mode="after")
     def _stages_grow_to_one(self) -> DeploymentSettings:

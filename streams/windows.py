@@ -25,6 +25,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
 
 from driftline.schemas.records import LatencySketchState, PredictionSketchState, WindowMetrics
 
@@ -57,6 +60,17 @@ class LatencySketch:
         else:
             self.buckets[math.ceil(math.log(value) / self._log_gamma)] += 1
 
+    def add_many(self, values: Any) -> None:
+        """:meth:`add` for each of ``values`` (a sequence or array of latencies) at once."""
+        array = np.asarray(values, dtype=float)
+        if array.size and ((array < 0).any() or not np.isfinite(array).all()):
+            raise ValueError("latencies must be finite non-negative numbers")
+        positive = array[array > _MIN_POSITIVE]
+        self.count += int(array.size)
+        self.zeros += int(array.size - positive.size)
+        indexes, counts = np.unique(np.ceil(np.log(positive) / self._log_gamma).astype(np.int64), return_counts=True)
+        self.buckets.update(dict(zip(indexes.tolist(), counts.tolist(), strict=True)))
+
     def merge(self, other: LatencySketch) -> LatencySketch:
         if other.relative_accuracy != self.relative_accuracy:
             raise ValueError("cannot merge sketches with different relative accuracy")
@@ -77,8 +91,12 @@ class LatencySketch:
         for index in sorted(self.buckets):
             seen += self.buckets[index]
             if seen > rank:
-                return 2 * self._gamma**index / (self._gamma + 1)
+                return self.value_of(index)
         raise AssertionError("unreachable: rank below count")
+
+    def value_of(self, index: int) -> float:
+        """The value a bucket stands for (within ``relative_accuracy`` of every value in it)."""
+        return 2 * self._gamma**index / (self._gamma + 1)
 
     def to_record(self) -> LatencySketchState:
         return LatencySketchState(
