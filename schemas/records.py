@@ -226,6 +226,7 @@ class Alert(Record):
         "model_age",
         "resolved",
         "prediction_drift",
+        "deployment",
     ]
     model: str = Field(description="The model; for a pipeline alert, the DAG whose task failed.")
     model_version: str | None = None
@@ -563,6 +564,9 @@ class MergerCheckpoint(Record):
     performance_closed_through: UtcDatetime | None = None
     prediction_monitors: dict[str, dict[str, JsonValue]] = Field(
         default_factory=dict, description="'model|version' -> the online drift detector's state on its predictions."
+    )
+    rollouts: dict[str, dict[str, JsonValue]] = Field(
+        default_factory=dict, description="Model -> the evidence of its rollout's stage in progress."
     )
     saved_at: UtcDatetime = Field(default_factory=utc_now)
 

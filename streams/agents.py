@@ -44,10 +44,12 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, StreamT
 from mode import Service
 
+from driftline.dags.tasks import deploy
 from driftline.schemas.config import MonitorConfig, load_monitor_configs
-from driftline.schemas.records import Alert, PartitionReport, RecordError
+from driftline.schemas.records import Alert, PartitionReport, RecordError, WindowMetrics, WindowPerformance, utc_now
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
+from driftline.schemas.storage.models import read_deployment_state
 from driftline.schemas.storage.state import (
     alert_sent,
     mark_alert_sent,
@@ -62,6 +64,7 @@ from driftline.streams.alerts import (
     notifier_from_settings,
 )
 from driftline.streams.app import announce, create_app, serving_port
+from driftline.streams.deployments import DeploymentPublisher
 from driftline.streams.health import WorkerHealth
 from driftline.streams.merger import WindowMerger
 from driftline.streams.sources import SourceReader
@@ -105,6 +108,7 @@ class MetricsWorker:
         self.health = WorkerHealth(stall_after=settings.worker_stall_seconds)
         self.telemetry = WorkerTelemetry()
         self.sources = SourceReader(settings, configs, self.storage, self.group, self.health, telemetry=self.telemetry)
+        self.publish_deployment = DeploymentPublisher(settings, timeout=5.0)
         # The merger's agent and the rebalance handlers change the same state.
         self.lock = asyncio.Lock()
 
@@ -248,7 +252,8 @@ class MetricsWorker:
                         log.error("skipping a message on the window-reports topic that is not a report: %s", exc)
                         merger.last_offset = offset
                 sends: list[Awaitable[Any]] = []
-                for metrics in merger.close_ready():
+                closed = merger.close_ready()
+                for metrics in closed:
                     sends.append(await self.metrics_topic.send(key=metrics.key.encode(), value=metrics.to_json()))
                     config = self.configs.get(metrics.model)
                     alerts = merger.alerts.judge(metrics, config) + merger.predictions.judge(metrics, config)
@@ -256,18 +261,56 @@ class MetricsWorker:
                     if any(alert.kind == "prediction_drift" for alert in alerts):
                         self.telemetry.prediction_drift.labels(metrics.model, metrics.model_version).inc()
                     self.telemetry.window_published(metrics)
-                for performance in merger.close_ready_performance():
+                performances = merger.close_ready_performance()
+                for performance in performances:
                     sends.append(
                         await self.performance_topic.send(key=performance.key.encode(), value=performance.to_json())
                     )
                     for alert in merger.alerts.judge_performance(performance, self.configs.get(performance.model)):
                         sends.append(await self.send_alert(alert))
                     self.telemetry.performance_published(performance)
+                sends += await self.control_rollouts(merger, closed, performances)
                 self.health.merged(merger)
                 self.telemetry.pending.set(len(merger.pending))
                 await self.delivered_or_exit(sends)
                 await asyncio.to_thread(write_merger_checkpoint, self.storage, self.group, merger.checkpoint())
                 self.saved_next[TP(merger.topic, 0)] = merger.last_offset + 1
+
+    async def control_rollouts(
+        self, merger: WindowMerger, windows: list[WindowMetrics], performances: list[WindowPerformance]
+    ) -> list[Awaitable[Any]]:
+        """Feed the closed windows of each model with a rollout in progress to its stage's gates, and apply their
+        decision (streams/rollout_control.py): the next deployment state is stored and published, then its
+        ``deployment`` alert sent. A state changed meanwhile (a person acted) wins: the decision is dropped."""
+        sends: list[Awaitable[Any]] = []
+        for model in sorted({w.model for w in windows} | {p.model for p in performances}):
+            config = self.configs.get(model)
+            if config is None:
+                continue
+            state = await asyncio.to_thread(read_deployment_state, self.storage, model)
+            if state is None:
+                continue
+            for window in windows:
+                if window.model == model:
+                    merger.rollouts.observe(state, window)
+            for performance in performances:
+                if performance.model == model:
+                    merger.rollouts.observe_performance(state, performance)
+            if not config.deployment.gates.automatic:
+                continue
+            decision = merger.rollouts.decide(
+                state, config.deployment.gates, config.alerts.slack_channel, now=utc_now()
+            )
+            if decision is None:
+                continue
+            try:
+                await asyncio.to_thread(deploy.save, self.storage, decision.state, self.publish_deployment)
+            except deploy.DeployError as exc:
+                log.warning("rollout of %s: the gates decided %s, but %s", model, decision.verdict.decision, exc)
+                continue
+            log.info("rollout of %s: %s (%s)", model, decision.state.status, decision.verdict.reason)
+            sends.append(await self.send_alert(decision.alert))
+        return sends
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:
         """Post alerts to Slack (or the console), each alert id once, in offset order; the offset committed for

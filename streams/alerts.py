@@ -154,6 +154,7 @@ KIND_SEVERITY: dict[str, AlertSeverity] = {
     "pipeline": "critical",
     "resolved": "info",
     "prediction_drift": "warning",
+    "deployment": "info",
 }
 KIND_TITLE = {
     "threshold": "metric over its threshold",
@@ -168,6 +169,7 @@ KIND_TITLE = {
     "pipeline": "pipeline task failed",
     "resolved": "metric back within its threshold",
     "prediction_drift": "predictions changed (online detector)",
+    "deployment": "rollout changed what serves",
 }
 _SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
 _SECTION_LIMIT = 3000  # Slack's limit for a section's text

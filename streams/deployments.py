@@ -24,9 +24,14 @@ class DeploymentPublisher:
     def __init__(self, settings: Settings, timeout: float = 10.0) -> None:
         self.topic = settings.topics.deployments
         self.timeout = timeout
-        self._producer = Producer(settings.kafka_client_config(**{"linger.ms": 0, "acks": "all"}))
+        self._config = settings.kafka_client_config(**{"linger.ms": 0, "acks": "all"})
+        self._producer: Producer | None = (
+            None  # made at the first publish: a worker that never publishes connects to nothing
+        )
 
     def __call__(self, state: DeploymentState) -> None:
+        if self._producer is None:
+            self._producer = Producer(self._config)
         failures: list[str] = []
 
         def delivered(error: object, _message: object) -> None:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from driftline.schemas.records import MergerCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
 from driftline.streams.label_join import merge_performance
 from driftline.streams.prediction_drift import PredictionMonitors
+from driftline.streams.rollout_control import RolloutController
 from driftline.streams.thresholds import StreamAlerts
 from driftline.streams.windows import merge_snapshots
 
@@ -47,6 +48,7 @@ class WindowMerger:
     performance_watermarks: dict[int, datetime] = field(default_factory=dict)
     performance_closed_through: datetime | None = None
     predictions: PredictionMonitors = field(default_factory=PredictionMonitors)  # online drift per version
+    rollouts: RolloutController = field(default_factory=RolloutController)  # rollouts' stage evidence
 
     def already_taken(self, offset: int) -> bool:
         return offset <= self.last_offset
@@ -131,6 +133,7 @@ class WindowMerger:
             incidents=self.alerts.state()[0],
             recovered=self.alerts.state()[1],
             prediction_monitors=self.predictions.state(),
+            rollouts=self.rollouts.state(),
             pending_performance=[
                 partial
                 for key in sorted(self.pending_performance)
@@ -149,6 +152,8 @@ class WindowMerger:
         self.alerts.restore(checkpoint.incidents, checkpoint.recovered)
         self.predictions = PredictionMonitors()
         self.predictions.restore(checkpoint.prediction_monitors)
+        self.rollouts = RolloutController()
+        self.rollouts.restore(checkpoint.rollouts)
         self.performance_watermarks = {int(p): t for p, t in checkpoint.performance_watermarks.items()}
         self.performance_closed_through = checkpoint.performance_closed_through
         self.pending_performance = {}

@@ -1,0 +1,184 @@
+"""Automatic promotion and rollback (issue 10, item 4): the window merger feeds each closed window of a model
+with a rollout in progress to that rollout's stage, and the stage's gates decide. Pure.
+
+The stage in progress is the deployment state's ``(rollout_id, stage)``; windows that started before the stage
+did are not its evidence (they mix the shares before and after). The candidate's evidence is its own
+version's windows, live or shadow; the stable version's are ``state.serving``'s. :meth:`RolloutController.decide`
+turns :func:`.rollout_gates.judge_stage`'s decision into the next deployment state:
+
+- ``advance``: the next stage (promoted past the last one), or a pause for a person before the last one
+  with ``deployment.gates.approve_last_stage``;
+- ``roll_back``: all traffic back to the stable version at once, the failing gates as the evidence;
+- ``hold``: paused at the stage's deadline without a verdict;
+
+each with a ``deployment`` alert naming the change and every gate's line. One decision per stage: the state
+the decision writes starts a new stage (or ends the rollout), and a stage already decided says nothing more.
+Its evidence is part of the merger's checkpoint, so a worker restarted mid-stage goes on where it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from driftline.dags.tasks import deploy
+from driftline.schemas.config import GateSettings
+from driftline.schemas.records import Alert, DeploymentState, WindowMetrics, WindowPerformance
+from driftline.streams.rollout_gates import Arm, StageVerdict, judge_stage
+
+
+@dataclass
+class StageEvidence:
+    rollout_id: str
+    stage: int
+    candidate: str
+    stable: str
+    started: datetime
+    arms: dict[str, Arm] = field(default_factory=dict)
+    last_window_end: datetime | None = None
+    decided: bool = False
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "rollout_id": self.rollout_id,
+            "stage": self.stage,
+            "candidate": self.candidate,
+            "stable": self.stable,
+            "started": self.started.isoformat(),
+            "arms": {version: arm.state() for version, arm in sorted(self.arms.items())},
+            "last_window_end": self.last_window_end.isoformat() if self.last_window_end else None,
+            "decided": self.decided,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> StageEvidence:
+        end = state["last_window_end"]
+        return cls(
+            state["rollout_id"],
+            state["stage"],
+            state["candidate"],
+            state["stable"],
+            datetime.fromisoformat(state["started"]),
+            {version: Arm.from_state(arm) for version, arm in state["arms"].items()},
+            datetime.fromisoformat(end) if end else None,
+            state["decided"],
+        )
+
+
+@dataclass(frozen=True)
+class RolloutDecision:
+    state: DeploymentState  # the next deployment state, to save and publish
+    verdict: StageVerdict
+    alert: Alert
+
+
+@dataclass
+class RolloutController:
+    """The stage evidence of each model's rollout in progress (module docstring)."""
+
+    stages: dict[str, StageEvidence] = field(default_factory=dict)
+
+    def _stage(self, state: DeploymentState) -> StageEvidence | None:
+        if state.status != "progressing" or state.candidate is None or state.rollout_id is None:
+            self.stages.pop(state.model, None)
+            return None
+        current = self.stages.get(state.model)
+        if current is None or (current.rollout_id, current.stage) != (state.rollout_id, state.stage):
+            started = state.stage_started_at or state.updated_at
+            current = StageEvidence(state.rollout_id, state.stage, state.candidate, state.serving, started)
+            self.stages[state.model] = current
+        return current
+
+    def observe(self, state: DeploymentState, metrics: WindowMetrics) -> None:
+        """Count one closed window of ``state.model`` toward the stage in progress."""
+        stage = self._stage(state)
+        if stage is None or metrics.model_version not in {stage.candidate, stage.stable}:
+            return
+        if metrics.window_start < stage.started:
+            return
+        stage.arms.setdefault(metrics.model_version, Arm()).add(metrics)
+        if stage.last_window_end is None or metrics.window_end > stage.last_window_end:
+            stage.last_window_end = metrics.window_end
+
+    def observe_performance(self, state: DeploymentState, performance: WindowPerformance) -> None:
+        stage = self._stage(state)
+        if stage is None or performance.model_version not in {stage.candidate, stage.stable}:
+            return
+        if performance.window_start >= stage.started:
+            stage.arms.setdefault(performance.model_version, Arm()).add_performance(performance)
+
+    def decide(
+        self, state: DeploymentState, gates: GateSettings, channel: str | None, *, now: datetime
+    ) -> RolloutDecision | None:
+        """The stage's verdict as the next state and its alert, once; ``None`` while it waits."""
+        stage = self._stage(state)
+        if stage is None or stage.decided or stage.last_window_end is None:
+            return None
+        candidate = stage.arms.get(stage.candidate, Arm())
+        stable = stage.arms.get(stage.stable, Arm())
+        verdict = judge_stage(candidate, stable, gates, stage.last_window_end - stage.started)
+        if verdict.decision == "wait":
+            return None
+        evidence = verdict.evidence()
+        last_live = bool(state.stages) and state.stage + 1 < len(state.stages) and state.stages[state.stage + 1] >= 1
+        if verdict.decision == "roll_back":
+            reason = f"gates failed at stage {state.stage + 1}: {verdict.reason}"
+            after = deploy.roll_back(state, reason=reason, at=now, evidence=evidence)
+        elif verdict.decision == "hold":
+            after = deploy.pause(state, reason=f"stage {state.stage + 1}: {verdict.reason}; a person decides", at=now)
+            after = _with_evidence(after, evidence)
+        elif gates.approve_last_stage and (last_live or not state.stages):
+            reason = f"stage {state.stage + 1} passed; approval needed before {stage.candidate} takes all traffic"
+            after = _with_evidence(deploy.pause(state, reason=reason, at=now), evidence)
+        else:
+            after = deploy.advance(state, reason=f"stage {state.stage + 1} passed: {verdict.reason}", at=now,
+                                   evidence=evidence, shadow_share=state.shadow_share or 1.0)  # fmt: skip
+        stage.decided = True
+        return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
+
+    # -- the merger's checkpoint ----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {model: stage.state() for model, stage in sorted(self.stages.items())}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.stages = {model: StageEvidence.from_state(stage) for model, stage in saved.items()}
+
+
+def _with_evidence(state: DeploymentState, evidence: list[str]) -> DeploymentState:
+    event = state.history[-1].model_copy(update={"evidence": evidence})
+    return state.model_copy(update={"history": [*state.history[:-1], event]})
+
+
+SEVERITY = {"rolled_back": "critical", "paused": "warning", "aborted": "critical"}
+
+
+def deployment_alert(before: DeploymentState, after: DeploymentState, channel: str | None) -> Alert:
+    """The Slack message of a change of what serves, with its evidence; its id is the change's revision."""
+    event = after.history[-1]
+    shares = ", ".join(f"{version} {share:.0%}" for version, share in after.shares().items())
+    shadow = f" (+ {after.shadow} mirrored {after.shadow_share:.0%})" if after.shadow else ""
+    icon = {"rolled_back": ":rewind:", "promoted": ":rocket:", "paused": ":double_vertical_bar:"}.get(
+        event.to_status, ":arrows_counterclockwise:"
+    )
+    lines = [
+        f"{icon} driftline: model *{after.model}* rollout of *{event.version}* ({after.strategy}): "
+        f"{event.from_status} → *{event.to_status}* — {event.reason}",
+        f"traffic now: {shares}{shadow}",
+        *[f"• {line}" for line in event.evidence],
+    ]
+    return Alert(
+        alert_id=f"{after.model}|deployment|{after.revision}",
+        kind="deployment",
+        model=after.model,
+        model_version=event.version,
+        metric=None,
+        value=None,
+        threshold=None,
+        window_start=before.stage_started_at or before.updated_at,
+        window_end=after.updated_at,
+        count=None,
+        channel=channel,
+        severity=SEVERITY.get(event.to_status, "info"),  # type: ignore[arg-type]
+        text="\n".join(lines),
+    )
