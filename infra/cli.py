@@ -205,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--json", action="store_true", help="print the state (or the history) as JSON")
     rollout.set_defaults(func=_cmd_rollout)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
-    dag_test.add_argument("dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain"])
+    dag_test.add_argument(
+        "dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"]
+    )
     dag_test.add_argument("--conf", help='run configuration as JSON, e.g. \'{"model": "churn"}\'')
     dag_test.add_argument(
         "--logical-date",

@@ -19,6 +19,7 @@ version at once; :func:`pause` holds the shares where they are.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,8 @@ from driftline.schemas.errors import UserError
 from driftline.schemas.records import DeploymentEvent, DeploymentState, RolloutStatus, Strategy, utc_now
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
+
+log = logging.getLogger(__name__)
 
 HISTORY_KEPT = 200
 IN_PROGRESS: frozenset[RolloutStatus] = frozenset(("progressing", "paused"))
@@ -315,3 +318,41 @@ def traffic_history(state: DeploymentState) -> list[dict[str, Any]]:
         }
         for event in state.history
     ]
+
+
+def act_from_conf(settings: Any, conf: dict[str, Any], *, who: str) -> dict[str, Any]:
+    """The deploy DAG's task: one action from a run's conf (``model``, ``action``, for ``start`` a ``version``
+    and optionally ``strategy`` and ``stages``; a ``reason``), stored, published and announced on Slack."""
+    from driftline.schemas.config import load_monitor_configs
+    from driftline.schemas.names import check_name
+    from driftline.streams.deployments import DeploymentPublisher
+    from driftline.streams.rollout_control import deployment_alert
+
+    model = check_name(str(conf.get("model") or ""), "model")
+    action = str(conf.get("action") or "")
+    storage = Storage.from_settings(settings)
+    publish = DeploymentPublisher(settings, timeout=10.0)
+    config = load_monitor_configs(settings.config_dir).get(model)
+    reason = f"{action} by {who}" + (f": {conf['reason']}" if conf.get("reason") else "")
+    before = model_store.read_deployment_state(storage, model)
+    if action == "start":
+        if not conf.get("version"):
+            raise DeployError("action 'start' needs the version to roll out: conf {'version': 'v4', ...}")
+        base = config.deployment if config else DeploymentSettings()
+        overrides = {k: conf[k] for k in ("strategy", "stages") if conf.get(k) is not None}
+        chosen = DeploymentSettings.model_validate({**base.model_dump(), **overrides})
+        state = start_rollout(storage, model, str(conf["version"]), chosen, reason=reason, publish=publish)
+    else:
+        state = act(storage, model, action, reason=reason, publish=publish)
+    from driftline.dags.tasks.drift import deliver_pending_alerts
+    from driftline.schemas.storage import state as stored_state
+    from driftline.streams.alerts import AlertDeliveryError
+
+    channel = config.alerts.slack_channel if config else None
+    stored_state.queue_alert(storage, deployment_alert(before or state, state, channel))
+    try:
+        deliver_pending_alerts(settings, storage)
+    except AlertDeliveryError as exc:  # the change is made: a retry must not make it twice; the alert waits
+        log.warning("the deployment change is made; its Slack message stays queued for the next delivery: %s", exc)
+    return {"model": model, "status": state.status, "serving": state.serving, "candidate": state.candidate,
+            "shares": state.shares(), "revision": state.revision}  # fmt: skip

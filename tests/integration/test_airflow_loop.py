@@ -216,3 +216,38 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         assert len(state.drift_reports(storage, "churn")) == 3
         assert slack.texts() == [alert]  # no second alert
         assert not state.retrain_requested(storage, "churn")  # the window asked once
+
+
+def test_a_person_steers_a_rollout_from_airflow_with_a_conf(loop_env, slack):
+    """Real runs of the deploy DAG, as the Airflow UI's "Trigger DAG w/ config" makes them."""
+    import json
+
+    _, storage, v1, _ = loop_env
+    model_store.save_model(storage, v1, name="churn", version="v2", reason="retrained")
+
+    def deploy_run(**conf: object) -> subprocess.CompletedProcess:
+        done = run("dag-test", "driftline_deploy", "--conf", json.dumps({"model": "churn", **conf}))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    deploy_run(action="start", version="v2", strategy="canary", stages=[0.1, 0.5, 1.0], reason="new features")
+    state = model_store.read_deployment_state(storage, "churn")
+    assert (state.status, state.shares()) == ("progressing", {"v2": 0.1, "v1": 0.9})
+    deploy_run(action="advance")
+    deploy_run(action="pause", reason="waiting for the weekend")
+    state = model_store.read_deployment_state(storage, "churn")
+    assert (state.status, state.shares()) == ("paused", {"v2": 0.5, "v1": 0.5})
+    deploy_run(action="abort", reason="a partner reported wrong scores")
+    state = model_store.read_deployment_state(storage, "churn")
+    assert (state.status, state.serving, state.shares()) == ("aborted", "v1", {"v1": 1.0})
+    assert [e.reason for e in state.history[-4:]] == [
+        "start by the Airflow UI: new features",
+        "advance by the Airflow UI",
+        "pause by the Airflow UI: waiting for the weekend",
+        "abort by the Airflow UI: a partner reported wrong scores",
+    ]
+    texts = slack.texts()
+    assert len(texts) == 4 and "paused → *aborted*" in texts[-1] and "traffic now: v1 100%" in texts[-1]
+    refused = run("dag-test", "driftline_deploy", "--conf", json.dumps({"model": "churn", "action": "promote"}))
+    assert refused.returncode != 0  # nothing in progress: the run fails with the reason
+    assert "no rollout in progress to promote" in refused.stdout + refused.stderr
