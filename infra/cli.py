@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -115,6 +116,24 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_verdicts(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from driftline.schemas.config import load_monitor_configs
+    from driftline.streams.verdicts import VerdictServer
+
+    server = VerdictServer(settings, load_monitor_configs(settings.config_dir), keep=timedelta(hours=args.keep_hours))
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # out of serve_forever, in the thread that runs it
+
+    signal.signal(signal.SIGTERM, stop)
+    print(f"driftline verdicts on http://{settings.verdicts_host}:{server.port} (GET /analysis, POST /flagger/...)")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve()
+    return 0
+
+
 def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
     """Run one DAG once in this process (Airflow's dag.test): a real DAG run in the metadata DB."""
     import importlib
@@ -174,21 +193,7 @@ def _model_name(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="driftline", description="Streaming drift and degradation monitoring for ML models."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start the embedded local stack (broker, storage, Airflow home)").set_defaults(
-        func=_cmd_up
-    )
-    commands.add_parser("down", help="stop the embedded local stack").set_defaults(func=_cmd_down)
-    worker = commands.add_parser("worker", help="run the Faust stream worker (metrics, alerts)")
-    worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
-    worker.set_defaults(func=_cmd_worker)
-    rollback = commands.add_parser("rollback", help="route a model's traffic back to its previous version")
-    rollback.add_argument("model", type=_model_name)
-    rollback.set_defaults(func=_cmd_rollback)
+def _add_rollout_commands(commands: Any) -> None:
     rollout = commands.add_parser(
         "rollout", help="start, watch and steer a model's rollout (canary, shadow, A/B, bandit, blue/green)"
     )
@@ -204,6 +209,29 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_argument("--reason", help="why (kept in the history and sent with the change)")
     rollout.add_argument("--json", action="store_true", help="print the state (or the history) as JSON")
     rollout.set_defaults(func=_cmd_rollout)
+    verdicts = commands.add_parser(
+        "verdicts", help="serve candidate verdicts over HTTP for Argo Rollouts and Flagger (docs/rollouts.md)"
+    )
+    verdicts.add_argument("--keep-hours", type=float, default=24.0, help="windows kept per version (default 24)")
+    verdicts.set_defaults(func=_cmd_verdicts)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Streaming drift and degradation monitoring for ML models."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the embedded local stack (broker, storage, Airflow home)").set_defaults(
+        func=_cmd_up
+    )
+    commands.add_parser("down", help="stop the embedded local stack").set_defaults(func=_cmd_down)
+    worker = commands.add_parser("worker", help="run the Faust stream worker (metrics, alerts)")
+    worker.add_argument("--loglevel", default="info", choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(func=_cmd_worker)
+    rollback = commands.add_parser("rollback", help="route a model's traffic back to its previous version")
+    rollback.add_argument("model", type=_model_name)
+    rollback.set_defaults(func=_cmd_rollback)
+    _add_rollout_commands(commands)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument(
         "dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"]

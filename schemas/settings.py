@@ -219,6 +219,9 @@ class Settings:
     worker_stall_seconds: float = field(
         default=60.0, metadata=_env("DRIFTLINE_WORKER_STALL_SECONDS", _non_negative_seconds)
     )
+    # `driftline verdicts`: the candidate verdicts for Argo Rollouts and Flagger over HTTP (docs/rollouts.md).
+    verdicts_host: str = field(default="127.0.0.1", metadata=_env("DRIFTLINE_VERDICTS_HOST"))
+    verdicts_port: int = field(default=6070, metadata=_env("DRIFTLINE_VERDICTS_PORT", _port_or_any))
 
     # The drift DAG checks the windows that end in each run's data interval, on this cron schedule (read when
     # Airflow parses the DAG). Before checking an interval it waits until ingest has stored everything up to
