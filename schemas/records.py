@@ -321,6 +321,22 @@ class ModelVersion(Record):
     holdout_accuracy: float | None = None
     serving_version: str | None = None
     serving_holdout_accuracy: float | None = None
+    task: Literal["classification", "regression"] | None = None
+    reference: str | None = Field(default=None, description="The training data the monitor compares windows to.")
+    holdout_metrics: dict[str, float] = Field(
+        default_factory=dict, description="This version on the holdout: every metric of its task (accuracy, f1, "
+        "roc_auc, log_loss...; mae, rmse, mape)."
+    )  # fmt: skip
+    serving_holdout_metrics: dict[str, float] = Field(
+        default_factory=dict, description="The version serving when this one was trained, on the same holdout."
+    )
+    production_window_start: UtcDatetime | None = Field(
+        default=None, description="The most recent production window both versions were compared on."
+    )
+    production_window_end: UtcDatetime | None = None
+    production_rows: int | None = Field(default=None, description="Its labelled rows not trained on.")
+    production_metrics: dict[str, float] = Field(default_factory=dict)
+    serving_production_metrics: dict[str, float] = Field(default_factory=dict)
 
 
 Strategy = Literal["recreate", "blue_green", "canary", "ab", "shadow", "bandit"]

@@ -51,7 +51,7 @@ def training_window(request: RetrainRequest | None, config: MonitorConfig, now: 
 
 
 def training_frame(
-    storage: Storage, config: MonitorConfig, window: tuple[datetime, datetime]
+    storage: Storage, config: MonitorConfig, window: tuple[datetime, datetime], *, min_rows: int | None = None
 ) -> tuple[pd.DataFrame, pd.Series]:
     """The window's predictions joined to their labels on request id: (features, labels).
 
@@ -70,7 +70,7 @@ def training_frame(
     recent = predictions.drop_duplicates("request_id")
     labels_in = label_column(labels)
     joined = recent.merge(labels.drop_duplicates("request_id")[["request_id", labels_in]], on="request_id", how="inner")
-    if len(joined) < config.retrain.min_rows:
+    if len(joined) < (config.retrain.min_rows if min_rows is None else min_rows):
         raise RetrainError(
             f"model {config.model!r}: only {len(joined)} labelled rows in [{start.isoformat()}, "
             f"{end.isoformat()}); retrain.min_rows is {config.retrain.min_rows}"
@@ -88,6 +88,53 @@ def _is_holdout(request_id: str) -> bool:
 def accuracy(model: Any, features: pd.DataFrame, labels: pd.Series) -> float:
     predicted = np.asarray(model.predict(features))
     return float(np.mean(predicted == labels.to_numpy()))
+
+
+# The metric a retrained version must not lose on, per task, and whether higher is better.
+PRIMARY = {"classification": ("accuracy", True), "regression": ("mae", False)}
+
+
+def validation_metrics(model: Any, features: pd.DataFrame, labels: pd.Series, task: str) -> dict[str, float]:
+    """Every metric of ``task`` for ``model`` on these rows (detectors.performance; ROC AUC and log loss when the
+    model gives probabilities); empty without rows."""
+    from driftline.detectors.performance import evaluate
+
+    if features.empty:
+        return {}
+    predicted = np.asarray(model.predict(features))
+    scores = None
+    if task == "classification" and hasattr(model, "predict_proba"):
+        probabilities = np.asarray(model.predict_proba(features))
+        scores = probabilities[:, 1] if probabilities.ndim == 2 else probabilities
+    estimates = evaluate(labels.to_numpy(), predicted, scores, task=task, n_bootstrap=1)  # type: ignore[arg-type]
+    return {name: round(float(e.value), 6) for name, e in estimates.items()}
+
+
+def worse(new: dict[str, float], serving: dict[str, float], task: str, tolerance: float) -> str | None:
+    """Why the new version may not serve (its primary metric worse than the serving one's beyond ``tolerance``:
+    accuracy points for classification, a relative MAE increase for regression); ``None`` when it may."""
+    metric, higher = PRIMARY[task]
+    if metric not in new or metric not in serving:
+        return None
+    if higher and new[metric] < serving[metric] - tolerance:
+        return f"holdout {metric} {new[metric]:.4f} < serving {serving[metric]:.4f}"
+    if not higher and new[metric] > serving[metric] * (1 + tolerance):
+        return f"holdout {metric} {new[metric]:.4f} > serving {serving[metric]:.4f}"
+    return None
+
+
+def production_frame(
+    storage: Storage, config: MonitorConfig, trained_on: set[str], now: datetime
+) -> tuple[tuple[datetime, datetime], pd.DataFrame, pd.Series]:
+    """The most recent production window (one ``drift.window`` ending now): its labelled predictions not trained
+    on, for comparing the new and the serving version on what production sends now."""
+    window = (now - config.drift.window, now)
+    try:
+        features, labels = training_frame(storage, config, window, min_rows=1)
+    except RetrainError:
+        return window, pd.DataFrame(), pd.Series(dtype=float)
+    fresh = ~features.index.isin(list(trained_on))
+    return window, features[fresh], labels[fresh]
 
 
 def refuse_artifact(
@@ -119,16 +166,22 @@ def run_retrain(
     features, labels = training_frame(storage, config, window)
     holdout = np.array([_is_holdout(r) for r in features.index])
     new_model = train(features[~holdout], labels[~holdout], config)
-    new_accuracy = accuracy(new_model, features[holdout], labels[holdout])
+    task = config.performance.task
+    new_accuracy = accuracy(new_model, features[holdout], labels[holdout]) if task == "classification" else None
+    new_metrics = validation_metrics(new_model, features[holdout], labels[holdout], task)
     serving = model_store.read_deployment_state(storage, config.model)
-    serving_accuracy = None
+    serving_accuracy, serving_model, serving_metrics = None, None, {}
     if serving is not None:
         try:
             serving_model = model_store.load_model(storage, config.model, serving.serving, signing_key=signing_key)
         except model_store.ArtifactIntegrityError as exc:
             refuse_artifact(settings, storage, config.model, exc)
             raise
-        serving_accuracy = accuracy(serving_model, features[holdout], labels[holdout])
+        if task == "classification":
+            serving_accuracy = accuracy(serving_model, features[holdout], labels[holdout])
+        serving_metrics = validation_metrics(serving_model, features[holdout], labels[holdout], task)
+    trained_on = set(features.index[~holdout])
+    production, recent_features, recent_labels = production_frame(storage, config, trained_on, datetime.now(UTC))
     version = model_store.next_version(storage, config.model)
     reason = request.reason if request else "manual retrain"
     model_store.save_model(
@@ -145,25 +198,31 @@ def run_retrain(
         holdout_accuracy=new_accuracy,
         serving_version=serving.serving if serving else None,
         serving_holdout_accuracy=serving_accuracy,
+        task=task,
+        reference=config.reference,
+        holdout_metrics=new_metrics,
+        serving_holdout_metrics=serving_metrics,
+        production_window_start=production[0],
+        production_window_end=production[1],
+        production_rows=len(recent_labels),
+        production_metrics=validation_metrics(new_model, recent_features, recent_labels, task),
+        serving_production_metrics=validation_metrics(serving_model, recent_features, recent_labels, task)
+        if serving_model is not None
+        else {},
     )
     outcome: dict[str, Any] = {
         "model": config.model,
         "version": version,
         "holdout_accuracy": new_accuracy,
         "serving_holdout_accuracy": serving_accuracy,
+        "holdout_metrics": new_metrics,
+        "serving_holdout_metrics": serving_metrics,
         "holdout_rows": int(holdout.sum()),
         "training_window": [window[0].isoformat(), window[1].isoformat()],
     }
-    if (
-        serving is not None
-        and serving_accuracy is not None
-        and (new_accuracy < serving_accuracy - config.retrain.max_accuracy_drop)
-    ):
-        outcome.update(
-            status="rejected",
-            serving=serving.serving,
-            reason=f"holdout accuracy {new_accuracy:.4f} < serving {serving_accuracy:.4f}",
-        )
+    refused = worse(new_metrics, serving_metrics, task, config.retrain.max_accuracy_drop) if serving else None
+    if refused:
+        outcome.update(status="rejected", serving=serving.serving if serving else None, reason=refused)
     else:
         outcome.update(_roll_out(storage, config, version, reason, settings))
     if request is not None:

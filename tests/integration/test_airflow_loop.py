@@ -141,6 +141,12 @@ def test_the_loop_through_airflow(loop_env, slack):
         T0 + timedelta(hours=2),
     )
     assert model_store.load_model(storage, "churn", "v2") is not None  # its digest checks out
+    # Lineage: every metric on the same holdout for both versions; the last hour of production had no labels yet.
+    assert metadata.task == "classification" and metadata.reference.endswith("reference/churn.parquet")
+    assert sorted(metadata.holdout_metrics) == sorted(metadata.serving_holdout_metrics)
+    assert {"accuracy", "f1", "roc_auc", "log_loss"} <= set(metadata.holdout_metrics)
+    assert metadata.holdout_metrics["accuracy"] == pytest.approx(metadata.holdout_accuracy, abs=1e-6)
+    assert metadata.production_rows == 0 and metadata.production_metrics == {}
     assert not state.retrain_requested(storage, "churn")
 
     rollback = run("rollback", "churn")

@@ -89,16 +89,16 @@ def test_argo_and_flagger_get_the_gates_verdict_over_http(driftline_env, tmp_pat
         assert latency["verdict"] == "fail" and latency["candidate"] > 1.5 * latency["stable"]
 
         hook = {"name": "churn", "namespace": "ml", "phase": "Progressing"}
-        assert call(port, "/flagger/check", {**hook, "metadata": {"model": "m", "candidate": "v2", "stable": "v1",
-                                                                  "since": T0.isoformat()}})[0] == 200  # fmt: skip
-        status, body = call(port, "/flagger/check", {**hook, "metadata": {"model": "m", "candidate": "v3",
-                                                                          "stable": "v1", "since": T0.isoformat()}})  # fmt: skip
+
+        def metadata(candidate: str, since: str = T0.isoformat()) -> dict:
+            return {**hook, "metadata": {"model": "m", "candidate": candidate, "stable": "v1", "since": since}}
+
+        assert call(port, "/flagger/check", metadata("v2"))[0] == 200
+        status, body = call(port, "/flagger/check", metadata("v3"))
         assert status == 412 and "latency failed" in body["reason"]
         later = (T0 + timedelta(hours=5)).isoformat()  # no window yet: wait, which only the gate holds on
-        assert call(port, "/flagger/check", {"metadata": {"model": "m", "candidate": "v2", "stable": "v1",
-                                                          "since": later}})[0] == 200  # fmt: skip
-        status, body = call(port, "/flagger/gate", {"metadata": {"model": "m", "candidate": "v2", "stable": "v1",
-                                                                 "since": later}})  # fmt: skip
+        assert call(port, "/flagger/check", metadata("v2", later))[0] == 200
+        status, body = call(port, "/flagger/gate", metadata("v2", later))
         assert (status, body["verdict"]) == (412, "wait")
         status, body = call(port, "/analysis?model=m&candidate=v2")
         assert status == 400 and "missing stable" in body["error"]
