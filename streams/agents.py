@@ -296,10 +296,11 @@ class MetricsWorker:
             for performance in performances:
                 if performance.model == model:
                     merger.rollouts.observe_performance(state, performance)
-            if not config.deployment.gates.automatic:
+            gates = config.deployment.gates
+            if not gates.automatic:
                 continue
             decision = merger.rollouts.decide(
-                state, config.deployment.gates, config.alerts.slack_channel, now=utc_now()
+                state, gates, config.alerts.slack_channel, now=utc_now(), min_share=config.deployment.bandit_min_share
             )
             if decision is None:
                 continue
@@ -309,7 +310,8 @@ class MetricsWorker:
                 log.warning("rollout of %s: the gates decided %s, but %s", model, decision.verdict.decision, exc)
                 continue
             log.info("rollout of %s: %s (%s)", model, decision.state.status, decision.verdict.reason)
-            sends.append(await self.send_alert(decision.alert))
+            if decision.alert is not None:
+                sends.append(await self.send_alert(decision.alert))
         return sends
 
     async def deliver_alerts(self, stream: StreamT[bytes]) -> None:

@@ -10,6 +10,11 @@ turns :func:`.rollout_gates.judge_stage`'s decision into the next deployment sta
   with ``deployment.gates.approve_last_stage``;
 - ``roll_back``: all traffic back to the stable version at once, the failing gates as the evidence;
 - ``hold``: paused at the stage's deadline without a verdict;
+- a **bandit** (no stages): the arms' shares follow Thompson sampling on the reward of realized accuracy (the
+  late-label join's labelled predictions per version): the candidate's share is the probability that it is the
+  better arm, kept within ``deployment.bandit_min_share`` of 0 and 1, and changed when it moves by 2 points;
+  the candidate is promoted once that probability reaches ``gates.confidence`` and rolled back once it falls to
+  1 − that (the error and latency gates still roll it back at once);
 
 each with a ``deployment`` alert naming the change and every gate's line. One decision per stage: the state
 the decision writes starts a new stage (or ends the rollout), and a stage already decided says nothing more.
@@ -18,9 +23,12 @@ Its evidence is part of the merger's checkpoint, so a worker restarted mid-stage
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from driftline.dags.tasks import deploy
 from driftline.schemas.config import GateSettings
@@ -70,7 +78,16 @@ class StageEvidence:
 class RolloutDecision:
     state: DeploymentState  # the next deployment state, to save and publish
     verdict: StageVerdict
-    alert: Alert
+    alert: Alert | None  # none for a bandit's reweighing: the history has it, Slack does not need it
+
+
+def probability_better(candidate: Arm, stable: Arm, seed: str, draws: int = 20_000) -> float:
+    """Thompson sampling's view of two arms: the probability that the candidate's accuracy is the higher, under
+    Beta(1 + correct, 1 + wrong) posteriors, from ``draws`` seeded draws (the same evidence, the same answer)."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.blake2b(seed.encode(), digest_size=8).digest(), "big"))
+    c = rng.beta(1 + candidate.correct, 1 + candidate.labelled - candidate.correct, draws)
+    s = rng.beta(1 + stable.correct, 1 + stable.labelled - stable.correct, draws)
+    return float(np.mean(c > s))
 
 
 @dataclass
@@ -109,15 +126,25 @@ class RolloutController:
             stage.arms.setdefault(performance.model_version, Arm()).add_performance(performance)
 
     def decide(
-        self, state: DeploymentState, gates: GateSettings, channel: str | None, *, now: datetime
+        self,
+        state: DeploymentState,
+        gates: GateSettings,
+        channel: str | None,
+        *,
+        now: datetime,
+        min_share: float = 0.05,
     ) -> RolloutDecision | None:
-        """The stage's verdict as the next state and its alert, once; ``None`` while it waits."""
+        """The stage's verdict as the next state and its alert, once; ``None`` while it waits. A bandit is
+        reweighed as its arms' rewards come in (:func:`bandit_shares`) until one arm is the better with the gates'
+        confidence."""
         stage = self._stage(state)
         if stage is None or stage.decided or stage.last_window_end is None:
             return None
         candidate = stage.arms.get(stage.candidate, Arm())
         stable = stage.arms.get(stage.stable, Arm())
         verdict = judge_stage(candidate, stable, gates, stage.last_window_end - stage.started)
+        if state.strategy == "bandit" and verdict.decision != "roll_back":
+            return self._bandit(state, stage, gates, channel, now, min_share)
         if verdict.decision == "wait":
             return None
         evidence = verdict.evidence()
@@ -136,6 +163,42 @@ class RolloutController:
                                    evidence=evidence, shadow_share=state.shadow_share or 1.0)  # fmt: skip
         stage.decided = True
         return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
+
+    def _bandit(  # noqa: PLR0917 - the stage and how to tell of it
+        self,
+        state: DeploymentState,
+        stage: StageEvidence,
+        gates: GateSettings,
+        channel: str | None,
+        now: datetime,
+        min_share: float,
+    ) -> RolloutDecision | None:
+        candidate = stage.arms.get(stage.candidate, Arm())
+        stable = stage.arms.get(stage.stable, Arm())
+        if min(candidate.labelled, stable.labelled) < gates.min_events:
+            return None  # rewards come from labels: too few yet
+        seed = f"{state.rollout_id}|{stage.last_window_end}"
+        better = probability_better(candidate, stable, seed)
+        line = (
+            f"reward (realized accuracy): candidate {candidate.correct}/{candidate.labelled} vs stable "
+            f"{stable.correct}/{stable.labelled}; P(candidate better) = {better:.3f}"
+        )
+        verdict = StageVerdict("wait", line, [])
+        if better >= gates.confidence or better <= 1 - gates.confidence:
+            winner = better >= gates.confidence
+            reason = f"bandit: the {'candidate' if winner else 'stable version'} is the better arm ({line})"
+            if winner:
+                after = deploy.promote(state, reason=reason, at=now, evidence=[line])
+            else:
+                after = deploy.roll_back(state, reason=reason, at=now, evidence=[line])
+            stage.decided = True
+            return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
+        share = min(max(better, min_share), 1 - min_share)
+        if abs(share - state.shares().get(stage.candidate, 0.0)) < 0.02:
+            return None
+        weights = {stage.candidate: share, stage.stable: 1 - share}
+        after = deploy.reweigh(state, weights, reason=f"bandit: shares from the rewards so far ({line})", at=now)
+        return RolloutDecision(after, verdict, None)
 
     # -- the merger's checkpoint ----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -88,3 +88,43 @@ def test_windows_before_the_stage_and_other_versions_are_not_its_evidence_and_a_
     restored = RolloutController()
     restored.restore(control.state())
     assert restored.state() == control.state() and restored.stages["m"].arms["v2"].events == 500
+
+
+def performance(version: str, start: datetime, labelled: int, correct: int):
+    from driftline.schemas.records import WindowPerformance
+
+    return WindowPerformance(
+        model="m", model_version=version, window_start=start, window_end=start + timedelta(minutes=5),
+        label_deadline_seconds=600, task="classification", threshold=0.5, predictions=labelled, labelled=labelled,
+        unlabelled=0, late_labels=0, correct=correct, partitions=[0],
+    )  # fmt: skip
+
+
+def run_bandit(accuracy: float) -> tuple[DeploymentState, list[float]]:
+    stable = deploy.initial("m", "v1", reason="initial", at=T0)
+    state = deploy.begin(stable, "m", "v2", DeploymentSettings(strategy="bandit"), reason="x", at=T0)
+    rng, control, shares = np.random.default_rng(5), RolloutController(), []
+    for w in range(60):
+        start = T0 + timedelta(minutes=5 * w)
+        for version, share, p in (("v2", state.weights["v2"], accuracy), ("v1", state.weights["v1"], 0.80)):
+            n = int(1000 * share)
+            control.observe_performance(state, performance(version, start, n, int(rng.binomial(n, p))))
+            control.observe(state, window(version, start, n, int(rng.binomial(n, 0.01)), 20.0, rng))
+        decision = control.decide(state, GATES, "#ml", now=start + timedelta(minutes=5), min_share=0.1)
+        if decision is not None:
+            state = decision.state
+            if state.status != "progressing":
+                return state, shares
+            assert decision.alert is None  # a reweighing is in the history, not on Slack
+            shares.append(state.weights["v2"])
+    return state, shares
+
+
+def test_a_bandit_moves_traffic_to_the_better_arm_and_ends_with_it():
+    better, shares = run_bandit(accuracy=0.84)
+    assert (better.status, better.serving) == ("promoted", "v2")
+    assert shares and all(0.1 <= s <= 0.9 for s in shares) and shares[-1] > 0.5
+    assert better.history[-1].reason.startswith("bandit: the candidate is the better arm")
+    worse, _ = run_bandit(accuracy=0.74)
+    assert (worse.status, worse.serving) == ("rolled_back", "v1")
+    assert "P(candidate better) = 0.0" in worse.history[-1].evidence[0]
