@@ -44,6 +44,8 @@ class LogisticModel:
     bias: float
     means: np.ndarray
     scales: np.ndarray
+    # The demo's serving node simulates how long a call takes (its median, in ms): a heavier candidate is slower.
+    service_ms: float = 20.0
 
     def _design(self, features: pd.DataFrame) -> np.ndarray:
         numeric = (features[NUMERIC].to_numpy(dtype=float) - self.means) / self.scales
