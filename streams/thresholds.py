@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
 from driftline.schemas.records import Alert, AlertIncident, AlertSeverity, WindowMetrics, WindowPerformance
@@ -234,21 +235,10 @@ class StreamAlerts:
 
     @staticmethod
     def _alert(metrics: WindowMetrics, breach: ThresholdBreach, channel: str | None, escalated: bool = False) -> Alert:
-        base = f"{metrics.key}|{metrics.window_start.isoformat()}|{breach.metric}"
-        return Alert(
-            alert_id=f"{base}|critical" if escalated else base,
-            kind="threshold",
-            model=metrics.model,
-            model_version=metrics.model_version,
-            metric=breach.metric,
-            value=breach.value,
-            threshold=breach.threshold,
-            window_start=metrics.window_start,
-            window_end=metrics.window_end,
-            count=metrics.count,
-            channel=channel,
-            severity=breach.severity,
+        seen = Judged(
+            metrics.model, metrics.model_version, metrics.window_start, metrics.window_end, metrics.count, "events"
         )
+        return breach_alert(seen, "threshold", breach.metric, breach, channel, escalated)
 
     @staticmethod
     def _resolved(seen: Judged, incident: AlertIncident, verdict: Verdict, channel: str | None) -> Alert:
@@ -309,7 +299,6 @@ def performance_alert(  # noqa: PLR0917 - the window, its figure and how to tell
     escalated: bool,
 ) -> Alert:
     p = performance
-    base = f"{p.key}|{p.window_start.isoformat()}|performance:{got.metric}"
     text = (
         f":chart_with_downwards_trend: driftline: model *{p.model}* version *{p.model_version}* performs worse than "
         f"its reference on the labels joined in the stream (window {p.window_start.isoformat()} → "
@@ -318,17 +307,32 @@ def performance_alert(  # noqa: PLR0917 - the window, its figure and how to tell
         f"• {got.metric}: {got.value:.4f} (95 % CI {got.ci_low:.4f}–{got.ci_high:.4f}, n={got.n}) vs reference "
         f"{breach.threshold:.4f}, tolerance {settings.tolerance:g}"
     )
+    seen = Judged(p.model, p.model_version, p.window_start, p.window_end, p.labelled, "labelled predictions")
+    return breach_alert(seen, "performance", f"performance:{got.metric}", breach, channel, escalated, text)
+
+
+def breach_alert(  # noqa: PLR0917 - the window, the breach and how to tell of it
+    seen: Judged,
+    kind: Literal["threshold", "performance"],
+    name: str,
+    breach: ThresholdBreach,
+    channel: str | None,
+    escalated: bool,
+    text: str | None = None,
+) -> Alert:
+    """The alert that opens (or escalates) an incident; its id is the window's and the metric's (``name``)."""
+    base = f"{seen.model}|{seen.model_version}|{seen.window_start.isoformat()}|{name}"
     return Alert(
         alert_id=f"{base}|critical" if escalated else base,
-        kind="performance",
-        model=p.model,
-        model_version=p.model_version,
-        metric=got.metric,
-        value=got.value,
+        kind=kind,
+        model=seen.model,
+        model_version=seen.model_version,
+        metric=breach.metric,
+        value=breach.value,
         threshold=breach.threshold,
-        window_start=p.window_start,
-        window_end=p.window_end,
-        count=p.labelled,
+        window_start=seen.window_start,
+        window_end=seen.window_end,
+        count=seen.count,
         channel=channel,
         severity=breach.severity,
         text=text,
