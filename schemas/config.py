@@ -203,6 +203,13 @@ class GateSettings(_Section):
         "(numbers), or the stable's commonest class's share moved by this much (classes), at most.",
     )  # fmt: skip
     max_accuracy_drop: float = Field(default=0.02, ge=0, le=1, description="Realized accuracy, labels joined.")
+    min_shadow_agreement: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="A shadow's answers agreeing with the live ones, at least (a guard; 0: reported, never "
+        "failing: a model retrained after a change is meant to answer differently; e.g. 0.95 for a re-platformed one).",
+    )
     min_events: int = Field(default=100, ge=10, description="Per version and stage before a stage may pass.")
     min_stage_duration: Duration = Field(default=timedelta(minutes=5), description="Before a stage may pass.")
     stage_deadline: Duration = Field(

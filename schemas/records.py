@@ -198,6 +198,10 @@ class WindowMetrics(Record):
     throughput_per_s: float | None = Field(default=None, ge=0, description="Requests per second of the window.")
     prediction_mean: float | None = Field(default=None, description="Mean of the numeric predictions.")
     predictions: PredictionSketchState | None = None
+    shadow_pairs: int = Field(
+        default=0, ge=0, description="Shadow predictions of this version compared with the live answer to the request."
+    )
+    shadow_agreements: int = Field(default=0, ge=0, description="Of those, the ones that agreed (streams/windows.py).")
 
     @property
     def key(self) -> str:

@@ -55,11 +55,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from driftline.schemas.events import EventLimits, PredictionEvent, PredictionRecord
 from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
 from driftline.streams.label_join import LabelJoin
-from driftline.streams.windows import WindowAggregate, window_start
+from driftline.streams.windows import WindowAggregate, answers_agree, window_start
 
 WindowKey = tuple[str, str, datetime]
 
@@ -80,6 +81,10 @@ class PartitionAccumulator:
     join: LabelJoin | None = None  # the late-label join of this partition number (streams/label_join.py)
     _recent: deque[bytes] = field(default_factory=deque, repr=False)
     _recent_set: set[bytes] = field(default_factory=set, repr=False)
+    # Shadow agreement: the live answers of the last ``dedupe_horizon`` requests of models that have shadows (a
+    # model joins the set with its first shadow prediction), by request id; in memory only (see _pair).
+    _shadowed: set[str] = field(default_factory=set, repr=False)
+    _live_answers: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _last_window: tuple[timedelta, datetime, datetime] | None = field(default=None, repr=False)
 
     @property
@@ -156,6 +161,8 @@ class PartitionAccumulator:
             fallback=event.fallback,
             sample_rate=event.sample_rate,
         )
+        if event.shadow or event.model in self._shadowed:
+            self._pair(event, aggregate)
         aggregate.partitions.add(self.partition)
         if self.join is not None and not event.shadow:  # a label is joined to the answer the caller got
             self.join.expect(event.request_id, event.model, event.model_version, start, start + size, event.prediction)
@@ -174,6 +181,21 @@ class PartitionAccumulator:
         start = window_start(event_time, size)
         self._last_window = (size, start, start + size)
         return start
+
+    def _pair(self, event: PredictionRecord | PredictionEvent, aggregate: WindowAggregate) -> None:
+        """Compare a shadow prediction with the live answer to its request (logged before it, as serving code
+        does, on the same partition: both are keyed by request id). Live answers are kept in memory only: after a
+        restart, the shadows of requests answered before it are not compared (counted neither way)."""
+        key = (event.model, event.request_id)
+        if not event.shadow:
+            self._live_answers[key] = event.prediction
+            if len(self._live_answers) > self.dedupe_horizon:
+                self._live_answers.pop(next(iter(self._live_answers)))
+            return
+        self._shadowed.add(event.model)
+        if key in self._live_answers:
+            aggregate.shadow_pairs += 1
+            aggregate.shadow_agreements += answers_agree(self._live_answers[key], event.prediction)
 
     def _remember(self, digest: bytes) -> None:
         self._recent.append(digest)

@@ -16,7 +16,9 @@ without inflating the error the way repeated fixed-n tests would):
   predictions in units of the stable's standard deviation (numbers), or of the stable's commonest class's share
   (classes), beyond ``max_prediction_shift`` either way;
 - ``accuracy`` (a guard, once labels are joined): the candidate's realized accuracy minus the stable's, below
-  ``-max_accuracy_drop``.
+  ``-max_accuracy_drop``;
+- ``shadow_agreement`` (a guard, in a shadow stage): the share of the candidate's shadow answers that agree with
+  the live answers to the same requests (:func:`.windows.answers_agree`), below ``min_shadow_agreement``.
 
 A stage **rolls back** when any gate fails; **advances** once each version has ``min_events`` events, the stage
 has lasted ``min_stage_duration`` and the error and latency gates pass; is **held** for a person when
@@ -71,10 +73,14 @@ class Arm:
     predictions: PredictionSketch = field(default_factory=PredictionSketch)
     labelled: int = 0
     correct: int = 0
+    shadow_pairs: int = 0
+    shadow_agreements: int = 0
 
     def add(self, metrics: WindowMetrics) -> None:
         self.events += metrics.count
         self.errors += metrics.errors
+        self.shadow_pairs += metrics.shadow_pairs
+        self.shadow_agreements += metrics.shadow_agreements
         self.windows += 1
         self.latency = self.latency.merge(LatencySketch.from_record(metrics.latency_sketch))
         if metrics.predictions is not None:
@@ -93,6 +99,8 @@ class Arm:
             "predictions": self.predictions.to_record().to_jsonable(),
             "labelled": self.labelled,
             "correct": self.correct,
+            "shadow_pairs": self.shadow_pairs,
+            "shadow_agreements": self.shadow_agreements,
         }
 
     @classmethod
@@ -107,6 +115,8 @@ class Arm:
             predictions=PredictionSketch.from_record(PredictionSketchState.parse(state["predictions"])),
             labelled=state["labelled"],
             correct=state["correct"],
+            shadow_pairs=state.get("shadow_pairs", 0),
+            shadow_agreements=state.get("shadow_agreements", 0),
         )
 
 
@@ -241,10 +251,29 @@ def accuracy_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateResul
     return GateResult("accuracy", verdict, c, s, limit, low, high, line, required=False)
 
 
+def shadow_gate(candidate: Arm, gates: GateSettings) -> GateResult | None:
+    """A guard for a shadow stage: the share of the candidate's shadow answers that agree with the live answers
+    to the same requests; it fails when the whole sequence is below ``min_shadow_agreement``."""
+    if not candidate.shadow_pairs:
+        return None
+    alpha = 1 - gates.confidence
+    n, agreed = candidate.shadow_pairs, candidate.shadow_agreements
+    share = agreed / n
+    low, high = confidence_sequence(share, _rate(agreed, n), alpha, TAU["class_share"])
+    limit = gates.min_shadow_agreement
+    verdict: Verdict = "fail" if high < limit else "pass" if low > limit else "wait"
+    line = (
+        f"shadow_agreement: {share:.1%} of the candidate's {n} shadow answers agree with the live ones; at least "
+        f"{limit:.0%}; {gates.confidence:.0%} sequence {max(low, 0):.1%} to {min(high, 1):.1%}: {verdict}"
+    )
+    return GateResult("shadow_agreement", verdict, share, None, limit, low, high, line, required=False)
+
+
 def judge_stage(candidate: Arm, stable: Arm, gates: GateSettings, elapsed: timedelta) -> StageVerdict:
     """The stage's decision from both versions' evidence so far (module docstring)."""
     results = [error_gate(candidate, stable, gates), latency_gate(candidate, stable, gates)]
-    results += [r for r in (prediction_gate(candidate, stable, gates), accuracy_gate(candidate, stable, gates)) if r]
+    guards = (prediction_gate(candidate, stable, gates), accuracy_gate(candidate, stable, gates))
+    results += [r for r in (*guards, shadow_gate(candidate, gates)) if r]
     failed = [r for r in results if r.verdict == "fail"]
     if failed and min(candidate.events, stable.events) >= 10:  # a handful of events never decides
         return StageVerdict("roll_back", "; ".join(f"{r.metric} failed" for r in failed), results)

@@ -229,6 +229,18 @@ class PredictionSketch:
         )
 
 
+def answers_agree(live: float | int | str | bool | None, shadow: float | int | str | bool | None) -> bool:
+    """Whether a shadow's answer agrees with the live one: scores in [0, 1] on the same side of 0.5, other
+    numbers within 1 % of each other, classes (text, booleans, whole numbers) equal."""
+    numbers = isinstance(live, int | float) and isinstance(shadow, int | float)
+    if numbers and not isinstance(live, bool) and not isinstance(shadow, bool):
+        a, b = float(live), float(shadow)  # type: ignore[arg-type]
+        if 0 <= a <= 1 and 0 <= b <= 1 and not (a.is_integer() and b.is_integer()):
+            return (a >= 0.5) == (b >= 0.5)
+        return abs(a - b) <= 0.01 * max(abs(a), abs(b)) or a == b
+    return str(live).lower() == str(shadow).lower()
+
+
 def window_start(event_time: datetime, size: timedelta) -> datetime:
     """Start of the tumbling window of ``size`` that holds ``event_time`` (aligned to the epoch)."""
     seconds = size.total_seconds()
@@ -255,6 +267,8 @@ class WindowAggregate:
     fallbacks: int = 0
     estimated_fallbacks: float = 0.0
     predictions: PredictionSketch = field(default_factory=PredictionSketch)
+    shadow_pairs: int = 0  # shadow predictions compared with the live answer to the same request
+    shadow_agreements: int = 0
 
     def add(
         self,
@@ -306,6 +320,8 @@ class WindowAggregate:
             self.fallbacks + other.fallbacks,
             self.estimated_fallbacks + other.estimated_fallbacks,
             self.predictions.merge(other.predictions),
+            self.shadow_pairs + other.shadow_pairs,
+            self.shadow_agreements + other.shadow_agreements,
         )
 
     @property
@@ -341,6 +357,8 @@ class WindowAggregate:
             throughput_per_s=self.requests / seconds if seconds > 0 else None,
             prediction_mean=self.predictions.mean,
             predictions=self.predictions.to_record(),
+            shadow_pairs=self.shadow_pairs,
+            shadow_agreements=self.shadow_agreements,
         )
 
     @classmethod
@@ -361,6 +379,8 @@ class WindowAggregate:
             metrics.fallbacks,
             float(metrics.fallbacks) if metrics.estimated_fallbacks is None else metrics.estimated_fallbacks,
             PredictionSketch.from_record(metrics.predictions),
+            metrics.shadow_pairs,
+            metrics.shadow_agreements,
         )
 
 

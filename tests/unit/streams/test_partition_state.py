@@ -150,3 +150,29 @@ def test_a_shadow_copy_of_a_request_counts_for_its_own_version_and_a_copy_of_it_
     assert acc.copies_skipped == 2
     counts = {key[1]: window.count for key, window in acc.open_windows.items()}
     assert counts == {"v1": 1, "v2": 1}
+
+
+def test_shadow_answers_are_compared_with_the_live_answer_to_the_same_request():
+    acc = accumulator()
+    answers = [(0.9, 0.8), (0.2, 0.7), (0.6, 0.55), (0.1, 0.3)]  # agree, disagree, agree, agree
+    offset = 0
+    for n, (live, shadow) in enumerate(answers):
+        first = event(1, request_id=f"q{n}").model_copy(update={"prediction": live})
+        copy = event(1, version="v2", request_id=f"q{n}").model_copy(update={"prediction": shadow, "shadow": True})
+        for item in (first, copy) if n else (copy, first):  # the first shadow comes before its live answer
+            assert acc.add(item, offset) is None
+            offset += 1
+    shadow_window = next(w for key, w in acc.open_windows.items() if key[1] == "v2")
+    # The first request's shadow came first, before the model was known to have shadows: not compared.
+    assert (shadow_window.shadow_pairs, shadow_window.shadow_agreements) == (3, 2)
+    [snapshot] = [w.snapshot() for key, w in acc.open_windows.items() if key[1] == "v2"]
+    assert (snapshot.shadow_pairs, snapshot.shadow_agreements) == (3, 2)
+
+
+def test_answers_agree_by_kind():
+    from driftline.streams.windows import answers_agree
+
+    assert answers_agree(0.7, 0.51) and not answers_agree(0.7, 0.49)  # scores: the same side of 0.5
+    assert answers_agree(100.0, 100.9) and not answers_agree(100.0, 102.0)  # numbers: within 1 %
+    assert answers_agree("cat", "cat") and not answers_agree("cat", "dog")
+    assert answers_agree(True, "true") and answers_agree(1, 1) and not answers_agree(0, 1)

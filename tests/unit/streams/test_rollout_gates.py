@@ -129,3 +129,18 @@ def test_many_latencies_at_once_fill_the_sketch_as_one_at_a_time():
     many.add_many([*values, 0.0])
     assert (many.count, many.zeros) == (one.count, one.zeros) == (5001, 1)
     assert sum(abs(many.buckets[k] - one.buckets[k]) for k in one.buckets | many.buckets) <= 2  # edges: rounding
+
+
+def test_a_shadow_that_disagrees_with_the_live_answers_fails_its_stage():
+    rng = np.random.default_rng(8)
+    c, s = Arm(), Arm()
+    feed(c, rng, 300, error_rate=0.01, latency_scale=1.0, score=0.3)
+    feed(s, rng, 3000, error_rate=0.01, latency_scale=1.0, score=0.3)
+    c.shadow_pairs, c.shadow_agreements = 300, 210  # 70 % agreement
+    assert judge_stage(c, s, GATES, timedelta(minutes=10)).decision != "roll_back"  # by default: reported only
+    gates = GATES.model_copy(update={"min_shadow_agreement": 0.9})
+    verdict = judge_stage(c, s, gates, timedelta(minutes=10))
+    assert verdict.decision == "roll_back" and verdict.reason == "shadow_agreement failed"
+    c.shadow_agreements = 294  # 98 %
+    [shadow] = [r for r in judge_stage(c, s, gates, timedelta(minutes=10)).results if r.metric == "shadow_agreement"]
+    assert shadow.verdict == "pass" and "98.0% of the candidate's 300 shadow answers agree" in shadow.line
