@@ -44,15 +44,21 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from driftline.dags.tasks.deploy import DeployError, rollback
+    from driftline.dags.tasks.deploy import DeployError, announce, rollback
+    from driftline.schemas.config import load_monitor_configs
     from driftline.schemas.storage import Storage
+    from driftline.schemas.storage import models as model_store
     from driftline.streams.deployments import DeploymentPublisher
 
+    storage = Storage.from_settings(settings)
+    before = model_store.read_deployment_state(storage, args.model)
     try:
-        manifest = rollback(Storage.from_settings(settings), args.model, publish=DeploymentPublisher(settings, 5.0))
+        manifest = rollback(storage, args.model, publish=DeploymentPublisher(settings, 5.0))
     except DeployError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    config = load_monitor_configs(settings.config_dir).get(args.model)
+    announce(settings, storage, before, manifest, config.alerts.slack_channel if config else None)
     print(f"{args.model}: now serving {manifest.serving} (previous {manifest.previous})")
     return 0
 
@@ -75,6 +81,7 @@ def _rollout_settings(args: argparse.Namespace, settings: Settings) -> Any:
 
 def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.dags.tasks import deploy
+    from driftline.schemas.config import load_monitor_configs
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage import models as model_store
     from driftline.streams.deployments import DeploymentPublisher
@@ -82,6 +89,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     storage = Storage.from_settings(settings)
     publish = DeploymentPublisher(settings, timeout=5.0)
     reason = args.reason or f"{args.action} from the command line (driftline rollout)"
+    before = model_store.read_deployment_state(storage, args.model)
     if args.action == "start":
         if not args.version:
             raise deploy.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
@@ -94,6 +102,9 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         state = found
     else:
         state = deploy.act(storage, args.model, args.action, reason=reason, publish=publish)
+    if args.action not in {"status", "history"}:
+        config = load_monitor_configs(settings.config_dir).get(args.model)
+        deploy.announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
     if args.action == "history":
         rows = deploy.traffic_history(state)
         if args.json:

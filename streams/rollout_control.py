@@ -226,7 +226,7 @@ def deployment_alert(before: DeploymentState, after: DeploymentState, channel: s
     )
     lines = [
         f"{icon} driftline: model *{after.model}* rollout of *{event.version}* ({after.strategy}): "
-        f"{event.from_status} → *{event.to_status}* — {event.reason}",
+        f"{event.from_status or 'new'} → *{event.to_status}* — {event.reason}",
         f"traffic now: {shares}{shadow}",
         *[f"• {line}" for line in event.evidence],
     ]

@@ -326,7 +326,6 @@ def act_from_conf(settings: Any, conf: dict[str, Any], *, who: str) -> dict[str,
     from driftline.schemas.config import load_monitor_configs
     from driftline.schemas.names import check_name
     from driftline.streams.deployments import DeploymentPublisher
-    from driftline.streams.rollout_control import deployment_alert
 
     model = check_name(str(conf.get("model") or ""), "model")
     action = str(conf.get("action") or "")
@@ -344,15 +343,23 @@ def act_from_conf(settings: Any, conf: dict[str, Any], *, who: str) -> dict[str,
         state = start_rollout(storage, model, str(conf["version"]), chosen, reason=reason, publish=publish)
     else:
         state = act(storage, model, action, reason=reason, publish=publish)
+    announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
+    return {"model": model, "status": state.status, "serving": state.serving, "candidate": state.candidate,
+            "shares": state.shares(), "revision": state.revision}  # fmt: skip
+
+
+def announce(
+    settings: Any, storage: Storage, before: DeploymentState | None, after: DeploymentState, channel: str | None
+) -> None:
+    """The Slack message of a change made outside the stream worker (a person, the retrain DAG), through the
+    alert outbox: a Slack outage leaves it queued for the next delivery, and the change stands."""
     from driftline.dags.tasks.drift import deliver_pending_alerts
     from driftline.schemas.storage import state as stored_state
     from driftline.streams.alerts import AlertDeliveryError
+    from driftline.streams.rollout_control import deployment_alert
 
-    channel = config.alerts.slack_channel if config else None
-    stored_state.queue_alert(storage, deployment_alert(before or state, state, channel))
+    stored_state.queue_alert(storage, deployment_alert(before or after, after, channel))
     try:
         deliver_pending_alerts(settings, storage)
     except AlertDeliveryError as exc:  # the change is made: a retry must not make it twice; the alert waits
         log.warning("the deployment change is made; its Slack message stays queued for the next delivery: %s", exc)
-    return {"model": model, "status": state.status, "serving": state.serving, "candidate": state.candidate,
-            "shares": state.shares(), "revision": state.revision}  # fmt: skip

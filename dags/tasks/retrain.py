@@ -243,10 +243,13 @@ def _roll_out(
     from driftline.streams.deployments import DeploymentPublisher
 
     publish = DeploymentPublisher(settings, timeout=5.0) if settings is not None else None
+    before = model_store.read_deployment_state(storage, config.model)
     try:
         state = deploy.start_rollout(storage, config.model, version, config.deployment, reason=reason, publish=publish)
     except deploy.DeployError as exc:  # a rollout in progress: this version waits for it to end
         return {"status": "not_deployed", "reason": str(exc)}
+    if settings is not None:
+        deploy.announce(settings, storage, before, state, config.alerts.slack_channel)
     if state.status == "promoted":
         return {"status": "deployed", "serving": state.serving, "previous": state.previous}
     return {"status": "rolling_out", "serving": state.serving, "candidate": state.candidate,
