@@ -148,11 +148,13 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert metadata.holdout_metrics["accuracy"] == pytest.approx(metadata.holdout_accuracy, abs=1e-6)
     assert metadata.production_rows == 0 and metadata.production_metrics == {}
     assert not state.retrain_requested(storage, "churn")
+    assert "stable → *promoted*" in slack.texts()[-1] and "rollout of *v2*" in slack.texts()[-1]  # announced
 
     rollback = run("rollback", "churn")
     assert rollback.returncode == 0, rollback.stderr
     assert "now serving v1" in rollback.stdout
     assert model_store.read_deployment_state(storage, "churn").serving == "v1"
+    assert "promoted → *rolled_back*" in slack.texts()[-1] and "traffic now: v1 100%" in slack.texts()[-1]
 
 
 def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slack, monkeypatch):
