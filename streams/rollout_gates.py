@@ -15,13 +15,17 @@ without inflating the error the way repeated fixed-n tests would):
 - ``prediction_shift`` (a guard: it can fail a stage, it is not needed to pass one): the difference of mean
   predictions in units of the stable's standard deviation (numbers), or of the stable's commonest class's share
   (classes), beyond ``max_prediction_shift`` either way;
+- ``prediction_spread`` (a guard, numbers): the share of each version's predictions outside the stable's
+  10th–90th percentile, candidate minus stable, beyond ±0.4 × ``max_prediction_shift``: a spread that
+  widens or narrows with the mean in place;
 - ``accuracy`` (a guard, once labels are joined): the candidate's realized accuracy minus the stable's, below
   ``-max_accuracy_drop``;
 - ``shadow_agreement`` (a guard, in a shadow stage): the share of the candidate's shadow answers that agree with
   the live answers to the same requests (:func:`.windows.answers_agree`), below ``min_shadow_agreement``.
 
 A stage **rolls back** when any gate fails; **advances** once each version has ``min_events`` events, the stage
-has lasted ``min_stage_duration`` and the error and latency gates pass; is **held** for a person when
+has lasted ``min_stage_duration``, the error and latency gates pass and no guard's estimate is past its limit
+(a guard still collecting evidence toward a failure holds the stage); is **held** for a person when
 ``stage_deadline`` passes without either (too little traffic for evidence: never pass or fail on noise);
 otherwise it **waits**. Every result names the metric, the two values, the limit and the sequence.
 """
@@ -131,6 +135,7 @@ class GateResult:
     high: float
     line: str
     required: bool = True  # needed to pass (error rate, latency), or a guard that only fails
+    leaning: bool = False  # a guard still waiting whose estimate is past its limit: no stage passes meanwhile
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,8 @@ def prediction_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateRes
             f"prediction_shift: candidate mean {mean_c:.4g} vs stable {mean_s:.4g} ({d:+.3f} of the stable's sd "
             f"{sd:.4g}); at most ±{limit:g} sd; {gates.confidence:.0%} sequence {low:+.3f} to {high:+.3f}: {verdict}"
         )
-        return GateResult("prediction_shift", verdict, mean_c, mean_s, limit, low, high, line, required=False)
+        leaning = verdict == "wait" and abs(d) > limit
+        return GateResult("prediction_shift", verdict, mean_c, mean_s, limit, low, high, line, False, leaning)
     stable_total = sum(s.classes.values()) + s.other_classes
     candidate_total = sum(c.classes.values()) + c.other_classes
     if not s.classes or not candidate_total:
@@ -231,7 +237,38 @@ def prediction_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateRes
         f"prediction_shift: class {top!r} is {share_c:.1%} of the candidate's predictions vs {share_s:.1%} of the "
         f"stable's; at most ±{limit:g}; {gates.confidence:.0%} sequence {low:+.3f} to {high:+.3f}: {verdict}"
     )
-    return GateResult("prediction_shift", verdict, share_c, share_s, limit, low, high, line, required=False)
+    leaning = verdict == "wait" and abs(share_c - share_s) > limit
+    return GateResult("prediction_shift", verdict, share_c, share_s, limit, low, high, line, False, leaning)
+
+
+def spread_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateResult | None:
+    """A guard on the shape of numeric predictions: the share of each version's predictions outside the stable
+    version's 10th–90th percentile (for the stable itself about 20 %, less with ties), candidate minus stable;
+    it fails when the whole sequence is beyond ±``max_prediction_shift`` × 0.4 (a spread half as wide again, or
+    half as wide, moves the share by about 0.19 and 0.19 for normal predictions; ±0.1 with the default 0.25)."""
+    c, s = candidate.predictions, stable.predictions
+    if c.numeric < 2 or s.numeric < 2:
+        return None
+    low_edge, high_edge = s.quantile(0.1), s.quantile(0.9)
+    if low_edge is None or high_edge is None or high_edge <= low_edge:
+        return None  # a stable version that always answers the same: no spread to compare
+
+    def outside(sketch: PredictionSketch) -> int:
+        return sketch.numeric - sketch.count_above(low_edge) + sketch.count_above(high_edge)
+
+    out_c, out_s = outside(c), outside(s)
+    share_c, share_s = out_c / c.numeric, out_s / s.numeric
+    variance = _rate(out_c, c.numeric) + _rate(out_s, s.numeric)
+    low, high = confidence_sequence(share_c - share_s, variance, 1 - gates.confidence, TAU["class_share"])
+    limit = 0.4 * gates.max_prediction_shift
+    verdict = _within(low, high, limit)
+    line = (
+        f"prediction_spread: {share_c:.1%} of the candidate's predictions outside the stable's 10th–90th "
+        f"percentile ({low_edge:.4g} to {high_edge:.4g}) vs {share_s:.1%} of the stable's; at most ±{limit:g}; "
+        f"{gates.confidence:.0%} sequence {low:+.3f} to {high:+.3f}: {verdict}"
+    )
+    leaning = verdict == "wait" and abs(share_c - share_s) > limit
+    return GateResult("prediction_spread", verdict, share_c, share_s, limit, low, high, line, False, leaning)
 
 
 def accuracy_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateResult | None:
@@ -248,7 +285,8 @@ def accuracy_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateResul
         f"({stable.correct}/{stable.labelled}); drop at most {gates.max_accuracy_drop:g}; {gates.confidence:.0%} "
         f"sequence of the difference {low:+.4f} to {high:+.4f}: {verdict}"
     )
-    return GateResult("accuracy", verdict, c, s, limit, low, high, line, required=False)
+    leaning = verdict == "wait" and c - s < limit
+    return GateResult("accuracy", verdict, c, s, limit, low, high, line, False, leaning)
 
 
 def shadow_gate(candidate: Arm, gates: GateSettings) -> GateResult | None:
@@ -266,19 +304,24 @@ def shadow_gate(candidate: Arm, gates: GateSettings) -> GateResult | None:
         f"shadow_agreement: {share:.1%} of the candidate's {n} shadow answers agree with the live ones; at least "
         f"{limit:.0%}; {gates.confidence:.0%} sequence {max(low, 0):.1%} to {min(high, 1):.1%}: {verdict}"
     )
-    return GateResult("shadow_agreement", verdict, share, None, limit, low, high, line, required=False)
+    leaning = verdict == "wait" and share < limit
+    return GateResult("shadow_agreement", verdict, share, None, limit, low, high, line, False, leaning)
 
 
 def judge_stage(candidate: Arm, stable: Arm, gates: GateSettings, elapsed: timedelta) -> StageVerdict:
     """The stage's decision from both versions' evidence so far (module docstring)."""
     results = [error_gate(candidate, stable, gates), latency_gate(candidate, stable, gates)]
-    guards = (prediction_gate(candidate, stable, gates), accuracy_gate(candidate, stable, gates))
+    guards = (
+        prediction_gate(candidate, stable, gates),
+        spread_gate(candidate, stable, gates),
+        accuracy_gate(candidate, stable, gates),
+    )
     results += [r for r in (*guards, shadow_gate(candidate, gates)) if r]
     failed = [r for r in results if r.verdict == "fail"]
     if failed and min(candidate.events, stable.events) >= 10:  # a handful of events never decides
         return StageVerdict("roll_back", "; ".join(f"{r.metric} failed" for r in failed), results)
     enough = candidate.events >= gates.min_events and stable.events >= gates.min_events
-    passed = all(r.verdict == "pass" for r in results if r.required)
+    passed = all(r.verdict == "pass" for r in results if r.required) and not any(r.leaning for r in results)
     if enough and passed and elapsed >= gates.min_stage_duration:
         return StageVerdict("advance", "every gate passed", results)
     if elapsed >= gates.stage_deadline:

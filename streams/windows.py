@@ -180,6 +180,13 @@ class PredictionSketch:
         positives = self.positive.count
         return self.positive.quantile((rank - below) / (positives - 1) if positives > 1 else 0.0)
 
+    def count_above(self, x: float) -> int:
+        """Numeric predictions above ``x`` (each bucket counted by the value it stands for)."""
+        if x >= 0:
+            return sum(n for i, n in self.positive.buckets.items() if self.positive.value_of(i) > x)
+        below = sum(n for i, n in self.negative.buckets.items() if self.negative.value_of(i) >= -x)
+        return self.positive.count + self.negative.count - below
+
     def merge(self, other: PredictionSketch) -> PredictionSketch:
         classes, other_classes = keep_commonest(self.classes + other.classes, CLASSES_KEPT)
         minimums = [v for v in (self.minimum, other.minimum) if v is not None]

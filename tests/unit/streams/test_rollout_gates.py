@@ -13,14 +13,28 @@ from driftline.streams.rollout_gates import Arm, confidence_sequence, judge_stag
 GATES = GateSettings(min_events=100, min_stage_duration=timedelta(minutes=5), stage_deadline=timedelta(hours=1))
 
 
-def feed(arm: Arm, rng: np.random.Generator, n: int, error_rate: float, latency_scale: float, score: float) -> None:
+def fill(sketch, values: np.ndarray) -> None:
+    """Numeric predictions into a prediction sketch at once (its moments and both of its log sketches)."""
+    sketch.numeric += len(values)
+    sketch.total += float(values.sum())
+    sketch.total_squares += float((values**2).sum())
+    sketch.positive.add_many(values[values >= 0])
+    sketch.negative.add_many(-values[values < 0])
+
+
+def feed(
+    arm: Arm,
+    rng: np.random.Generator,
+    n: int,
+    error_rate: float,
+    latency_scale: float,
+    score: float,
+    spread: float = 1.0,
+) -> None:
     arm.events += n
     arm.errors += int(rng.binomial(n, error_rate))
     arm.latency.add_many(rng.lognormal(np.log(20 * latency_scale), 0.3, n))
-    scores = rng.normal(score, 0.1, n)
-    arm.predictions.numeric += n
-    arm.predictions.total += float(scores.sum())
-    arm.predictions.total_squares += float((scores**2).sum())
+    fill(arm.predictions, rng.normal(score, 0.1 * spread, n))
     arm.windows += 1
 
 
@@ -70,7 +84,12 @@ def test_a_candidate_as_good_as_the_stable_advances_and_is_rarely_rolled_back():
 
 @pytest.mark.parametrize(
     ("change", "gate"),
-    [({"error_rate": 0.05}, "error_rate"), ({"latency_scale": 1.6}, "latency"), ({"score": 0.45}, "prediction_shift")],
+    [
+        ({"error_rate": 0.05}, "error_rate"),
+        ({"latency_scale": 1.6}, "latency"),
+        ({"score": 0.45}, "prediction_shift"),
+        ({"spread": 1.6}, "prediction_spread"),
+    ],
 )
 def test_a_bad_candidate_is_rolled_back_by_the_gate_it_fails(change, gate):
     bad = {"error_rate": 0.01, "latency_scale": 1.0, "score": 0.3, **change}
@@ -85,8 +104,8 @@ def test_a_bad_candidate_is_rolled_back_by_the_gate_it_fails(change, gate):
         verdict = judge_stage(c, s, GATES, timedelta(minutes=5 * w))
         if verdict.decision == "roll_back":
             break
-    [failed] = [r for r in verdict.results if r.verdict == "fail"]
-    assert failed.metric == gate and "candidate" in failed.line and "stable" in failed.line
+    failed = {r.metric: r for r in verdict.results if r.verdict == "fail"}
+    assert gate in failed and "candidate" in failed[gate].line and "stable" in failed[gate].line
 
 
 def test_a_quiet_service_waits_for_evidence_and_is_held_at_the_deadline_never_passed_on_noise():
@@ -144,3 +163,14 @@ def test_a_shadow_that_disagrees_with_the_live_answers_fails_its_stage():
     c.shadow_agreements = 294  # 98 %
     [shadow] = [r for r in judge_stage(c, s, gates, timedelta(minutes=10)).results if r.metric == "shadow_agreement"]
     assert shadow.verdict == "pass" and "98.0% of the candidate's 300 shadow answers agree" in shadow.line
+
+
+def test_count_above_agrees_with_the_values_it_sketches():
+    from driftline.streams.windows import PredictionSketch
+
+    values = np.random.default_rng(9).normal(0, 2, 3000).round(4)
+    sketch = PredictionSketch()
+    for value in values:
+        sketch.add(float(value))
+    for x in (-3.0, -0.5, 0.0, 0.7, 2.5):
+        assert abs(sketch.count_above(x) - int((values > x).sum())) <= 0.01 * len(values)  # bucket edges: 1 %
