@@ -164,10 +164,9 @@ def advance(
     state: DeploymentState, *, reason: str, at: datetime, evidence: list[str] | None = None, shadow_share: float = 1.0
 ) -> DeploymentState:
     """The next stage of a staged rollout (canary, shadow); past the last one the candidate is promoted. An A/B
-    test or a bandit has no stages: their verdict promotes or rolls back."""
+    test or a bandit has no stages: advancing it promotes. Advancing a paused rollout is a person's approval
+    (the gates never advance one: they pause it for a person before the last stage, or at a stage's deadline)."""
     _rolling(state, "advance")
-    if state.status == "paused":
-        raise DeployError(f"model {state.model!r}'s rollout of {state.candidate} is paused; resume it first")
     if not state.stages:
         return _promoted(state, reason=reason, at=at, evidence=evidence or [])
     return _at_stage(state, state.stage + 1, shadow_share, reason=reason, at=at, evidence=evidence or [])

@@ -89,8 +89,8 @@ def test_the_state_machine_refuses_what_makes_no_sense_and_counts_every_revision
     with pytest.raises(deploy.DeployError, match="is rolling out v2"):
         deploy.begin(state, "m", "v3", DeploymentSettings(strategy="canary"), reason="x", at=T0)
     paused = deploy.pause(state, reason="on-call asked", at=T0)
-    with pytest.raises(deploy.DeployError, match="paused; resume it first"):
-        deploy.advance(paused, reason="x", at=T0)
+    approved = deploy.advance(paused, reason="approved", at=T0)  # a person's approval of the next stage
+    assert (approved.status, approved.serving) == ("promoted", "v2")
     resumed = deploy.resume(paused, reason="ok", at=T0)
     assert resumed.weights == state.weights and resumed.revision == state.revision + 2
     with pytest.raises(deploy.DeployError, match="already serves v1"):
