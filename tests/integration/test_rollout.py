@@ -78,6 +78,10 @@ def test_the_gates_promote_a_good_candidate_and_roll_back_a_slow_one(driftline_e
                         served[model].append((route.revision, route.version))
                 time.sleep(0.1)  # about 400 requests a second per model
         assert worker.poll() is None, log_path.read_text()[-3000:]
+        # The decisions' alerts go through the alerts topic to Slack: give the worker time to deliver both.
+        delivered_by = time.monotonic() + 30
+        while sum("rollout of *v2*" in t for t in slack.texts()) < 2 and time.monotonic() < delivered_by:
+            time.sleep(0.5)
     finally:
         for router in routers.values():
             router.close()
