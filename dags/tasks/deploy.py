@@ -99,7 +99,7 @@ def begin(
     if candidate == current.serving:
         raise DeployError(f"model {model!r} already serves {candidate}; nothing to roll out")
     strategy: Strategy = settings.strategy
-    start = {
+    start: dict[str, Any] = {
         "strategy": strategy,
         "candidate": candidate,
         "rollout_id": rollout_id or f"{candidate}@{at.isoformat()}",
@@ -110,19 +110,13 @@ def begin(
     }
     if strategy in {"recreate", "blue_green"}:
         return _promoted(current.model_copy(update=start), reason=reason, at=at, evidence=[])
-    if strategy == "ab":
-        weights = {candidate: settings.ab_split, current.serving: 1 - settings.ab_split}
-        return changed(current, reason=reason, at=at, to_status="progressing", weights=weights, stages=[], **_no(start))
-    if strategy == "bandit":
-        weights = {candidate: 0.5, current.serving: 0.5}
-        return changed(current, reason=reason, at=at, to_status="progressing", weights=weights, stages=[], **_no(start))
+    if strategy in {"ab", "bandit"}:  # no stages: a fixed split (A/B) or an even start (bandit) until the verdict
+        share = settings.ab_split if strategy == "ab" else 0.5
+        weights = {candidate: share, current.serving: 1 - share}
+        return changed(current, reason=reason, at=at, to_status="progressing", weights=weights, stages=[], **start)
     stages = [0.0, 1.0] if strategy == "shadow" else list(settings.stages)
     staged = current.model_copy(update={**start, "stages": stages})
     return _at_stage(staged, 0, settings.shadow_share, reason=reason, at=at, evidence=[])
-
-
-def _no(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if k not in {"stages"}}
 
 
 def _at_stage(
