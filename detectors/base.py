@@ -14,6 +14,9 @@ FeatureType = Literal["numeric", "categorical"]
 Direction = Literal["p_value", "distance"]
 InputKind = Literal["values", "counts"]
 Status = Literal["ok", "insufficient_data"]
+# drift: significant and at least the effect floor; minor: significant, but an effect below the floor (a tiny change
+# a huge window can prove, reported and not alarmed); no_drift; insufficient_data: too few rows for a verdict.
+FeatureVerdict = Literal["drift", "minor", "no_drift", "insufficient_data"]
 # What a test reads from a profile: "counts" (a numeric feature's bin counts or a categorical feature's
 # category counts), "bin_counts" (numeric bins), "sample" (the bounded row sample), "tail_excess" (exact
 # tail sums beyond the outer bins), "moments" (count, mean, standard deviation).
@@ -49,6 +52,11 @@ class DriftResult:
     give no verdict at all, rather than a confident "no drift".
     ``approximation`` says how the figure was obtained when it was not from the
     raw values (e.g. ``"binned: |error| <= 0.004"``).
+
+    ``effect`` is the size of the change in ``effect_measure`` (reference standard deviations of Wasserstein
+    distance for numeric features, total variation for categorical ones, the excess share for a small window's
+    gross-change check); a significant change is drift only at ``effect >= effect_floor``, and ``significant``
+    says whether the p-value passed. ``verdict`` sums it up.
     """
 
     test: str
@@ -61,9 +69,21 @@ class DriftResult:
     current_size: int
     status: Status = "ok"
     approximation: str | None = None
+    effect: float | None = None
+    effect_measure: str | None = None
+    effect_floor: float | None = None
+    significant: bool | None = None
+
+    @property
+    def verdict(self) -> FeatureVerdict:
+        if self.status == "insufficient_data":
+            return "insufficient_data"
+        if self.drifted:
+            return "drift"
+        return "minor" if self.significant else "no_drift"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "verdict": self.verdict}
 
 
 @dataclass(frozen=True)

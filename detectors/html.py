@@ -52,20 +52,48 @@ def _svg(plot: dict[str, Any], width: int = 360, height: int = 120) -> str:
     return "".join(parts)
 
 
+_VERDICTS = {
+    "drift": ("drift", "drift"),
+    "minor": ("minor (below effect floor)", "ok"),
+    "no_drift": ("no drift", "ok"),
+    "insufficient_data": ("insufficient data", "na"),
+}
+
+
+def _verdict(feature: dict[str, Any]) -> tuple[str, str]:
+    verdict = feature.get("verdict")
+    if verdict is None:  # a report of before 2026-12
+        drifted = feature.get("drifted")
+        verdict = "drift" if drifted else ("no_drift" if drifted is False else "insufficient_data")
+    return _VERDICTS.get(str(verdict), (str(verdict), "na"))
+
+
+def _multivariate_html(joint: dict[str, Any] | None) -> str:
+    if not joint or joint.get("status") == "off":
+        return ""
+    if joint.get("status") != "ok":
+        return f"<h2>Features together</h2><p class='na'>{html.escape(str(joint.get('message', '')))}</p>"
+    verdict, css = _verdict(joint)
+    return (
+        "<h2>Features together (multivariate)</h2>"
+        f"<p class='{css}'><b>{verdict}</b>: {html.escape(str(joint['message']))}; {joint['test']} "
+        f"p={_format(joint['p_value'], 3)} (threshold {_format(joint['threshold'], 3)}), effect "
+        f"{_format(joint['effect'])} (floor {_format(joint['effect_floor'])}).</p>"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     features = sorted(report["features"], key=lambda f: -f.get("severity", -1))
     title = f"Drift report{' — ' + html.escape(str(report['model'])) if report.get('model') else ''}"
     rows = []
     for f in features:
-        verdict, css = (
-            ("drift", "drift")
-            if f["drifted"]
-            else (("no drift", "ok") if f["drifted"] is False else ("insufficient data", "na"))
-        )
+        verdict, css = _verdict(f)
+        effect = "–" if f.get("effect") is None else f"{_format(f['effect'])} ≥ {_format(f.get('effect_floor'))}?"
         rows.append(
             f"<tr><td>{html.escape(f['feature'])}</td><td>{f['feature_type']}</td><td>{f['test']}</td>"
             f"<td>{_format(f['statistic'])}</td><td>{_format(f['p_value'], 3)}</td>"
-            f"<td>{_format(f['threshold'], 3)}</td>"
+            f"<td>{_format(f['threshold'], 3)}</td><td title='{html.escape(str(f.get('effect_measure') or ''))}'>"
+            f"{effect}</td>"
             f"<td class='{css}'>{verdict}</td><td>{f['reference_size']:,} / {f['current_size']:,}</td>"
             f"<td>{_format(f.get('approximation'))}</td></tr>"
         )
@@ -83,6 +111,9 @@ def render_html(report: dict[str, Any]) -> str:
     verdict_line = ""
     if report.get("verdict") == "quality_incident":
         verdict_line = "<p class='drift'>Quality incident: a feature is gone for the whole window (Data quality).</p>"
+    elif report.get("verdict") == "insufficient_data":
+        names = ", ".join(html.escape(str(n)) for n in report.get("insufficient_data", []))
+        verdict_line = f"<p class='na'>Insufficient data: no verdict for {names} (too few values); not 'no drift'.</p>"
     window = ""
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
@@ -101,8 +132,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p><b>{len(report['drifted_features'])}</b> of {len(features)} features drifted "
         f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
         "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
-        f"<th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}</table>"
-        f"{production}{segments}{performance}"
+        f"<th>effect ≥ floor</th><th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}"
+        f"</table>{_multivariate_html(report.get('multivariate'))}{production}{segments}{performance}"
         f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
         f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
         f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"
@@ -112,11 +143,7 @@ def render_html(report: dict[str, Any]) -> str:
 def _drift_rows(features: list[dict[str, Any]]) -> str:
     rows = []
     for f in features:
-        verdict, css = (
-            ("drift", "drift")
-            if f.get("drifted")
-            else (("no drift", "ok") if f.get("drifted") is False else ("insufficient data", "na"))
-        )
+        verdict, css = _verdict(f)
         rows.append(
             f"<tr><td>{html.escape(str(f['feature']))}</td><td>{f['test']}</td><td>{_format(f['statistic'])}</td>"
             f"<td>{_format(f['p_value'], 3)}</td><td>{_format(f['threshold'], 3)}</td>"

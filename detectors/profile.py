@@ -7,24 +7,31 @@ never on the number of rows:
 * numeric feature: ``FINE_BINS`` bins on the reference's quantiles (counts),
   min / max, count / mean / M2 (Welford), missing count, and a bounded uniform
   sample (``SAMPLE_SIZE`` values) for the tests that need raw values;
-* categorical feature: exact counts of the ``TOP_K`` most frequent categories,
-  the rest pooled in ``OTHER``, missing count, and the same bounded sample.
-  While a profile is built, a feature with more than ``CATEGORY_CAP``
-  distinct values so far keeps its commonest half and pools the rest, so
-  memory stays bounded for id-like features too.
+* categorical feature: exact counts of every category, missing count, and the
+  same bounded sample. A feature with more than ``CATEGORY_CAP`` distinct
+  values (id-like) is kept as ``HASH_BUCKETS`` counts of a stable hash of its
+  values instead: a partition fixed before any data is seen, so the drift
+  tests on it stay valid (keeping the commonest values would not be: the
+  reference's commonest values are commoner in the reference than in any
+  window, by selection alone), and memory stays bounded;
+* a row sample (``joint``): up to ``SAMPLE_SIZE`` whole rows, one random key per
+  row for every column, for the multivariate check.
 
-A *window* profile (the current data) uses the reference's bin edges and is
+A *window* profile (the current data) uses the reference's bin edges and
+categories (every reference category counted exactly; values the reference
+never had counted too, the rarest pooled in ``OTHER`` past the cap) and is
 built by streaming Parquet row groups / CSV blocks (:func:`profile_source`), so
 memory stays flat however many rows the window has.
 
 Merging (:meth:`Profile.merge`) is exact for counts, bins, missing counts,
-min / max and moments, and for categories while no truncation to ``TOP_K``
-happens; the merged sample is a uniform sample of the union (statistically,
+min / max and moments, and for categories (hashed once the union passes the
+cap); the merged sample is a uniform sample of the union (statistically,
 not bit-for-bit, the same as sampling the union).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -44,9 +51,9 @@ if TYPE_CHECKING:
 
 FINE_BINS = 1000
 SAMPLE_SIZE = 5000
-TOP_K = 200
-CATEGORY_CAP = 20_000  # distinct categories a summary holds while it is being built (TOP_K once finished)
-OTHER = "__other__"
+CATEGORY_CAP = 20_000  # distinct categories a summary holds exactly; beyond, it is hashed into HASH_BUCKETS
+HASH_BUCKETS = 1024
+OTHER = "__other__"  # a window's unseen values beyond the cap (and, in profiles of before 2026-12, pooled categories)
 PROFILE_VERSION = 1
 
 FeatureType = Literal["numeric", "categorical"]
@@ -139,33 +146,71 @@ class NumericSummary:
         self.minimum, self.maximum = min(self.minimum, minimum), max(self.maximum, maximum)
 
 
+def hash_buckets(keys: Iterable[str], buckets: int = HASH_BUCKETS) -> np.ndarray:
+    """The bucket of each key: a stable hash (BLAKE2b, the same in every process and release) modulo ``buckets``."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") % buckets for key in keys],
+        dtype=np.int64,
+    )
+
+
 @dataclass
 class CategoricalSummary:
+    """Exact category counts, or (``hashed`` is set) counts per hash bucket for an id-like feature.
+
+    ``keep`` is set on a window's summary: the reference's categories, whose counts always stay exact; values the
+    reference never had are counted too, and past ``CATEGORY_CAP`` of them the rarest are pooled in ``OTHER``.
+    """
+
     counts: dict[str, int] = field(default_factory=dict)
     missing: int = 0
     sample: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    hashed: np.ndarray | None = None
+    keep: frozenset[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def count(self) -> int:
-        return sum(self.counts.values())
+        return int(self.hashed.sum()) if self.hashed is not None else sum(self.counts.values())
+
+    @property
+    def n_categories(self) -> int:
+        return int(np.count_nonzero(self.hashed)) if self.hashed is not None else len(self.counts)
 
     def add(self, array: pa.Array) -> None:
-        for item in pc.value_counts(array).to_pylist():
-            if item["values"] is not None:
-                key = str(item["values"])
-                self.counts[key] = self.counts.get(key, 0) + item["counts"]
-        if len(self.counts) > CATEGORY_CAP:
-            # An id-like feature would otherwise keep every distinct value of the stream. Keep the commonest half,
-            # pool the rest: the total stays exact, and so do the counts of categories that stay common.
-            self.truncate(CATEGORY_CAP // 2)
-
-    def truncate(self, top_k: int = TOP_K) -> None:
-        if len(self.counts) <= top_k:
+        distinct = pc.value_counts(array)
+        values, counts = distinct.field("values"), distinct.field("counts").to_numpy(zero_copy_only=False)
+        if values.null_count:
+            present = values.is_valid().to_numpy(zero_copy_only=False)
+            values, counts = values.filter(pa.array(present)), counts[present]
+        keys = [str(v) for v in values.to_pylist()]
+        if self.hashed is not None:
+            self.hashed += np.bincount(hash_buckets(keys), weights=counts, minlength=len(self.hashed)).astype(np.int64)
             return
-        ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        kept = dict(ranked[:top_k])
-        kept[OTHER] = kept.get(OTHER, 0) + sum(v for _, v in ranked[top_k:])
+        for key, count in zip(keys, counts.tolist(), strict=True):
+            self.counts[key] = self.counts.get(key, 0) + count
+        self.bound()
+
+    def bound(self) -> None:
+        """Past ``CATEGORY_CAP`` categories: a reference's summary is hashed; a window's pools its rarest unseen
+        values in ``OTHER`` (the reference's categories keep their exact counts)."""
+        if len(self.counts) <= CATEGORY_CAP:
+            return
+        if self.keep is None:
+            self.to_hashed()
+            return
+        unseen = sorted(((k, v) for k, v in self.counts.items() if k not in self.keep), key=lambda kv: (-kv[1], kv[0]))
+        kept = {k: v for k, v in self.counts.items() if k in self.keep}
+        kept.update(unseen[: CATEGORY_CAP // 2])
+        kept[OTHER] = kept.get(OTHER, 0) + sum(v for _, v in unseen[CATEGORY_CAP // 2 :])
         self.counts = kept
+
+    def to_hashed(self, buckets: int = HASH_BUCKETS) -> None:
+        if self.hashed is not None:
+            return
+        keys = list(self.counts)
+        weights = np.array([self.counts[k] for k in keys], dtype=np.float64)
+        self.hashed = np.bincount(hash_buckets(keys, buckets), weights=weights, minlength=buckets).astype(np.int64)
+        self.counts = {}
 
 
 Summary = NumericSummary | CategoricalSummary
@@ -179,6 +224,9 @@ class Profile:
     summaries: dict[str, Summary]
     rows: int
     source_types: dict[str, str] = field(default_factory=dict)  # arrow type names seen in the source
+    # Up to SAMPLE_SIZE whole rows (feature -> values, row-aligned; NaN / None where a value was missing), for the
+    # multivariate check. Empty for a profile written before it existed.
+    joint: dict[str, np.ndarray] = field(default_factory=dict)
 
     # -- merge ----------------------------------------------------------------------------------
     def merge(self, other: Profile, seed: int = 0) -> Profile:
@@ -216,14 +264,13 @@ class Profile:
                 summaries[name] = merged
             else:
                 assert isinstance(theirs, CategoricalSummary)
-                counts = dict(mine.counts)
-                for key, value in theirs.counts.items():
-                    counts[key] = counts.get(key, 0) + value
-                merged_categorical = CategoricalSummary(counts, mine.missing + theirs.missing, sample)
-                merged_categorical.truncate()
-                summaries[name] = merged_categorical
+                summaries[name] = _merge_categories(mine, theirs, sample)
         return Profile(
-            dict(self.feature_types), summaries, self.rows + other.rows, {**other.source_types, **self.source_types}
+            dict(self.feature_types),
+            summaries,
+            self.rows + other.rows,
+            {**other.source_types, **self.source_types},
+            _merge_joint(self.joint, self.rows, other.joint, other.rows, rng=rng),
         )
 
     # -- storage --------------------------------------------------------------------------------
@@ -257,6 +304,15 @@ class Profile:
             else:
                 arrays[f"f{index}_sample"] = summary.sample.astype(str)
                 meta["features"][name] = {"index": index, "counts": summary.counts, "missing": summary.missing}
+                if summary.hashed is not None:
+                    arrays[f"f{index}_hashed"] = summary.hashed
+            if name in self.joint:
+                column = self.joint[name]
+                if column.dtype.kind == "f":
+                    arrays[f"j{index}"] = column.astype(np.float64)
+                else:
+                    arrays[f"j{index}_missing"] = np.array([v is None for v in column], dtype=bool)
+                    arrays[f"j{index}"] = np.array(["" if v is None else str(v) for v in column], dtype=str)
         buffer = io.BytesIO()
         arrays["__meta__"] = np.array(json.dumps(meta))
         np.savez_compressed(buffer, allow_pickle=False, **arrays)
@@ -272,8 +328,14 @@ class Profile:
                     f"(expects {PROFILE_VERSION}); rebuild it with 'driftline profile'"
                 )
             summaries: dict[str, Summary] = {}
+            joint: dict[str, np.ndarray] = {}
             for name, info in meta["features"].items():
                 index = info["index"]
+                if f"j{index}" in archive:
+                    column = archive[f"j{index}"]
+                    if f"j{index}_missing" in archive:
+                        column = np.where(archive[f"j{index}_missing"], None, column.astype(object))
+                    joint[name] = column
                 if meta["feature_types"][name] == "numeric":
                     summaries[name] = NumericSummary(
                         archive[f"f{index}_edges"],
@@ -295,8 +357,9 @@ class Profile:
                         {k: int(v) for k, v in info["counts"].items()},
                         info["missing"],
                         archive[f"f{index}_sample"].astype(object),
+                        archive.get(f"f{index}_hashed"),
                     )
-        return cls(meta["feature_types"], summaries, meta["rows"], meta.get("source_types", {}))
+        return cls(meta["feature_types"], summaries, meta["rows"], meta.get("source_types", {}), joint)
 
 
 def _merge_samples(
@@ -317,6 +380,47 @@ def _merge_samples(
     return np.concatenate(
         [rng.choice(first, take_first, replace=False), rng.choice(second, take_second, replace=False)]
     )
+
+
+def _merge_categories(mine: CategoricalSummary, theirs: CategoricalSummary, sample: np.ndarray) -> CategoricalSummary:
+    """Exact counts summed; hashed when either side is (or the union passes the cap)."""
+    merged = CategoricalSummary(dict(mine.counts), mine.missing + theirs.missing, sample, keep=mine.keep)
+    if mine.hashed is not None or theirs.hashed is not None:
+        other = CategoricalSummary(dict(theirs.counts), hashed=theirs.hashed)
+        merged.hashed = None if mine.hashed is None else mine.hashed.copy()
+        merged.to_hashed()
+        other.to_hashed()
+        assert merged.hashed is not None and other.hashed is not None
+        merged.hashed = merged.hashed + other.hashed
+        return merged
+    for key, value in theirs.counts.items():
+        merged.counts[key] = merged.counts.get(key, 0) + value
+    merged.bound()
+    return merged
+
+
+def _merge_joint(
+    first: dict[str, np.ndarray],
+    first_rows: int,
+    second: dict[str, np.ndarray],
+    second_rows: int,
+    *,
+    rng: np.random.Generator,
+    size: int = SAMPLE_SIZE,
+) -> dict[str, np.ndarray]:
+    """Row samples merged as :func:`_merge_samples` merges values, taking the same rows of every feature."""
+    names = [name for name in first if name in second]
+    if not names:
+        return {}
+    first_len, second_len = len(first[names[0]]), len(second[names[0]])
+    if first_len + second_len <= size:
+        take_first, take_second = np.arange(first_len), np.arange(second_len)
+    else:
+        total = first_rows + second_rows
+        count_first = min(first_len, round(size * first_rows / total)) if total else 0
+        take_first = rng.choice(first_len, count_first, replace=False)
+        take_second = rng.choice(second_len, min(second_len, size - count_first), replace=False)
+    return {name: np.concatenate([first[name][take_first], second[name][take_second]]) for name in names}
 
 
 # -- building --------------------------------------------------------------------------------------
@@ -411,12 +515,13 @@ class ProfileBuilder:
         seed: int = 0,
         sample_size: int = SAMPLE_SIZE,
         reference_ranges: dict[str, tuple[float, float]] | None = None,
+        categories: dict[str, CategoricalSummary] | None = None,
     ) -> None:
         self.feature_types = dict(feature_types)
         self.summaries: dict[str, Summary] = {
             name: NumericSummary(edges[name], np.zeros(len(edges[name]) + 1, dtype=np.int64))
             if kind == "numeric"
-            else CategoricalSummary()
+            else _window_categories((categories or {}).get(name))
             for name, kind in feature_types.items()
         }
         self.binners = {name: FastBinner(edges[name]) for name, kind in feature_types.items() if kind == "numeric"}
@@ -436,6 +541,7 @@ class ProfileBuilder:
             {n: s.inner_edges for n, s in numeric.items()},
             seed=seed,
             reference_ranges={n: (s.minimum, s.maximum) for n, s in numeric.items()},
+            categories={n: s for n, s in reference.summaries.items() if isinstance(s, CategoricalSummary)},
         )
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -454,13 +560,16 @@ class ProfileBuilder:
         )
 
     def finish(self) -> Profile:
+        joint: dict[str, np.ndarray] = {}
         for name, summary in self.summaries.items():
             sample = self.reservoir.sample(name)
             if sample is not None:
                 summary.sample = sample[~_is_missing(sample)]
-            if isinstance(summary, CategoricalSummary):
-                summary.truncate()
-        return Profile(dict(self.feature_types), self.summaries, self.rows, self.source_types)
+                joint[name] = sample
+        rows = len(self.reservoir.keys)
+        # Only columns present in every batch line up row for row.
+        joint = {name: values for name, values in joint.items() if len(values) == rows}
+        return Profile(dict(self.feature_types), self.summaries, self.rows, self.source_types, joint)
 
     def close(self) -> None:
         self.workers.shutdown()
@@ -470,6 +579,15 @@ class ProfileBuilder:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _window_categories(reference: CategoricalSummary | None) -> CategoricalSummary:
+    """A window's empty summary of a reference feature: hashed like it, or keeping its categories exact."""
+    if reference is None:
+        return CategoricalSummary()
+    if reference.hashed is not None:
+        return CategoricalSummary(hashed=np.zeros(len(reference.hashed), dtype=np.int64))
+    return CategoricalSummary(keep=frozenset(reference.counts))
 
 
 def _fold_batch(
@@ -499,11 +617,7 @@ def _fold_batch(
             summary.non_numeric += non_numeric
             pending.append(workers.submit(summary.add, values, (reference_ranges or {}).get(name), binners[name]))
             if chosen is not None:
-                sampled[name] = (
-                    _numeric_values(column.take(pa.array(chosen[0])))[0]
-                    if column.null_count or non_numeric
-                    else column.take(pa.array(chosen[0])).to_numpy(zero_copy_only=False).astype(np.float64)
-                )
+                sampled[name] = _aligned_numbers(column.take(pa.array(chosen[0])))
         else:
             summary.missing += column.null_count
             summary.add(column)
@@ -514,6 +628,16 @@ def _fold_batch(
         future.result()
     if chosen is not None:
         reservoir.add(chosen[1], _align_missing(sampled, len(chosen[0])))
+
+
+def _aligned_numbers(array: pa.Array) -> np.ndarray:
+    """One float per row, NaN where a value is missing or not a number (rows stay aligned for the row sample)."""
+    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
+        filled = pc.fill_null(array.cast(pa.float64()), math.nan) if array.null_count else array
+        return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.float64)
+    import pandas as pd  # only for the rare case of numbers arriving as text
+
+    return np.asarray(pd.to_numeric(pd.Series(array.to_pylist(), dtype=object), errors="coerce"), dtype=np.float64)
 
 
 def _align_missing(sampled: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:

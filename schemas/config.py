@@ -65,12 +65,21 @@ def _known_tests(tests: dict[str, str]) -> dict[str, str]:
     return tests
 
 
+def _default_min_effect() -> dict[FeatureType, float]:
+    # detectors.engine.EFFECT_FLOORS (a unit test holds them equal; importing the engine here would load numpy and
+    # pyarrow into every process that reads a config)
+    return {"numeric": 0.1, "categorical": 0.02}
+
+
 class DriftSettings(_Section):
     window: Duration = timedelta(hours=1)
     alpha: float = Field(default=0.05, gt=0, lt=1, description="Family-wise significance level of the drift tests.")
     correction: Literal["fdr", "bonferroni", "none"] = "fdr"
     min_rows: int = Field(
-        default=100, ge=1, description="Fewer current rows than this is 'insufficient data', never a verdict."
+        default=100,
+        ge=1,
+        description="A feature with fewer current values than this is 'insufficient data' (only gross change — values "
+        "out of range, unseen categories, a missing-share jump — can still be found), never 'no drift'.",
     )
     alert_share: float = Field(
         default=0.0, ge=0, le=1, description="Alert when the share of drifted features exceeds this."
@@ -81,7 +90,23 @@ class DriftSettings(_Section):
     tests: Annotated[dict[str, str], AfterValidator(_known_tests)] = Field(
         default_factory=dict, description="Feature -> registered test name, instead of automatic selection."
     )
-    thresholds: dict[str, float] = Field(default_factory=dict, description="Feature -> threshold for distance tests.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Feature -> threshold for a configured distance test (drift.tests)."
+    )
+    min_effect: dict[FeatureType, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=_default_min_effect,
+        description="The effect a significant change needs to be drift, by kind: Wasserstein distance in reference "
+        "standard deviations (numeric), total variation (categorical). Below it a significant change is 'minor': "
+        "reported, never alerted. 0: every significant change is drift.",
+    )
+    effect_floors: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        default_factory=dict, description="Feature -> its own effect floor, instead of min_effect's for its kind."
+    )
+    multivariate: bool = Field(
+        default=True,
+        description="Also test the features together (PCA reconstruction error of whole rows): joint shifts no "
+        "single feature shows. Its verdict is part of the report and of the drift alert.",
+    )
     production_windows: int = Field(
         default=6,
         ge=0,
@@ -139,6 +164,11 @@ class AlertSettings(_Section):
         default=timedelta(hours=6),
         description="After a drift or quality alert for a window, the same kind of alert for this model is not sent "
         "for windows ending within this span of it (before or after); the report says it was held back. 0: off.",
+    )
+    insufficient_data: bool = Field(
+        default=True,
+        description="Alert (kind insufficient_data, under the same cooldown) when a window's check found no drift "
+        "but could not judge some features for too few values: a check that cannot see is not 'no drift'.",
     )
 
 

@@ -231,6 +231,7 @@ class Alert(Record):
         "resolved",
         "prediction_drift",
         "deployment",
+        "insufficient_data",
     ]
     model: str = Field(description="The model; for a pipeline alert, the DAG whose task failed.")
     model_version: str | None = None
@@ -248,7 +249,7 @@ class Alert(Record):
     )
 
 
-Verdict = Literal["drift", "no_drift", "quality_incident"]
+Verdict = Literal["drift", "no_drift", "insufficient_data", "quality_incident"]
 
 
 class DriftSummary(Record):
@@ -269,7 +270,8 @@ class DriftSummary(Record):
     verdict: Verdict = Field(
         default="no_drift",
         description="quality_incident when a feature is gone for the whole window (a critical quality finding), "
-        "whatever the drift tests say.",
+        "whatever the drift tests say; insufficient_data when nothing drifted but some features had too few values "
+        "to be judged (never reported as no_drift).",
     )
     quality_findings: dict[str, int] = Field(
         default_factory=dict, description="Quality findings of the window by severity (info, warning, critical)."

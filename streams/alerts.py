@@ -253,19 +253,37 @@ def format_quarantine_alert(model: str, file: QuarantinedFile, moved_to_url: str
     )
 
 
+def _feature_line(feature: dict[str, Any]) -> str:
+    score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
+    effect = ""
+    if feature.get("effect") is not None and feature.get("effect_floor") is not None:
+        effect = (
+            f", effect {feature['effect']:.3g} {feature.get('effect_measure') or ''} ≥ {feature['effect_floor']:.3g}"
+        )
+    return (
+        f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
+        f"{score} (threshold {feature['threshold']:.3g}{effect})"
+    )
+
+
 def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
     drifted = [f for f in report["features"] if f["drifted"]]
+    joint = report.get("multivariate") or {}
     lines = [
         f":warning: driftline: data drift on model *{report['model']}* — "
         f"{len(drifted)} of {len(report['features'])} features drifted against the training reference "
         f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
     ]
-    for feature in drifted:
-        score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
+    lines.extend(_feature_line(feature) for feature in drifted)
+    if joint.get("drifted"):
         lines.append(
-            f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
-            f"{score} (threshold {feature['threshold']:.3g})"
+            f"• the features together ({joint['test']}): {joint['message']}; p={joint['p_value']:.3g} "
+            f"(threshold {joint['threshold']:.3g})"
         )
+    if report.get("minor_features"):
+        lines.append(f"Significant but below their effect floor (not alerted): {', '.join(report['minor_features'])}.")
+    if report.get("insufficient_data"):
+        lines.append(f"Too few values to judge: {', '.join(report['insufficient_data'])}.")
     for segment in report.get("segments") or []:
         if segment["drifted_features"]:
             lines.append(
@@ -278,6 +296,25 @@ def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
     return "\n".join(lines)
 
 
+def format_insufficient_alert(report: dict[str, Any], report_url: str, min_rows: int) -> str:
+    """A window whose check found no drift but could not judge some features: not the same as "no drift"."""
+    names = list(report["insufficient_data"])
+    features = {f["feature"]: f for f in report["features"]}
+    counts = sorted({features[name]["current_size"] for name in names if name in features})
+    sizes = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}" if counts else "too few"
+    return "\n".join(
+        [
+            f":grey_question: driftline: no verdict for {len(names)} of {len(report['features'])} features of model "
+            f"*{report['model']}* (window {report['window_start']} → {report['window_end']}, "
+            f"{report['current_rows']} rows): {sizes} values each, fewer than drift.min_rows ({min_rows}).",
+            f"Not judged: {', '.join(names)}. Gross change (values out of range, unseen categories, missing share) "
+            "was tested and not found; smaller changes cannot be seen at this size. Lower drift.min_rows or lengthen "
+            "drift.window if such windows are normal.",
+            f"Report: {report_url}",
+        ]
+    )
+
+
 def format_production_drift_alert(report: dict[str, Any], report_url: str) -> str:
     """What changed against the previous windows of production (the rolling reference)."""
     production = report["production_drift"]
@@ -288,13 +325,7 @@ def format_production_drift_alert(report: dict[str, Any], report_url: str) -> st
         f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows vs "
         f"{production['reference_rows']} rows)"
     ]
-    for feature in production["features"]:
-        if feature["drifted"]:
-            score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
-            lines.append(
-                f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
-                f"{score} (threshold {feature['threshold']:.3g})"
-            )
+    lines.extend(_feature_line(feature) for feature in production["features"] if feature["drifted"])
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 

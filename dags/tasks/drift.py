@@ -36,6 +36,7 @@ from driftline.streams.alerts import (
     alert_blocks,
     deliver_with_retry,
     format_drift_alert,
+    format_insufficient_alert,
     format_performance_alert,
     format_production_drift_alert,
     format_quality_alert,
@@ -304,8 +305,36 @@ def _has_numbers(column: pa.ChunkedArray) -> bool:
 
 
 def _feature_lines(report: dict[str, Any]) -> list[dict[str, Any]]:
-    keep = ("feature", "test", "statistic", "p_value", "threshold", "drifted", "status")
+    keep = (
+        "feature",
+        "test",
+        "statistic",
+        "p_value",
+        "threshold",
+        "drifted",
+        "status",
+        "verdict",
+        "effect",
+        "effect_measure",
+        "effect_floor",
+        "current_size",
+    )
     return [{name: feature.get(name) for name in keep} for feature in report["features"]]
+
+
+def drift_options(config: MonitorConfig, reference: Profile, *, multivariate: bool | None = None) -> dict[str, Any]:
+    """``compare_profiles``'s settings from ``drift`` (per-feature ones only for features ``reference`` has: a
+    segment's profile can lack one)."""
+    features = reference.feature_types
+    return {
+        "correction": config.drift.correction,
+        "min_rows": config.drift.min_rows,
+        "tests": {name: test for name, test in config.drift.tests.items() if name in features},
+        "thresholds": {name: t for name, t in config.drift.thresholds.items() if name in features},
+        "effect_floors": {name: f for name, f in config.drift.effect_floors.items() if name in features},
+        "min_effect": dict(config.drift.min_effect),
+        "multivariate": config.drift.multivariate if multivariate is None else multivariate,
+    }
 
 
 def segment_drift(
@@ -318,16 +347,8 @@ def segment_drift(
     results = []
     for (column, value), reference in references.items():
         current = currents[(column, value)]
-        tests = {name: test for name, test in config.drift.tests.items() if name in reference.feature_types}
-        thresholds = {name: t for name, t in config.drift.thresholds.items() if name in reference.feature_types}
         report = compare_profiles(
-            reference,
-            current,
-            alpha=alpha,
-            correction=config.drift.correction,
-            min_rows=config.drift.min_rows,
-            tests=tests,
-            thresholds=thresholds,
+            reference, current, alpha=alpha, **drift_options(config, reference, multivariate=False)
         ).to_dict()
         results.append(
             {
@@ -339,6 +360,7 @@ def segment_drift(
                 "drifted_features": report["drifted_features"],
                 "share_drifted": report["share_drifted"],
                 "insufficient_data": current.rows < config.drift.min_rows,
+                "verdict": report["verdict"],
                 "features": _feature_lines(report),
             }
         )
@@ -382,22 +404,17 @@ def production_drift(
             "message": f"none of the previous {config.drift.production_windows} windows holds stored predictions",
             "reference_windows": [],
         }
-    report = compare_profiles(
-        previous,
-        current,
-        alpha=config.drift.alpha,
-        correction=config.drift.correction,
-        min_rows=config.drift.min_rows,
-        tests=config.drift.tests,
-        thresholds=config.drift.thresholds,
-    ).to_dict()
+    report = compare_profiles(previous, current, alpha=config.drift.alpha, **drift_options(config, previous)).to_dict()
     return {
         "status": "ok",
         "reference_windows": ends,
         "reference_rows": previous.rows,
+        "verdict": report["verdict"],
         "drifted_features": report["drifted_features"],
         "share_drifted": report["share_drifted"],
+        "minor_features": report["minor_features"],
         "insufficient_data": report["insufficient_data"],
+        "multivariate": report["multivariate"],
         "features": _feature_lines(report),
     }
 
@@ -418,6 +435,7 @@ class DriftDecision:
     quality_alert: bool = False
     announced_findings: list[dict[str, Any]] = field(default_factory=list)  # quality findings the alert lists
     production_alert: bool = False
+    insufficient_alert: bool = False
 
 
 def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
@@ -439,7 +457,8 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     segments = list(report.get("segments") or [])
     segment_drift = any(s["drifted_features"] for s in segments)
     segment_alert = any(s["drifted_features"] and float(s["share_drifted"]) > limit for s in segments)
-    alert = (bool(drifted) and share > limit) or segment_alert
+    joint_drift = bool((report.get("multivariate") or {}).get("drifted"))
+    alert = (bool(drifted) and share > limit) or segment_alert or joint_drift
     production = report.get("production_drift") or {}
     production_drift = config.drift.production_alerts and bool(production.get("drifted_features"))
     production_alert = production_drift and float(production["share_drifted"]) > limit
@@ -453,9 +472,17 @@ def decide(report: dict[str, Any], config: MonitorConfig) -> DriftDecision:
     floor = config.alerts.quality_severity
     announced = [q for q in quality if at_least(q.get("severity", "warning"), floor)]
     quality_alert = bool(announced) or (bool(report.get("skipped_files")) and floor != "off")
-    any_drift = bool(drifted) or segment_drift or production_drift
-    verdict: Verdict = "quality_incident" if incident else ("drift" if any_drift else "no_drift")
-    return DriftDecision(alert, retrain, drifted, verdict, quality_alert, announced, production_alert)
+    any_drift = bool(drifted) or joint_drift or segment_drift or production_drift
+    insufficient = not any_drift and bool(report.get("insufficient_data"))
+    verdict: Verdict = (
+        "quality_incident"
+        if incident
+        else ("drift" if any_drift else ("insufficient_data" if insufficient else "no_drift"))
+    )
+    insufficient_alert = insufficient and not incident and config.alerts.insufficient_data
+    return DriftDecision(
+        alert, retrain, drifted, verdict, quality_alert, announced, production_alert, insufficient_alert
+    )
 
 
 def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[QuarantinedFile]) -> list[str]:
@@ -511,10 +538,7 @@ def run_drift_check(
         reference,
         scan.profile,
         alpha=config.drift.alpha,
-        correction=config.drift.correction,
-        min_rows=config.drift.min_rows,
-        tests=config.drift.tests,
-        thresholds=config.drift.thresholds,
+        **drift_options(config, reference),
         current_columns=scan.columns,
         metadata={
             "model": config.model,
@@ -564,6 +588,8 @@ def run_drift_check(
             text = format_production_drift_alert(report, html_url)
         elif kind == "quality":
             text = format_quality_alert(report, html_url, decision.announced_findings)
+        elif kind == "insufficient_data":
+            text = format_insufficient_alert(report, html_url, config.drift.min_rows)
         else:
             text = format_performance_alert(report, html_url)
         critical = kind == "quality" and decision.verdict == "quality_incident"
@@ -578,7 +604,7 @@ def run_drift_check(
                 count=scan.rows,
                 channel=config.alerts.slack_channel,
                 text=text,
-                severity="critical" if critical else "warning",
+                severity="critical" if critical else ("info" if kind == "insufficient_data" else "warning"),
                 links={"Report": html_url, **(links or {})},
             ),
         )
@@ -621,7 +647,7 @@ def write_report_indexes(storage: Storage, model: str) -> str:
     return url
 
 
-AlertKind = Literal["drift", "production_drift", "quality", "performance"]
+AlertKind = Literal["drift", "production_drift", "quality", "performance", "insufficient_data"]
 
 
 def alert_kinds(
@@ -637,6 +663,8 @@ def alert_kinds(
         kinds.append("quality")
     if report["performance"]["realized"]["status"] == "degraded":
         kinds.append("performance")
+    if decision.insufficient_alert:
+        kinds.append("insufficient_data")
     held_back: dict[str, str] = {}
     for kind in kinds:
         earlier = state.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)

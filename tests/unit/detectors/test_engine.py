@@ -52,9 +52,15 @@ def test_report_flags_the_shifted_features_only_and_refuses_tiny_windows():
     drifted = compare_profiles(reference, window(reference, frame(rng, 80_000, shift=0.3, plan_p=(0.2, 0.3, 0.5))))
     assert sorted(drifted.drifted_features) == ["amount", "plan"]
     assert [f["feature"] for f in drifted.to_dict()["features"]][-1] == "age"  # sorted by severity
+    # 8 rows: no test of shape, but every amount lies beyond the reference's maximum, a gross change found at any size.
     tiny = compare_profiles(reference, window(reference, frame(rng, 8, shift=3.0)))
-    assert tiny.drifted_features == [] and sorted(tiny.insufficient_features) == ["age", "amount", "plan"]
-    assert all(f.result.drifted is None for f in tiny.features)
+    assert tiny.drifted_features == ["amount"] and sorted(tiny.insufficient_features) == ["age", "plan"]
+    amount = next(f.result for f in tiny.features if f.feature == "amount")
+    assert (amount.test, amount.statistic, amount.verdict) == ("out_of_range", 1.0, "drift")
+    assert all(f.result.drifted is None for f in tiny.features if f.feature != "amount")
+    quiet = compare_profiles(reference, window(reference, frame(rng, 8)))
+    assert quiet.drifted_features == [] and quiet.verdict == "insufficient_data"
+    assert quiet.to_dict()["verdict"] == "insufficient_data"
 
 
 def test_false_alarm_rate_under_no_drift_is_within_alpha():

@@ -32,4 +32,4 @@ def test_html_report_is_self_contained_sorted_and_under_a_megabyte():
     assert page.count("<svg") == 50
     first_row = page.index("<tr><td>")
     assert page[first_row : first_row + 14] == "<tr><td>n0</td"  # the drifted feature leads the table
-    assert json.loads(json.dumps(report))["report_version"] == 1  # JSON-serializable as it is
+    assert json.loads(json.dumps(report))["report_version"] == 2  # JSON-serializable as it is

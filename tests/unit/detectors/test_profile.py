@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -43,11 +45,15 @@ def test_merge_equals_the_profile_of_the_union_for_mergeable_statistics():
     assert Profile.from_bytes(merged.to_bytes()).summaries["age"].missing == union.summaries["age"].missing
 
 
-def test_categories_beyond_top_k_pool_into_other():
+def test_hundreds_of_categories_are_kept_exactly_and_a_window_counts_every_reference_category():
     data = pd.DataFrame({"city": [f"c{i % 500}" for i in range(10_000)]})
     profile = build_reference_profile(data)
     counts = profile.summaries["city"].counts
-    assert len(counts) == 201 and counts[OTHER] == 300 * 20 and sum(counts.values()) == 10_000
+    assert len(counts) == 500 and set(counts.values()) == {20} and OTHER not in counts
+    # A window where most reference cities are rare: each keeps its exact count, none is pooled.
+    current = window(profile, pd.DataFrame({"city": ["c0"] * 3000 + [f"c{i}" for i in range(1, 500)] + ["new"]}))
+    got = current.summaries["city"].counts
+    assert got["c0"] == 3000 and got["c499"] == 1 and got["new"] == 1 and len(got) == 501
 
 
 def test_window_profile_streams_parquet_row_groups(tmp_path):
@@ -64,12 +70,21 @@ def test_window_profile_streams_parquet_row_groups(tmp_path):
     assert np.array_equal(streamed.summaries["amount"].bin_counts, whole.summaries["amount"].bin_counts)
 
 
-def test_a_categorical_feature_with_millions_of_distinct_values_stays_bounded_while_it_is_profiled():
-    from driftline.detectors.profile import CATEGORY_CAP, CategoricalSummary
+def test_a_categorical_feature_with_more_values_than_the_cap_is_hashed_exactly_and_stays_bounded():
+    from driftline.detectors.profile import CATEGORY_CAP, HASH_BUCKETS, CategoricalSummary, hash_buckets
 
     summary = CategoricalSummary()
-    for start in range(0, 100_000, 10_000):
+    for start in range(0, 30_000, 10_000):
         summary.add(pa.array([f"id-{i}" for i in range(start, start + 10_000)] + ["common"] * 500))
         assert len(summary.counts) <= CATEGORY_CAP
-    assert summary.count == 105_000  # nothing lost: the tail is pooled
-    assert summary.counts["common"] == 5_000  # a category common all along keeps its exact count
+    assert summary.hashed is not None and len(summary.hashed) == HASH_BUCKETS
+    assert summary.count == 31_500 and summary.counts == {}  # nothing lost
+    common = int(hash_buckets(["common"])[0])
+    ids = np.bincount(hash_buckets([f"id-{i}" for i in range(30_000)]), minlength=HASH_BUCKETS)
+    assert summary.hashed[common] == ids[common] + 1_500  # each bucket holds exactly its values' counts
+    assert np.array_equal(np.delete(summary.hashed, common), np.delete(ids, common))
+    # The hash is stable: the same buckets in every process and release (BLAKE2b).
+    assert hash_buckets(["common", "id-7"]).tolist() == [
+        int.from_bytes(hashlib.blake2b(b"common", digest_size=8).digest(), "little") % HASH_BUCKETS,
+        int.from_bytes(hashlib.blake2b(b"id-7", digest_size=8).digest(), "little") % HASH_BUCKETS,
+    ]
