@@ -155,6 +155,7 @@ KIND_SEVERITY: dict[str, AlertSeverity] = {
     "resolved": "info",
     "prediction_drift": "warning",
     "deployment": "info",
+    "insufficient_data": "info",
 }
 KIND_TITLE = {
     "threshold": "metric over its threshold",
@@ -170,6 +171,7 @@ KIND_TITLE = {
     "resolved": "metric back within its threshold",
     "prediction_drift": "predictions changed (online detector)",
     "deployment": "rollout changed what serves",
+    "insufficient_data": "too few rows for a drift verdict",
 }
 _SEVERITY_EMOJI = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":white_circle:"}
 _SECTION_LIMIT = 3000  # Slack's limit for a section's text

@@ -57,6 +57,45 @@ def test_alert_above_the_alert_share_and_retrain_at_the_retrain_share():
     assert (quiet.alert, quiet.retrain) == (False, True)  # alert needs strictly more than alert_share
 
 
+def test_a_joint_shift_alerts_and_a_window_it_could_not_judge_is_insufficient_never_no_drift():
+    joint = decide({**report([], 10), "multivariate": {"drifted": True}}, config())
+    assert (joint.alert, joint.verdict, joint.retrain) == (True, "drift", False)
+    blind = decide({**report([], 10), "insufficient_data": ["x"]}, config())
+    assert (blind.alert, blind.verdict, blind.insufficient_alert) == (False, "insufficient_data", True)
+    muted = MonitorConfig.model_validate(
+        {"model": "m", "reference": "r.parquet", "alerts": {"insufficient_data": False}}
+    )
+    assert decide({**report([], 10), "insufficient_data": ["x"]}, muted).insufficient_alert is False
+    # Drift found in what could be judged is drift, whatever else was too small.
+    assert decide({**report(["a"], 10), "insufficient_data": ["x"]}, config()).verdict == "drift"
+
+
+def test_a_window_too_small_to_judge_is_reported_and_alerted_as_insufficient(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, rng.normal(0, 1, 20).tolist())  # 20 rows, min_rows 50, nothing gross
+
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    assert summary.verdict == "insufficient_data" and summary.alert is False
+    report_ = stored_report(storage)
+    assert report_["verdict"] == "insufficient_data" and sorted(report_["insufficient_data"]) == ["city", "x"]
+    [alert_id] = [a for a in state.sent_alert_ids(storage) if a.startswith("insufficient_data-")]
+    alert = storage.read_record(Alert, f"alerts/sent/{alert_id}.json")
+    assert alert.severity == "info" and alert.text is not None
+    assert "no verdict for 2 of 2 features" in alert.text and "fewer than drift.min_rows (50)" in alert.text
+
+
+def test_gross_change_in_a_window_too_small_for_the_other_tests_is_drift(tmp_path):
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, (rng.normal(0, 1, 20) + 100).tolist())  # 20 rows, every one far beyond the reference
+
+    summary = run_drift_check(settings, storage, cfg, *WINDOW)
+
+    assert summary.verdict == "drift" and summary.drifted_features == ["x"] and summary.alert is True
+    x = next(f for f in stored_report(storage)["features"] if f["feature"] == "x")
+    assert (x["test"], x["statistic"], x["verdict"]) == ("out_of_range", 1.0, "drift")
+
+
 def test_no_retrain_without_an_entry_point():
     no_entry = MonitorConfig.model_validate({"model": "m", "reference": "r.parquet"})
     assert decide(report(["a", "b", "c"], 3), no_entry).retrain is False
