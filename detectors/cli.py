@@ -1,6 +1,7 @@
 """``driftline profile`` and ``driftline check``: drift from the command line.
 
-Exit codes of ``check``: 0 no drift, 1 drift, 2 error (bad arguments, unreadable data).
+Exit codes of ``check``: 0 no drift, 1 drift, 2 error (bad arguments, unreadable data), 3 insufficient data (no
+drift found, but some features had fewer than ``min_rows`` values and could not be judged: not "no drift").
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from driftline.detectors.profile import Profile
 
-EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_ERROR = 0, 1, 2
+EXIT_NO_DRIFT, EXIT_DRIFT, EXIT_ERROR, EXIT_INSUFFICIENT = 0, 1, 2, 3
 
 
 class Progress:
     """A one-line progress bar on stderr, shown only on a terminal and only for runs longer than a second."""
 
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr) -> None:
-        self.total, self.stream, self.done = total, stream, 0
+    def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
+        # sys.stderr when called, not when imported: it may have been replaced since (a test's capture)
+        self.total, self.stream, self.done = total, stream or sys.stderr, 0
         self.started = time.monotonic()
-        self.enabled = stream.isatty()
+        self.enabled = self.stream.isatty()
 
     def __call__(self, rows: int) -> None:
         self.done += rows
@@ -117,6 +119,9 @@ def cmd_check(args: Any) -> int:
         min_rows=drift.min_rows if drift else 100,
         tests=drift.tests if drift else None,
         thresholds=drift.thresholds if drift else None,
+        effect_floors=drift.effect_floors if drift else None,
+        min_effect={str(k): v for k, v in drift.min_effect.items()} if drift else None,
+        multivariate=drift.multivariate if drift else True,
         current_columns=schema.names,
         metadata={
             "reference": args.reference,
@@ -136,21 +141,43 @@ def cmd_check(args: Any) -> int:
         Path(args.html).write_text(render_html(report))
     if args.json != "-":
         _print_summary(report)
-    return EXIT_DRIFT if report["drifted_features"] else EXIT_NO_DRIFT
+    return {"drift": EXIT_DRIFT, "insufficient_data": EXIT_INSUFFICIENT}.get(report["verdict"], EXIT_NO_DRIFT)
+
+
+_VERDICT_WORDS = {"drift": "DRIFT", "minor": "minor", "no_drift": "ok", "insufficient_data": "insufficient data"}
 
 
 def _print_summary(report: dict[str, Any]) -> None:
     print(
-        f"{len(report['drifted_features'])} of {len(report['features'])} features drifted "
+        f"{report['verdict'].replace('_', ' ').upper()}: {len(report['drifted_features'])} of "
+        f"{len(report['features'])} features drifted "
         f"({report['current_rows']:,} current vs {report['reference_rows']:,} reference rows; "
         f"α={report['alpha']}, {report['correction']})"
     )
     for f in report["features"]:
-        verdict = "DRIFT" if f["drifted"] else ("ok" if f["drifted"] is False else "insufficient data")
+        verdict = _VERDICT_WORDS.get(f["verdict"], f["verdict"])
         score = "" if f["p_value"] is None else f"  p={f['p_value']:.3g}"
         statistic = "–" if f["statistic"] is None else f"{f['statistic']:.4g}"
+        effect = "" if f.get("effect") is None else f"  effect={f['effect']:.3g}"
+        if f.get("effect_floor") is not None and f.get("effect") is not None:
+            effect += f" (floor {f['effect_floor']:.3g})"
         print(
-            f"  {f['feature']:24s} {f['test']:16s} {statistic:>10s}{score}  threshold={f['threshold']:.3g}  {verdict}"
+            f"  {f['feature']:24s} {f['test']:17s} {statistic:>10s}{score}  threshold={f['threshold']:.3g}"
+            f"{effect}  {verdict}"
+        )
+    joint = report.get("multivariate") or {}
+    if joint.get("status") == "ok":
+        print(
+            f"  {'(all features together)':24s} {joint['test']:17s} {joint['statistic']:>10.4g}  "
+            f"p={joint['p_value']:.3g}  threshold={joint['threshold']:.3g}  effect={joint['effect']:.3g} "
+            f"(floor {joint['effect_floor']:.3g})  {_VERDICT_WORDS.get(joint['verdict'], joint['verdict'])}"
+        )
+    elif joint.get("status") not in (None, "off"):
+        print(f"  (all features together): {joint['status'].replace('_', ' ')}: {joint.get('message', '')}")
+    if report.get("insufficient_data"):
+        print(
+            f"  too few values to judge: {', '.join(report['insufficient_data'])} (only gross change was tested; "
+            "exit code 3)"
         )
     for issue in report["quality"]:
         print(f"  quality: {issue['message']}")

@@ -43,3 +43,20 @@ def test_cli_profile_and_check_exit_codes(tmp_path, capsys):
     assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "missing.parquet")]) == 2
     assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "data.txt")]) == 2
     assert "expected a .parquet or .csv path" in capsys.readouterr().err
+
+
+def test_check_exits_3_for_a_window_too_small_to_judge_and_1_for_gross_change_in_it(tmp_path, capsys):
+    rng = np.random.default_rng(14)
+    pd.DataFrame({"x": rng.normal(size=4000), "plan": rng.choice(["a", "b"], 4000)}).to_parquet(tmp_path / "t.parquet")
+    pd.DataFrame({"x": rng.normal(size=30), "plan": rng.choice(["a", "b"], 30)}).to_parquet(tmp_path / "few.parquet")
+    far = pd.DataFrame({"x": rng.normal(40, 1, 30), "plan": rng.choice(["a", "b"], 30)})
+    far.to_parquet(tmp_path / "far.parquet")
+    assert main(["profile", str(tmp_path / "t.parquet"), "-o", str(tmp_path / "ref.npz")]) == 0
+    capsys.readouterr()
+    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "few.parquet"), "--json", "-"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "insufficient_data" and sorted(report["insufficient_data"]) == ["plan", "x"]
+    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "far.parquet")]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("DRIFT: 1 of 2 features drifted") and "out_of_range" in out
+    assert "too few values to judge: plan" in out
