@@ -157,6 +157,7 @@ def quality_checks(
             and isinstance(ref, CategoricalSummary)
             and cur.count
             and OTHER not in ref.counts
+            and ref.hashed is None  # an id-like feature's reference keeps buckets, not its values
         ):
             unseen = {k: v for k, v in cur.counts.items() if k not in ref.counts}
             share = sum(unseen.values()) / cur.count

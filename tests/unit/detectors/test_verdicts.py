@@ -187,3 +187,15 @@ def test_a_profile_without_a_row_sample_reports_the_multivariate_check_unavailab
 
 def test_the_config_default_effect_floors_are_the_engine_defaults():
     assert DriftSettings().min_effect == EFFECT_FLOORS
+
+
+def test_an_id_like_feature_is_compared_by_hash_buckets_without_claiming_every_value_unseen():
+    rng = np.random.default_rng(14)
+    reference = build_reference_profile(pd.DataFrame({"user": [f"u{i}" for i in range(30_000)]}))
+    assert reference.summaries["user"].hashed is not None
+    fresh = _window(reference, pd.DataFrame({"user": [f"v{i}" for i in range(5000)]}))  # new ids: the normal case
+    report = compare_profiles(reference, fresh)
+    assert report.features[0].result.test == "chisquare" and report.quality == []
+    # All traffic from a handful of ids moves the buckets' mass: found.
+    bots = _window(reference, pd.DataFrame({"user": rng.choice(["bot-1", "bot-2", "bot-3"], 5000)}))
+    assert compare_profiles(reference, bots).drifted_features == ["user"]
