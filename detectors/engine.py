@@ -327,7 +327,8 @@ def gross_change(
 ) -> list[GrossChange]:
     """Tests of gross change valid at any window size (one row is enough), for windows too small for the others:
 
-    * ``out_of_range``: ``k`` of the window's ``m`` values outside the reference's ``[min, max]`` (of ``n``).
+    * ``out_of_range``: ``k`` of the window's ``m`` values outside the reference's ``[min, max]`` (of ``n``;
+      only when the window counted them against this reference's range).
       When nothing changed every order of the ``n + m`` values is equally likely, so the chance that ``j``
       chosen extremes are all current values is ``C(m, j) / C(n + m, j)``; over the ``k + 1`` ways to split
       ``k`` between the two ends, ``p ≤ (k + 1) · C(m, k) / C(n + m, k)``.
@@ -340,7 +341,14 @@ def gross_change(
 
     found: list[GrossChange] = []
     m, n = cur.count, ref.count
-    if isinstance(ref, NumericSummary) and isinstance(cur, NumericSummary) and m and n:
+    if (
+        isinstance(ref, NumericSummary)
+        and isinstance(cur, NumericSummary)
+        and m
+        and n
+        # counted against this reference's range (a rolling production reference has a range of its own)
+        and cur.range_checked == (ref.minimum, ref.maximum)
+    ):
         k = cur.out_of_range
         log_p = math.log(k + 1) + _log_choose(m, k) - _log_choose(n + m, k)
         found.append(GrossChange("out_of_range", k / m, 2 / (n + 1), min(1.0, math.exp(log_p))))

@@ -110,6 +110,8 @@ class NumericSummary:
     # tail areas the Wasserstein distance needs beyond the bins.
     upper_excess: float = 0.0
     lower_excess: float = 0.0
+    # The [min, max] that out_of_range counts against (a window's reference's); None: not counted.
+    range_checked: tuple[float, float] | None = None
 
     @property
     def std(self) -> float:
@@ -130,6 +132,7 @@ class NumericSummary:
             self.upper_excess += float((top - self.inner_edges[-1]).sum())
             self.lower_excess += float((self.inner_edges[0] - bottom).sum())
         if reference_range is not None:
+            self.range_checked = (float(reference_range[0]), float(reference_range[1]))
             self.out_of_range += int(
                 np.count_nonzero(bottom < reference_range[0]) + np.count_nonzero(top > reference_range[1])
             )
@@ -258,6 +261,7 @@ class Profile:
                     mine.out_of_range + theirs.out_of_range,
                     mine.upper_excess + theirs.upper_excess,
                     mine.lower_excess + theirs.lower_excess,
+                    mine.range_checked if mine.range_checked == theirs.range_checked else None,
                 )
                 if theirs.count:
                     merged._combine(theirs.count, theirs.mean, theirs.m2, theirs.minimum, theirs.maximum)
@@ -300,6 +304,7 @@ class Profile:
                     "out_of_range": summary.out_of_range,
                     "upper_excess": summary.upper_excess,
                     "lower_excess": summary.lower_excess,
+                    "range_checked": None if summary.range_checked is None else list(summary.range_checked),
                 }
             else:
                 arrays[f"f{index}_sample"] = summary.sample.astype(str)
@@ -351,6 +356,7 @@ class Profile:
                         info.get("out_of_range", 0),
                         info.get("upper_excess", 0.0),
                         info.get("lower_excess", 0.0),
+                        tuple(info["range_checked"]) if info.get("range_checked") else None,
                     )
                 else:
                     summaries[name] = CategoricalSummary(

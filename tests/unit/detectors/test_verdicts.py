@@ -199,3 +199,16 @@ def test_an_id_like_feature_is_compared_by_hash_buckets_without_claiming_every_v
     # All traffic from a handful of ids moves the buckets' mass: found.
     bots = _window(reference, pd.DataFrame({"user": rng.choice(["bot-1", "bot-2", "bot-3"], 5000)}))
     assert compare_profiles(reference, bots).drifted_features == ["user"]
+
+
+def test_out_of_range_is_judged_only_against_the_range_the_window_counted_it_for():
+    rng = np.random.default_rng(15)
+    training = build_reference_profile(pd.DataFrame({"x": rng.normal(0, 1, 5000)}))
+    # Production moved past the training range long ago; a small window of it against the previous production
+    # windows (a rolling reference) is no gross change, though every value is beyond the training maximum.
+    production = _window(training, pd.DataFrame({"x": rng.normal(10, 1, 3000)}))
+    small = _window(training, pd.DataFrame({"x": rng.normal(10, 1, 30)}))
+    assert small.summaries["x"].out_of_range == 30
+    assert [c.check for c in gross_change(production.summaries["x"], small.summaries["x"])] == ["missing_share"]
+    assert Profile.from_bytes(small.to_bytes()).summaries["x"].range_checked == small.summaries["x"].range_checked
+    assert compare_profiles(training, small).drifted_features == ["x"]  # against training it is gross change
