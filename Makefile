@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-window bench-streams bench-router bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench-streams: install
 # The cost of the embedded router's route() per call, next to a plain dict lookup.
 bench-router: install
 	$(BIN)/python -m benchmarks.router
+
+# False alarms over no-drift splits and detections of injected shifts, next to Evidently's verdicts (its columns
+# need bench-evidently-env, which also exports the real tables; without it they are left empty).
+bench-quality: install
+	$(BIN)/python -m benchmarks.drift_quality
 
 # Evidently (for the benchmark's comparison only) needs pandas<3, so it gets an environment of its own.
 bench-evidently-env:
