@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,19 +94,22 @@ def column_kinds(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, [c for c in frame.columns if c not in numeric]
 
 
-def driftline_verdict(reference_path: Path, current_path: Path) -> str:
+def driftline_verdict(reference_path: Path, current_path: Path) -> tuple[str, list[str]]:
+    """The report's verdict and what drifted: feature names, ``<multivariate>`` for the joint check."""
     from driftline.detectors import build_reference_profile, compare_profiles, window_profile
 
     ref = build_reference_profile(pq.read_table(reference_path))
     cur = window_profile(ref, iter(pq.read_table(current_path).to_batches()))
-    verdict: str = compare_profiles(ref, cur, alpha=0.05, min_rows=100).to_dict()["verdict"]
-    return verdict
+    report = compare_profiles(ref, cur, alpha=0.05, min_rows=100).to_dict()
+    joint = ["<multivariate>"] if report["multivariate"].get("drifted") else []
+    return report["verdict"], [*report["drifted_features"], *joint]
 
 
 @dataclass
 class Row:
     setting: Setting
     driftline: list[str] = field(default_factory=list)  # verdicts
+    flagged: Counter[str] = field(default_factory=Counter)  # what driftline called drifted, over the splits
     dataset_drift: list[bool] = field(default_factory=list)
     any_column: list[bool] = field(default_factory=list)
     evidently_errors: list[str] = field(default_factory=list)
@@ -230,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         driftline_started = time.perf_counter()
         for done, (number, reference_path, current_path) in enumerate(splits, 1):
-            rows[number].driftline.append(driftline_verdict(reference_path, current_path))
+            verdict, drifted = driftline_verdict(reference_path, current_path)
+            rows[number].driftline.append(verdict)
+            rows[number].flagged.update(drifted)
             if done % 200 == 0:
                 print(f"  driftline: {done}/{len(splits)} splits", flush=True)
         driftline_seconds = time.perf_counter() - driftline_started
@@ -250,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                     row.any_column.append(bool(result["any"]))
                 print(f"Evidently: {len(answer['results'])} splits in {answer['seconds']:.0f} s", flush=True)
     for row in rows:
+        if not row.setting.drifted and row.flagged:
+            top = ", ".join(f"{name} {count}×" for name, count in row.flagged.most_common(4))
+            print(f"driftline false alarms in {row.setting.kind} ({row.setting.n_ref:,}/{row.setting.n_cur:,}): {top}")
         if row.evidently_errors:
             print(f"Evidently errors in {row.setting.kind} / {row.setting.shift}: {row.evidently_errors[0]}")
     print()

@@ -284,7 +284,7 @@ def _real(table: pd.DataFrame, n_ref: int, n_cur: int, scale: tuple[str, float] 
 
 def settings(real: dict[str, pd.DataFrame], *, quick: bool = False) -> list[Setting]:
     """Every setting of the benchmark; ``real`` holds the real tables by name (missing ones are left out)."""
-    calm, shifted = (3, 3) if quick else (15, 40)
+    calm, shifted = (3, 3) if quick else (25, 40)
     out: list[Setting] = []
     for shape in ("uniform", "Zipf(1.1)"):
         for n_cur in (300, 5_000):
@@ -314,8 +314,8 @@ def settings(real: dict[str, pd.DataFrame], *, quick: bool = False) -> list[Sett
     out.append(Setting(kind, 10_000, 5_000, "correlation 0.8 → −0.8", shifted, _multivariate(10_000, 5_000, True)))
     # Real tables: (reference rows, current rows, no-drift splits, a column the shift scales ×1.2 or None).
     plan = {
-        "randhie": (10_000, 5_000, 3 if quick else 40, "disea"),
-        "fair": (4_000, 2_000, 3 if quick else 40, None),
+        "randhie": (10_000, 5_000, 3 if quick else 50, "disea"),
+        "fair": (4_000, 2_000, 3 if quick else 50, None),
         "breast_cancer": (369, 200, 3 if quick else 40, "mean radius"),
         "diabetes": (292, 150, 3 if quick else 30, None),
     }
