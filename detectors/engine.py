@@ -44,6 +44,7 @@ from driftline.detectors.profile import OTHER, CategoricalSummary, NumericSummar
 from driftline.detectors.quality import QualityIssue, quality_checks
 from driftline.detectors.registry import get_test
 from driftline.detectors.selection import ATOM_SHARE, is_categorical_like, select_test
+from driftline.detectors.stattests.chisquare import MIN_EXPECTED, homogeneity
 from driftline.detectors.stattests.ks import ks_from_cdfs
 from driftline.detectors.stattests.wasserstein import normalize
 
@@ -225,14 +226,23 @@ def _numeric_feature(
         if categorical_like:
             keep = (ref.bin_counts + cur.bin_counts) > 0
             return test.run_counts(ref.bin_counts[keep], cur.bin_counts[keep], options)
-        groups = DISCRETE_GROUPS if is_discrete(ref) else COARSE_BINS
-        group = _coarse_groups(ref.bin_counts, groups)
-        result = test.run_counts(
-            np.bincount(group, weights=ref.bin_counts, minlength=groups),
-            np.bincount(group, weights=cur.bin_counts, minlength=groups),
-            options,
-        )
-        return replace(result, approximation=f"on {int(np.count_nonzero(np.bincount(group)))} bins of the reference")
+        ref_groups, cur_groups = numeric_groups(ref, cur)
+        if test.name == "chisquare":
+            # The groups are the reference's own quantiles, so the pooled totals are not a margin free of the
+            # split here: pooling sparse groups by them (what chisquare does for categories) would select the
+            # groups where the window had few values and inflate the statistic. The groups already hold
+            # enough expected values; they are tested as they are.
+            statistic, p_value = homogeneity(ref_groups, cur_groups, pool=False)
+            result = test.result(
+                statistic,
+                p_value,
+                options=options,
+                reference_size=ref.count,
+                current_size=cur.count,
+            )
+        else:
+            result = test.run_counts(ref_groups, cur_groups, options)
+        return replace(result, approximation=f"on {len(ref_groups)} bins of the reference")
     sizes = {"reference_size": ref.count, "current_size": cur.count}
     if len(ref.sample) == ref.count and len(cur.sample) == cur.count:
         return test.run(ref.sample, cur.sample, options)
@@ -268,6 +278,36 @@ def _numeric_feature(
         approximation=f"bounded samples: {len(ref.sample)} reference vs {len(cur.sample)} current values",
         **sizes,
     )
+
+
+def numeric_groups(ref: NumericSummary, cur: NumericSummary) -> tuple[np.ndarray, np.ndarray]:
+    """The fine bins of a numeric feature grouped into bins of about equal reference mass, for the counts tests.
+
+    ``DISCRETE_GROUPS`` groups for a feature with ties (a repeated value is never split), ``COARSE_BINS``
+    otherwise, and never more than the smaller side fills with ``MIN_EXPECTED`` values per group under no drift;
+    a group the reference gives less than that (beside an atom) joins its neighbour. Only the reference decides
+    the groups, never the window.
+    """
+    smaller = min(ref.count, cur.count)
+    wanted = DISCRETE_GROUPS if is_discrete(ref) else COARSE_BINS
+    groups = int(max(2, min(wanted, smaller // MIN_EXPECTED)))
+    group = _coarse_groups(ref.bin_counts, groups)
+    ref_all = np.bincount(group, weights=ref.bin_counts, minlength=groups)
+    cur_all = np.bincount(group, weights=cur.bin_counts, minlength=groups)
+    held = (ref_all > 0) | (cur_all > 0)  # a group of no fine bins is dropped; one of window values only joins in
+    refs, curs = list(ref_all[held]), list(cur_all[held])
+    enough = MIN_EXPECTED * ref.count / max(smaller, 1)  # a group's reference count for MIN_EXPECTED in the smaller
+    index = 0
+    while index < len(refs) and len(refs) > 2:
+        if refs[index] >= enough:
+            index += 1
+            continue
+        into = index if index + 1 < len(refs) else index - 1  # the right neighbour, or the left at the end
+        ref_share, cur_share = refs.pop(index), curs.pop(index)
+        refs[into] += ref_share
+        curs[into] += cur_share
+        index = into
+    return np.asarray(refs), np.asarray(curs)
 
 
 def is_discrete(summary: NumericSummary) -> bool:

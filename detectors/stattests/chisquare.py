@@ -10,7 +10,11 @@ of at least ``MIN_EXPECTED`` in every cell, and hundreds of rare categories
 not change. Categories whose pooled total gives a smaller expected count in the
 smaller sample are merged, rarest first, into groups that reach it. The
 grouping reads only the pooled totals (the statistic's sufficient margin under
-no drift), never which side a count came from, so the test stays valid.
+no drift), never which side a count came from, so the test stays valid — for
+categories, which are what they are whichever side a row fell on. Bins a
+reference's own quantiles defined are not: there the totals tell where the
+window was sparse, so the engine groups them by reference mass and calls
+:func:`homogeneity` with ``pool=False``.
 """
 
 from __future__ import annotations
@@ -65,10 +69,14 @@ def pool_sparse(table: np.ndarray, min_expected: float = MIN_EXPECTED) -> np.nda
     return np.hstack(kept + pooled)
 
 
-def _chisquare(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, float]:
+def homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray, *, pool: bool = True) -> tuple[float, float]:
+    """``(statistic, p_value)`` of the 2 × k table; sparse columns pooled first unless ``pool`` is false (bins
+    the reference itself defined: their totals tell which side was sparse, see the engine's numeric groups)."""
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
 
-    table = pool_sparse(contingency(reference_counts, current_counts))
+    table = contingency(reference_counts, current_counts)
+    if pool:
+        table = pool_sparse(table)
     if table.shape[1] < 2:
         return 0.0, 1.0  # one category on both sides: nothing can have moved
     result = stats.chi2_contingency(table, correction=False)
@@ -81,7 +89,7 @@ chisquare_test = register(
         ("categorical", "numeric"),
         0.05,
         "p_value",
-        _chisquare,
+        homogeneity,
         "counts",
         "Pearson's chi-square on the 2 × k table of category (or, for numeric features with ties, bin) counts.",
         needs=("counts",),

@@ -156,6 +156,46 @@ def test_a_change_in_the_share_of_zeros_is_seen_where_the_ks_p_value_misses_it()
     assert chi.p_value < 0.01 < stats.ks_2samp(reference["c"], current["c"]).pvalue
 
 
+@pytest.mark.parametrize(("reference_rows", "current_rows"), [(369, 200), (292, 150), (5000, 120)])
+def test_values_with_ties_in_a_small_reference_are_flagged_at_most_at_alpha_when_nothing_changed(
+    reference_rows, current_rows
+):
+    # Measurements kept to a few digits repeat (a value held by 1 % of a small reference): the test for discrete
+    # data runs on the reference's own quantile bins. Pooling those bins by their totals, as for categories, chose
+    # the bins where the window had few values: 18-67 % of such windows were flagged (breast_cancer, diabetes).
+    rng = np.random.default_rng(reference_rows)
+    runs, flagged = 120, 0
+    for _ in range(runs):
+        values = np.round(rng.gamma(4, 0.02, reference_rows + current_rows), 3)
+        values[rng.random(len(values)) < 0.03] = 0.0  # an atom too
+        reference = pd.DataFrame({"m": values[:reference_rows]})
+        current = pd.DataFrame({"m": values[reference_rows:]})
+        result = _report(reference, current, multivariate=False).features[0].result
+        assert result.test == "chisquare"
+        flagged += bool(result.p_value <= 0.05)
+    # alpha = 0.05: 120 runs flag 6 on average; 13 or more has probability < 1 % (binomial)
+    assert flagged <= 12
+
+
+def test_numeric_groups_are_decided_by_the_reference_alone_and_each_expects_enough_values():
+    from driftline.detectors.engine import numeric_groups
+
+    rng = np.random.default_rng(3)
+    reference = build_reference_profile(pd.DataFrame({"m": np.round(rng.exponential(1, 400), 1)}))
+    summary = reference.summaries["m"]
+    grouped = []
+    for current_values in (rng.exponential(1, 150), rng.exponential(3, 150)):
+        current = _window(reference, pd.DataFrame({"m": np.round(current_values, 1)})).summaries["m"]
+        ref_groups, cur_groups = numeric_groups(summary, current)
+        assert ref_groups.sum() == 400 and cur_groups.sum() == 150
+        assert ref_groups.min() * 150 / 400 >= 5  # MIN_EXPECTED in the smaller side, by the reference's shares
+        grouped.append(ref_groups)
+    assert np.array_equal(grouped[0], grouped[1])  # a different window does not move the groups
+    # At most 150 // 5 = 30 groups (the smaller side decides); values rounded to 0.1 repeat, so fewer: an atom
+    # is never split and a group it leaves short joins its neighbour.
+    assert len(grouped[0]) == 19
+
+
 def test_a_joint_shift_with_unchanged_marginals_is_caught_by_the_multivariate_check_only():
     rng = np.random.default_rng(12)
 
