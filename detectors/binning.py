@@ -60,10 +60,13 @@ class FastBinner:
     lookup; only values in cells that hold an edge fall back to a binary
     search. Cell bounds are widened by a relative margin so that rounding in
     the cell computation can only send a value to the binary search, never to
-    a wrong bin. The table is built on the first batch large enough to repay it.
+    a wrong bin. The table is built once the values binned so far would have
+    repaid it: a window read in many small batches gets it too (it did not when
+    only one batch of 50k values counted: one 1M-row row group read in slices of
+    42k rows took 2.2 × as long to profile as in slices of 84k).
     """
 
-    # Building the table costs about as much as binary-searching 50k values: smaller batches just search.
+    # Building the table costs about as much as binary-searching 50k values: fewer values in all just search.
     MIN_VALUES = 50_000
 
     def __init__(self, inner_edges: np.ndarray, cells: int = 1 << 16) -> None:
@@ -72,6 +75,7 @@ class FastBinner:
         self.cells = cells
         self.lookup: np.ndarray | None = None
         self._built = False
+        self._seen = 0
 
     def _build(self) -> None:
         self._built = True
@@ -87,8 +91,10 @@ class FastBinner:
         self.lookup = np.where(first == last, first, -1).astype(np.int32)
 
     def index(self, values: np.ndarray) -> np.ndarray:
-        if not self._built and len(values) >= self.MIN_VALUES:
-            self._build()
+        if not self._built:
+            self._seen += len(values)
+            if self._seen >= self.MIN_VALUES:
+                self._build()
         if self.lookup is None:
             return np.searchsorted(self.edges, values, side="left")
         position = values - self.low
