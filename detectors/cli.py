@@ -51,14 +51,17 @@ def _storage_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_reference(path: str, config: Any = None, storage_options: dict[str, Any] | None = None) -> Profile:
-    """A stored profile (``.npz``) as it is, or data (Parquet/CSV) profiled now."""
+    """A stored profile as it is, or data (Parquet/CSV) profiled now; which one the file's first bytes say,
+    whatever its name."""
     import fsspec
 
     from driftline.detectors.profile import Profile, build_reference_profile
-    from driftline.detectors.sources import read_table
+    from driftline.detectors.sources import detect_format, read_table
 
-    if path.endswith(".npz"):
-        with fsspec.open(path, "rb", **_storage_options(path, storage_options or {})) as handle:
+    options = _storage_options(path, storage_options or {})
+    fmt, compression = detect_format(path, options)
+    if fmt == "profile":
+        with fsspec.open(path, "rb", compression=compression, **options) as handle:
             return Profile.from_bytes(handle.read())
     exclude = (config.label_column,) if config else ()
     return build_reference_profile(
@@ -106,6 +109,7 @@ def cmd_check(args: Any) -> int:
         args.current,
         columns=list(reference.feature_types),
         storage_options=_storage_options(args.current, args.storage_options),
+        types=reference.arrow_types(),
     ) as (schema, total, batches):
         progress = Progress(total)
         current = window_profile(reference, batches, progress=progress)

@@ -231,6 +231,11 @@ class Profile:
     # multivariate check. Empty for a profile written before it existed.
     joint: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def arrow_types(self) -> dict[str, pa.DataType]:
+        """How a text source (CSV) is read for this profile: numeric features as ``float64``, categorical ones
+        as strings."""
+        return {name: pa.float64() if kind == "numeric" else pa.string() for name, kind in self.feature_types.items()}
+
     # -- merge ----------------------------------------------------------------------------------
     def merge(self, other: Profile, seed: int = 0) -> Profile:
         if self.feature_types != other.feature_types:
@@ -326,6 +331,11 @@ class Profile:
     @classmethod
     def from_bytes(cls, data: bytes) -> Profile:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            if "__meta__" not in archive:
+                raise ValueError(
+                    "a zip (.npz) archive but not a driftline profile (it has no '__meta__'); build one with "
+                    "'driftline profile TRAINING_DATA -o PROFILE'"
+                )
             meta = json.loads(str(archive["__meta__"]))
             if meta.get("profile_version") != PROFILE_VERSION:
                 raise ValueError(

@@ -107,21 +107,28 @@ def user_errors(where: str) -> Iterator[None]:
 
 
 def check_reference(config: MonitorConfig, storage_options: Mapping[str, Any]) -> str | None:
-    """Why the config's reference cannot be read, or ``None`` when its schema reads (Parquet) or its header
-    line does (CSV). Reads only the footer or the first line, not the data."""
+    """Why the config's reference cannot be read, or ``None`` when its schema reads (Parquet) or its header and a
+    first row do (CSV). What the file is, its first bytes say, not its name; reads only the footer or the first
+    lines, not the data."""
     import fsspec
     import pyarrow.parquet as pq
 
-    from driftline.detectors.sources import source_format
+    from driftline.detectors.sources import detect_format
 
     url = config.reference
     options = dict(storage_options) if "://" in url and not url.startswith("file://") else {}
     try:
-        fmt = source_format(url)
-        with fsspec.open(url, "rb", compression="infer", **options) as handle:
+        fmt, compression = detect_format(url, options)
+        if fmt == "profile":
+            return (
+                f"reference {url} is a driftline profile; the config's reference must be the model's training data "
+                "as Parquet or CSV (the DAG profiles it once and keeps the profile)"
+            )
+        with fsspec.open(url, "rb", compression=compression, **options) as handle:
             if fmt == "csv":
-                if not handle.readline():
-                    return f"reference {url} is empty; it must be the model's training data (Parquet or CSV)"
+                handle.readline()
+                if not handle.readline().strip():
+                    return f"reference {url} has a header line but no rows; it must be the model's training data"
             else:
                 pq.read_schema(handle)
     except Exception as exc:

@@ -41,8 +41,36 @@ def test_cli_profile_and_check_exit_codes(tmp_path, capsys):
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
     capsys.readouterr()
     assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "missing.parquet")]) == 2
-    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "data.txt")]) == 2
-    assert "expected a .parquet or .csv path" in capsys.readouterr().err
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01\x02 not data")
+    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "data.bin")]) == 2
+    assert "cannot tell the format" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "ref.npz"), str(tmp_path / "ref.npz")]) == 2
+    assert "is a driftline profile, not data" in capsys.readouterr().err
+
+
+def test_check_recognises_a_profile_and_data_by_their_content_whatever_their_names(tmp_path, capsys):
+    import gzip
+
+    rng = np.random.default_rng(15)
+    train = pd.DataFrame({"x": rng.normal(size=2000), "plan": rng.choice(["a", "b"], 2000)})
+    train.to_parquet(tmp_path / "train.parquet")
+    assert main(["profile", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "reference.profile")]) == 0
+    moved = pd.DataFrame({"x": rng.normal(2, 1, 1500), "plan": rng.choice(["a", "b"], 1500)})
+    moved.to_parquet(tmp_path / "window.dat")
+    (tmp_path / "window-csv.txt").write_text(moved.to_csv(index=False))
+    (tmp_path / "window-csv.blob").write_bytes(gzip.compress(moved.to_csv(index=False).encode()))
+    capsys.readouterr()
+    for current in ("window.dat", "window-csv.txt", "window-csv.blob"):
+        # the profile named .profile, the data named anything: both read for what they are
+        assert main(["check", str(tmp_path / "reference.profile"), str(tmp_path / current), "--json", "-"]) == 1
+        assert json.loads(capsys.readouterr().out)["drifted_features"] == ["x"]
+    # Training data given as the reference (named like a profile) is profiled on the fly.
+    (tmp_path / "train.npz").write_bytes((tmp_path / "train.parquet").read_bytes())
+    assert main(["check", str(tmp_path / "train.npz"), str(tmp_path / "window.dat")]) == 1
+    # A zip that is not a profile says so.
+    np.savez(tmp_path / "other.npz", a=np.arange(3))
+    assert main(["check", str(tmp_path / "other.npz"), str(tmp_path / "window.dat")]) == 2
+    assert "not a driftline profile" in capsys.readouterr().err
 
 
 def test_check_exits_3_for_a_window_too_small_to_judge_and_1_for_gross_change_in_it(tmp_path, capsys):

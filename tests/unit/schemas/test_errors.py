@@ -68,8 +68,19 @@ def test_a_config_is_checked_for_what_it_names(tmp_path):
         "model 'churn': retrain.entry_point 'driftline.infra.demo_model:nope': driftline.infra.demo_model has no "
         "function 'nope'",
     ]
-    [unknown] = check_monitor_config(config(str(text)), {})
-    assert "cannot tell the format" in unknown and "expected a .parquet or .csv path" in unknown
+    # What a file is, its bytes say: text is CSV whatever the name, and a header alone is no training data.
+    [headless] = check_monitor_config(config(str(text)), {})
+    assert (
+        headless
+        == f"model 'churn': reference {text} has a header line but no rows; it must be the model's training data"
+    )
+    binary = tmp_path / "train.bin"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    [unknown] = check_monitor_config(config(str(binary)), {})
+    assert "cannot tell the format" in unknown and "neither Parquet" in unknown and "nor UTF-8 text (CSV)" in unknown
+    renamed = tmp_path / "train.data"
+    renamed.write_bytes(good.read_bytes())
+    assert check_monitor_config(config(str(renamed)), {}) == []
     corrupt = tmp_path / "corrupt.parquet"
     corrupt.write_bytes(b"PAR1 not really")
     [unreadable] = check_monitor_config(config(str(corrupt)), {})

@@ -1,0 +1,157 @@
+"""Reading any layout in bounded batches, and telling formats by their bytes (issue 13, item 6)."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from driftline.detectors import build_reference_profile, sources, window_profile
+from driftline.detectors.profile import CategoricalSummary, NumericSummary
+from driftline.detectors.sources import detect_format, open_batches
+
+
+def _table(rows: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    return pa.table(
+        {
+            "x": rng.normal(size=rows),
+            "n": rng.poisson(3, rows),
+            "plan": rng.choice(["free", "pro", "team"], rows),
+            "zip": pa.array([f"{v:05d}" for v in rng.integers(0, 500, rows)]),
+        }
+    )
+
+
+def _layouts(tmp_path, table: pa.Table) -> dict[str, str]:
+    paths = {}
+    for name, rows in (("default", 10_000), ("one group", table.num_rows), ("small groups", 700)):
+        paths[name] = str(tmp_path / f"{name.replace(' ', '-')}.parquet")
+        pq.write_table(table, paths[name], row_group_size=rows)
+    paths["csv"] = str(tmp_path / "data.csv")
+    pacsv.write_csv(table, paths["csv"])
+    return paths
+
+
+def _same(one, other) -> None:
+    assert one.rows == other.rows
+    for name, mine in one.summaries.items():
+        theirs = other.summaries[name]
+        assert (mine.count, mine.missing) == (theirs.count, theirs.missing), name
+        if isinstance(mine, NumericSummary):
+            assert np.array_equal(mine.bin_counts, theirs.bin_counts), name
+            assert (mine.minimum, mine.maximum) == (theirs.minimum, theirs.maximum)
+            assert mine.mean == pytest.approx(theirs.mean, rel=1e-12)
+        else:
+            assert isinstance(mine, CategoricalSummary)
+            assert mine.counts == theirs.counts, name
+
+
+def test_every_layout_gives_the_same_window_profile_in_batches_of_bounded_size(tmp_path, monkeypatch):
+    # Small limits so a 40,000-row table exercises every path: whole row groups, slices of one big row group,
+    # slices across many tiny ones, and coalesced CSV blocks.
+    monkeypatch.setattr(sources, "ROW_GROUP_BYTES", 512 << 10)
+    monkeypatch.setattr(sources, "BATCH_BYTES", 256 << 10)
+    monkeypatch.setattr(sources, "MIN_BATCH_ROWS", 100)
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 64 << 10)
+    table = _table(40_000)
+    reference = build_reference_profile(_table(5000, seed=1))
+    paths = _layouts(tmp_path, table)
+    profiles, largest = {}, {}
+    for name, path in paths.items():
+        with open_batches(path, columns=list(reference.feature_types), types=reference.arrow_types()) as (
+            _,
+            total,
+            batches,
+        ):
+            seen = list(batches)
+        assert total == (None if name == "csv" else 40_000)
+        assert sum(b.num_rows for b in seen) == 40_000
+        largest[name] = max(b.nbytes for b in seen)
+        profiles[name] = window_profile(reference, iter(seen))
+    # Row groups of 10,000 rows (~320 KiB) are read whole; one 40,000-row group (~1.3 MB) in slices of ~256 KiB,
+    # not whole (200+ MB at 1M rows × 26 columns); 700-row groups in slices across them.
+    assert largest["default"] > 256 << 10
+    assert largest["one group"] <= 2 * (256 << 10)
+    assert largest["small groups"] <= 2 * (256 << 10)
+    assert largest["csv"] <= 2 * (256 << 10) + (64 << 10) * 4
+    for name in ("one group", "small groups", "csv"):
+        _same(profiles["default"], profiles[name])
+
+
+def test_a_csv_is_typed_once_not_by_its_first_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "CSV_INFER_BYTES", 1 << 10)
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 1 << 10)
+    rows = [f"{i},{i % 7},a" for i in range(2000)] + ["2000,1.5,b", "2001,,c"]
+    path = tmp_path / "late-decimals.csv"
+    path.write_text("id,n,plan\n" + "\n".join(rows) + "\n")
+    # Integers in the head are read as float64: the decimal and the empty value 2,000 rows later still read.
+    table = sources.read_table(str(path))
+    assert table.schema.field("n").type == pa.float64() and table.num_rows == 2002
+    assert table.column("n").to_pylist()[-2:] == [1.5, None]
+    # Text in a column the reference calls numeric is a clear error, not a crash or a silent loss.
+    path.write_text("id,n,plan\n" + "\n".join(rows) + "\n2002,seven,d\n")
+    with (
+        pytest.raises(ValueError, match="a numeric column must hold numbers"),
+        open_batches(str(path), types={"n": pa.float64()}) as (_, _, batches),
+    ):
+        list(batches)
+
+
+def test_dictionary_encoded_categories_profile_like_plain_strings(tmp_path):
+    frame = _table(20_000, seed=4).to_pandas()
+    reference = build_reference_profile(_table(5000, seed=5))
+    frame.to_parquet(tmp_path / "plain.parquet")
+    frame.astype({"plan": "category", "zip": "category"}).to_parquet(tmp_path / "dictionary.parquet")
+    windows = []
+    for name in ("plain", "dictionary"):
+        with open_batches(str(tmp_path / f"{name}.parquet"), columns=list(reference.feature_types)) as (_, _, batches):
+            windows.append(window_profile(reference, batches))
+    _same(*windows)
+
+
+def test_an_empty_parquet_file_has_no_batches(tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(_table(10).slice(0, 0), path)
+    with open_batches(str(path)) as (schema, total, batches):
+        assert total == 0 and list(batches) == [] and "x" in schema.names
+
+
+def test_formats_are_told_by_their_first_bytes(tmp_path):
+    table = _table(50)
+    pq.write_table(table, tmp_path / "a.csv")  # misnamed on purpose
+    pacsv.write_csv(table, tmp_path / "b.parquet")
+    (tmp_path / "c").write_bytes(gzip.compress((tmp_path / "b.parquet").read_bytes()))
+    (tmp_path / "d.parquet").write_bytes(build_reference_profile(table).to_bytes())
+    (tmp_path / "e.csv").write_bytes(b"")
+    (tmp_path / "f").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    (tmp_path / "g.csv").write_text("name,city\nJosé,Zürich\n")
+    assert detect_format(str(tmp_path / "a.csv")) == ("parquet", None)
+    assert detect_format(str(tmp_path / "b.parquet")) == ("csv", None)
+    assert detect_format(str(tmp_path / "c")) == ("csv", "gzip")
+    assert detect_format(str(tmp_path / "d.parquet")) == ("profile", None)
+    assert detect_format(str(tmp_path / "g.csv")) == ("csv", None)
+    with pytest.raises(ValueError, match="is empty"):
+        detect_format(str(tmp_path / "e.csv"))
+    with pytest.raises(ValueError, match="neither Parquet"):
+        detect_format(str(tmp_path / "f"))
+    # The misnamed files read as what they are.
+    assert sources.read_table(str(tmp_path / "a.csv")).num_rows == 50
+    assert sources.read_table(str(tmp_path / "c")).num_rows == 50
+    with pytest.raises(ValueError, match="is a driftline profile, not data"):
+        sources.read_table(str(tmp_path / "d.parquet"))
+
+
+def test_the_decoded_row_estimate_covers_dictionary_encoded_strings(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(10_000, dtype=float), "city": ["a-rather-long-city-name"] * 10_000})
+    frame.to_parquet(tmp_path / "t.parquet")
+    parquet = pq.ParquetFile(tmp_path / "t.parquet")
+    decoded = pa.Table.from_pandas(frame).nbytes / len(frame)
+    estimate = sources.decoded_row_bytes(parquet, ["x", "city"])
+    # Dictionary pages hold ~0 bytes a row for this column; the decoded string is 8 (offset) + 23 bytes.
+    assert decoded <= estimate <= 1.5 * decoded
