@@ -49,6 +49,44 @@ from driftline.detectors.binning import FastBinner
 if TYPE_CHECKING:
     import pandas as pd
 
+# Arrow arrays to and from numpy without pyarrow's to_numpy / pa.array, which import pandas on first use (pyarrow
+# 26: ~50 MB and ~0.4 s a process that never needed it; a window profile read and counted only Arrow and numpy).
+_NUMPY_TYPES = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.float16(): np.float16,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A numeric or boolean array's values as numpy (read-only when shared with Arrow); nulls only via Arrow's own
+    conversion (NaN for floats)."""
+    if isinstance(array, pa.ChunkedArray):
+        parts = [to_numpy(chunk) for chunk in array.chunks]
+        return np.concatenate(parts) if parts else np.empty(0, dtype=_NUMPY_TYPES.get(array.type, np.float64))
+    if pa.types.is_boolean(array.type) and not array.null_count:
+        return to_numpy(pc.cast(array, pa.uint8())).astype(bool)
+    dtype = _NUMPY_TYPES.get(array.type)
+    if dtype is None or array.null_count:
+        return np.asarray(array.to_numpy(zero_copy_only=False))
+    width = np.dtype(dtype).itemsize
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * width)
+
+
+def indices(positions: np.ndarray) -> pa.Array:
+    """Row positions as an Arrow int64 array (for ``take``)."""
+    values = np.ascontiguousarray(positions, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
 FINE_BINS = 1000
 SAMPLE_SIZE = 5000
 CATEGORY_CAP = 20_000  # distinct categories a summary holds exactly; beyond, it is hashed into HASH_BUCKETS
@@ -181,10 +219,10 @@ class CategoricalSummary:
 
     def add(self, array: pa.Array) -> None:
         distinct = pc.value_counts(array)
-        values, counts = distinct.field("values"), distinct.field("counts").to_numpy(zero_copy_only=False)
+        values, counts = distinct.field("values"), to_numpy(distinct.field("counts"))
         if values.null_count:
-            present = values.is_valid().to_numpy(zero_copy_only=False)
-            values, counts = values.filter(pa.array(present)), counts[present]
+            present = values.is_valid()
+            values, counts = values.filter(present), counts[to_numpy(present)]
         keys = [str(v) for v in values.to_pylist()]
         if self.hashed is not None:
             self.hashed += np.bincount(hash_buckets(keys), weights=counts, minlength=len(self.hashed)).astype(np.int64)
@@ -454,7 +492,7 @@ def _numeric_values(array: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, int,
     """(non-missing float values, missing count, values that were not numbers)."""
     missing = array.null_count
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
-        values = array.drop_null().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        values = to_numpy(array.drop_null()).astype(np.float64, copy=False)
         if np.isfinite(values.sum()):  # one cheap pass; NaN (or inf) makes the sum non-finite
             return values, missing, 0
         nan = np.isnan(values)
@@ -633,13 +671,13 @@ def _fold_batch(
             summary.non_numeric += non_numeric
             pending.append(workers.submit(summary.add, values, (reference_ranges or {}).get(name), binners[name]))
             if chosen is not None:
-                sampled[name] = _aligned_numbers(column.take(pa.array(chosen[0])))
+                sampled[name] = _aligned_numbers(column.take(indices(chosen[0])))
         else:
             summary.missing += column.null_count
             summary.add(column)
             if chosen is not None:
                 # to_pylist, not to_numpy: arrow's string-to-numpy path imports pandas (~50 MB, ~1 s cold)
-                sampled[name] = np.array(column.take(pa.array(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
+                sampled[name] = np.array(column.take(indices(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
     for future in pending:
         future.result()
     if chosen is not None:
@@ -650,7 +688,7 @@ def _aligned_numbers(array: pa.Array) -> np.ndarray:
     """One float per row, NaN where a value is missing or not a number (rows stay aligned for the row sample)."""
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
         filled = pc.fill_null(array.cast(pa.float64()), math.nan) if array.null_count else array
-        return np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.float64)
+        return np.asarray(to_numpy(filled), dtype=np.float64)
     import pandas as pd  # only for the rare case of numbers arriving as text
 
     return np.asarray(pd.to_numeric(pd.Series(array.to_pylist(), dtype=object), errors="coerce"), dtype=np.float64)

@@ -155,3 +155,49 @@ def test_the_decoded_row_estimate_covers_dictionary_encoded_strings(tmp_path):
     estimate = sources.decoded_row_bytes(parquet, ["x", "city"])
     # Dictionary pages hold ~0 bytes a row for this column; the decoded string is 8 (offset) + 23 bytes.
     assert decoded <= estimate <= 1.5 * decoded
+
+
+def test_to_numpy_and_indices_round_trip_without_pyarrows_pandas_path():
+    from driftline.detectors.profile import indices, to_numpy
+
+    table = pq.read_table(pa.BufferReader(_parquet_bytes(_table(100))))
+    sliced = table.column("x").combine_chunks().slice(10, 20)  # an offset into the buffer
+    assert np.array_equal(to_numpy(sliced), np.asarray(table.column("x"))[10:30])
+    assert to_numpy(pa.chunked_array([pa.array([1, 2], pa.int32()), pa.array([3], pa.int32())])).tolist() == [1, 2, 3]
+    assert to_numpy(pa.array([True, False, True])).tolist() == [True, False, True]
+    assert np.isnan(to_numpy(pa.array([1.0, None]))[1])  # nulls: Arrow's own conversion
+    assert table.column("x").take(indices(np.array([3, 1]))).to_pylist() == table.column("x").to_pylist()[3:0:-2]
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_checking_a_window_never_imports_pandas(tmp_path):
+    # pyarrow's to_numpy and pa.array import pandas on first use: ~50 MB and ~0.4 s that a check never needed.
+    import subprocess
+    import sys
+
+    reference = tmp_path / "reference.parquet"
+    pq.write_table(_table(3000, seed=6), reference)
+    pq.write_table(_table(3000, seed=7), tmp_path / "current.parquet")
+    pacsv.write_csv(_table(3000, seed=8), tmp_path / "current.csv")
+    from driftline.detectors.cli import load_reference
+
+    (tmp_path / "reference.npz").write_bytes(load_reference(str(reference)).to_bytes())
+    script = f"""
+import sys
+from driftline.detectors import Profile, compare_profiles, window_profile
+from driftline.detectors.sources import open_batches
+reference = Profile.from_bytes(open({str(tmp_path / "reference.npz")!r}, "rb").read())
+for name in ("current.parquet", "current.csv"):
+    with open_batches({str(tmp_path)!r} + "/" + name, columns=list(reference.feature_types),
+                      types=reference.arrow_types()) as (schema, _, batches):
+        current = window_profile(reference, batches)
+    compare_profiles(reference, current, current_columns=schema.names)
+print("pandas" in sys.modules)
+"""
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "False"
