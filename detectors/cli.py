@@ -113,6 +113,11 @@ def cmd_check(args: Any) -> int:
         storage_options=_storage_options(args.current, args.storage_options),
         types=reference.arrow_types(),
     ) as (schema, total, batches):
+        if not any(name in schema.names for name in reference.feature_types):
+            raise ValueError(
+                f"{args.current} has none of the reference's features ({', '.join(reference.feature_types)}); "
+                f"its columns are {', '.join(schema.names) or 'none'}: pass the model's inputs and predictions"
+            )
         progress = Progress(total)
         current = window_profile(reference, batches, progress=progress)
         progress.close()

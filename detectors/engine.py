@@ -540,6 +540,10 @@ def compare_profiles(
     features: list[FeatureDrift] = []
     for name, feature_type in reference.feature_types.items():
         ref, cur = reference.summaries[name], current.summaries[name]
+        if current_columns is not None and name not in current_columns and cur.count == 0:
+            # A column the window does not have: every row lacks the value, as if it were all missing (an
+            # all-null column is judged so too), not a window too small to judge.
+            cur = replace(cur, missing=current.rows)
         if isinstance(ref, NumericSummary):
             n_unique = int(np.count_nonzero(ref.bin_counts))
             discrete = is_discrete(ref)

@@ -7,7 +7,8 @@ every univariate test passes. This check reads the profiles' row samples
 
 1. Every row is encoded from the reference's summaries alone: a numeric value
    as its reference z-score (missing: 0, the mean), a categorical one as the
-   indicators of the reference's ``CATEGORY_LEVELS`` commonest categories,
+   indicators of the reference's ``CATEGORY_LEVELS`` commonest categories
+   that hold at least ``LEVEL_SHARE`` of it,
    centred on their reference shares and scaled so the feature's variance is 1.
    Id-like (hashed) features are left out.
 2. The reference rows are split in two at random (seeded). PCA is fitted on the
@@ -35,6 +36,7 @@ from driftline.detectors.profile import CategoricalSummary, NumericSummary, Prof
 
 EXPLAINED = 0.65
 CATEGORY_LEVELS = 10
+LEVEL_SHARE = 0.01
 EFFECT_FLOOR = 0.1
 MultivariateStatus = Literal["ok", "insufficient_data", "unavailable"]
 
@@ -83,9 +85,12 @@ class _Encoder:
                     self.numeric[name] = (summary.mean, summary.std)
             elif isinstance(summary, CategoricalSummary) and summary.hashed is None and summary.count:
                 ranked = sorted(summary.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:CATEGORY_LEVELS]
+                # Levels rarer than LEVEL_SHARE are left out: a row at one of them would get a huge indicator
+                # and reconstruction error, and a few such rows decide the mean error (2,000 ids hid a joint shift).
+                ranked = [(key, count) for key, count in ranked if count >= LEVEL_SHARE * summary.count]
                 shares = np.array([count for _, count in ranked], dtype=float) / summary.count
                 scale = math.sqrt(float(np.sum(shares * (1 - shares))))
-                if len(ranked) >= 2 and scale > 0:
+                if ranked and scale > 0:
                     self.categorical[name] = ([key for key, _ in ranked], shares, scale)
 
     @property
@@ -109,6 +114,8 @@ def reconstruction_drift(reference: Profile, current: Profile, *, min_rows: int,
     from scipy import stats  # lazy: scipy.stats costs ~80 MB to import
 
     test = "pca_reconstruction"
+    if reference.joint and current.rows == 0:
+        return MultivariateDrift(test, "insufficient_data", "the window has no rows", current_rows=0)
     if not reference.joint or not current.joint:
         return MultivariateDrift(
             test,

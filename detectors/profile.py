@@ -35,6 +35,7 @@ import hashlib
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -75,10 +76,16 @@ def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_boolean(array.type) and not array.null_count:
         return to_numpy(pc.cast(array, pa.uint8())).astype(bool)
     dtype = _NUMPY_TYPES.get(array.type)
-    if dtype is None or array.null_count:
+    if dtype is None:
         return np.asarray(array.to_numpy(zero_copy_only=False))
     width = np.dtype(dtype).itemsize
-    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * width)
+    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * width)
+    if not array.null_count:
+        return values
+    # Nulls: the validity bitmap read here too (pc.fill_null with a Python scalar imports pandas as well).
+    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    valid = np.unpackbits(bits, bitorder="little")[array.offset : array.offset + len(array)].astype(bool)
+    return np.where(valid, values.astype(np.float64), np.nan)
 
 
 def indices(positions: np.ndarray) -> pa.Array:
@@ -87,6 +94,7 @@ def indices(positions: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
+_TIMESTAMP = re.compile(r"timestamp\[(s|ms|us|ns)(?:, tz=([^\]]+))?\]")
 FINE_BINS = 1000
 SAMPLE_SIZE = 5000
 CATEGORY_CAP = 20_000  # distinct categories a summary holds exactly; beyond, it is hashed into HASH_BUCKETS
@@ -270,9 +278,26 @@ class Profile:
     joint: dict[str, np.ndarray] = field(default_factory=dict)
 
     def arrow_types(self) -> dict[str, pa.DataType]:
-        """How a text source (CSV) is read for this profile: numeric features as ``float64``, categorical ones
-        as strings."""
-        return {name: pa.float64() if kind == "numeric" else pa.string() for name, kind in self.feature_types.items()}
+        """How a text source (CSV) is read for this profile: numeric features as ``float64``; categorical ones as
+        the reference's source had them when that was text or booleans (so ``true`` in a CSV counts as the
+        reference's ``True``), others (timestamps, dates) as the CSV reader infers them."""
+        types: dict[str, pa.DataType] = {}
+        for name, kind in self.feature_types.items():
+            source = self.source_types.get(name, "string")
+            if kind == "numeric":
+                types[name] = pa.float64()
+            elif source == "bool":
+                types[name] = pa.bool_()
+            elif _TIMESTAMP.fullmatch(source):
+                unit, zone = _TIMESTAMP.fullmatch(source).groups()  # type: ignore[union-attr]
+                types[name] = pa.timestamp(unit, tz=zone)
+            elif source in ("date32[day]", "date64[ms]"):
+                types[name] = pa.date32() if source.startswith("date32") else pa.date64()
+            elif source in ("string", "large_string") or source.startswith(
+                ("dictionary<values=string", "dictionary<values=large_string")
+            ):
+                types[name] = pa.string()
+        return types
 
     # -- merge ----------------------------------------------------------------------------------
     def merge(self, other: Profile, seed: int = 0) -> Profile:
@@ -677,7 +702,9 @@ def _fold_batch(
             summary.add(column)
             if chosen is not None:
                 # to_pylist, not to_numpy: arrow's string-to-numpy path imports pandas (~50 MB, ~1 s cold)
-                sampled[name] = np.array(column.take(indices(chosen[0])).cast(pa.string()).to_pylist(), dtype=object)
+                # spelled as the category counts spell them (str of the value: True, not Arrow's cast "true")
+                taken = column.take(indices(chosen[0])).to_pylist()
+                sampled[name] = np.array([None if v is None else str(v) for v in taken], dtype=object)
     for future in pending:
         future.result()
     if chosen is not None:
@@ -687,8 +714,7 @@ def _fold_batch(
 def _aligned_numbers(array: pa.Array) -> np.ndarray:
     """One float per row, NaN where a value is missing or not a number (rows stay aligned for the row sample)."""
     if pa.types.is_integer(array.type) or pa.types.is_floating(array.type) or pa.types.is_boolean(array.type):
-        filled = pc.fill_null(array.cast(pa.float64()), math.nan) if array.null_count else array
-        return np.asarray(to_numpy(filled), dtype=np.float64)
+        return np.asarray(to_numpy(array.cast(pa.float64())), dtype=np.float64)  # NaN where a value is missing
     import pandas as pd  # only for the rare case of numbers arriving as text
 
     return np.asarray(pd.to_numeric(pd.Series(array.to_pylist(), dtype=object), errors="coerce"), dtype=np.float64)

@@ -17,7 +17,8 @@ Memory is bounded by a batch, whatever the layout (:func:`open_batches`):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any, Literal
@@ -44,8 +45,13 @@ def detect_format(url: str, storage_options: Mapping[str, Any] | None = None) ->
     """``(format, compression)`` of ``url`` from its first bytes: ``"parquet"``, ``"csv"`` or ``"profile"`` (a
     stored driftline profile), and ``"gzip"`` or ``None``. Raises ``ValueError`` naming what the bytes are not."""
     options = dict(storage_options or {})
-    with fsspec.open(url, "rb", **options) as raw:
-        head = raw.read(SNIFF_BYTES)
+    try:
+        with fsspec.open(url, "rb", **options) as raw:
+            head = raw.read(SNIFF_BYTES)
+    except IsADirectoryError:
+        raise ValueError(
+            f"{url} is a directory; pass one Parquet or CSV file (a partitioned dataset directory is not read)"
+        ) from None
     compression = None
     if head.startswith(GZIP_MAGIC):
         compression = "gzip"
@@ -56,6 +62,11 @@ def detect_format(url: str, storage_options: Mapping[str, Any] | None = None) ->
     if head.startswith(PARQUET_MAGIC):
         return "parquet", compression
     if head.startswith(ZIP_MAGIC):
+        if not _is_profile(url, compression, options):
+            raise ValueError(
+                f"{url} is a zip archive but not a driftline profile (it holds no '__meta__'); expected Parquet, "
+                "CSV or a profile from 'driftline profile'"
+            )
         return "profile", compression
     if _is_text(head):
         return "csv", compression
@@ -63,6 +74,16 @@ def detect_format(url: str, storage_options: Mapping[str, Any] | None = None) ->
         f"cannot tell the format of {url}: its first bytes ({head[:8]!r}) are neither Parquet (which starts with "
         "'PAR1'), a driftline profile (a .npz zip, from 'driftline profile') nor UTF-8 text (CSV)"
     )
+
+
+def _is_profile(url: str, compression: str | None, options: dict[str, Any]) -> bool:
+    import zipfile
+
+    with fsspec.open(url, "rb", compression=compression, **options) as handle:
+        try:
+            return "__meta__.npy" in zipfile.ZipFile(handle).namelist()
+        except zipfile.BadZipFile:
+            return False
 
 
 def _is_text(head: bytes) -> bool:
@@ -79,8 +100,8 @@ def _data_format(url: str, storage_options: Mapping[str, Any] | None) -> tuple[F
     fmt, compression = detect_format(url, storage_options)
     if fmt == "profile":
         raise ValueError(
-            f"{url} is a driftline profile, not data; pass it as the reference and the data (Parquet or CSV) to "
-            "compare with it as the current"
+            f"{url} is a driftline profile, not data; data must be Parquet or CSV ('driftline check' takes a "
+            "profile as its first argument, the reference)"
         )
     return fmt, compression
 
@@ -101,21 +122,38 @@ def open_batches(
     fmt, compression = _data_format(url, storage_options)
     with fsspec.open(url, "rb", compression=compression, **(storage_options or {})) as handle:
         if fmt == "parquet":
-            parquet = pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
+            try:
+                parquet = pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
+            except pa.ArrowInvalid as exc:
+                raise ValueError(f"{url} starts like Parquet but is not readable ({exc}); is it truncated?") from None
             schema = parquet.schema_arrow
             wanted = [c for c in columns if c in schema.names] if columns is not None else schema.names
             yield schema, parquet.metadata.num_rows, _parquet_batches(parquet, wanted)
         else:
             schema = _csv_schema(url, compression, storage_options, types or {})
             wanted = [c for c in columns if c in schema.names] if columns is not None else schema.names
-            reader = pacsv.open_csv(
-                handle,
-                read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: schema.field(c).type for c in wanted}, include_columns=wanted
-                ),
-            )
-            yield schema, None, _read_ahead(_csv_batches(url, reader))
+
+            def reader(column_types: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
+                # the first open reuses the handle; a reopen (a column turned out to hold text) opens anew
+                source = handle if not opened else fsspec.open(url, "rb", compression=compression, **options).open()
+                opened.append(source)
+                return pacsv.open_csv(
+                    source,
+                    read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+                    convert_options=pacsv.ConvertOptions(column_types=column_types, include_columns=wanted),
+                )
+
+            opened: list[Any] = []
+            options = dict(storage_options or {})
+            try:
+                yield (
+                    schema,
+                    None,
+                    _read_ahead(_csv_batches(url, reader, {c: schema.field(c).type for c in wanted}, schema.names)),
+                )
+            finally:
+                for source in opened[1:]:
+                    source.close()
 
 
 def _csv_schema(
@@ -129,40 +167,76 @@ def _csv_schema(
             head = head[: head.rindex(b"\n") + 1]  # whole lines only
     # Parsed from bytes read here: a streaming reader opened on the file would read ahead far past its first block
     # (measured: 16 MB blocks held 420 MB) only to be asked for its schema.
-    inferred = pacsv.read_csv(
-        pa.BufferReader(head), convert_options=pacsv.ConvertOptions(column_types=dict(types))
-    ).schema
+    try:
+        inferred = pacsv.read_csv(pa.BufferReader(head)).schema
+    except pa.ArrowInvalid as exc:
+        raise ValueError(f"{url}: {exc}; expected CSV with a header line and as many fields in every row") from None
     fields = []
     for column in inferred:
-        kind = column.type
+        kind = types.get(column.name, column.type)
         if column.name not in types and (pa.types.is_integer(kind) or pa.types.is_null(kind)):
             kind = pa.float64() if pa.types.is_integer(kind) else pa.string()
         fields.append(pa.field(column.name, kind))
     return pa.schema(fields)
 
 
-def _csv_batches(url: str, reader: pacsv.CSVStreamingReader) -> Iterator[pa.RecordBatch]:
-    """The reader's blocks coalesced to about ``BATCH_BYTES``; a value that does not convert is a clear error."""
-    held: list[pa.RecordBatch] = []
-    rows = size = 0
+_CONVERSION = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
+
+
+def _csv_batches(
+    url: str,
+    reader: Callable[[dict[str, pa.DataType]], pacsv.CSVStreamingReader],
+    types: dict[str, pa.DataType],
+    file_columns: list[str],
+) -> Iterator[pa.RecordBatch]:
+    """The reader's blocks coalesced to about ``BATCH_BYTES``.
+
+    A value that does not convert to its column's type (text in a numeric column) does not stop the read: that
+    column is read as text from the start of the file again (the rows already passed on are skipped), and the
+    profile counts such values as a type change, as it does for Parquet. A row that does not parse is an error
+    naming the file.
+    """
+    done = 0  # rows passed on
     while True:
+        skip = done
+        held: list[pa.RecordBatch] = []
+        rows = size = 0
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
+            current = reader(types)  # it reads its first block already
+            while True:
+                try:
+                    batch = current.read_next_batch()
+                except StopIteration:
+                    break
+                if skip:
+                    dropped = min(skip, batch.num_rows)
+                    batch, skip = batch.slice(dropped), skip - dropped
+                    if not batch.num_rows:
+                        continue
+                held.append(batch)
+                rows += batch.num_rows
+                size += batch.nbytes
+                if rows >= MAX_BATCH_ROWS // 2 or size >= BATCH_BYTES:
+                    out = held[0] if len(held) == 1 else pa.concat_batches(held)
+                    held, rows, size = [], 0, 0
+                    done += out.num_rows
+                    yield out
+            if held:
+                out = held[0] if len(held) == 1 else pa.concat_batches(held)
+                done += out.num_rows
+                yield out
+            return
         except pa.ArrowInvalid as exc:
-            raise ValueError(
-                f"{url}: {exc}; a numeric column must hold numbers (or nothing) in every row, a column with text "
-                "anywhere is read as text"
-            ) from None
-        held.append(batch)
-        rows += batch.num_rows
-        size += batch.nbytes
-        if rows >= MAX_BATCH_ROWS // 2 or size >= BATCH_BYTES:
-            yield held[0] if len(held) == 1 else pa.concat_batches(held)
-            held, rows, size = [], 0, 0
-    if held:
-        yield held[0] if len(held) == 1 else pa.concat_batches(held)
+            match = _CONVERSION.search(str(exc))
+            column = file_columns[int(match.group(1))] if match and int(match.group(1)) < len(file_columns) else None
+            if column is None or pa.types.is_string(types.get(column, pa.string())):
+                raise ValueError(
+                    f"{url}: {exc}; every row must have as many fields as the header line"
+                    if "Expected" in str(exc)
+                    else f"{url}: {exc}"
+                ) from None
+            types = {**types, column: pa.string()}  # then read again, this column as text
+            # Rows held but not yet passed on are read again; the ones passed on are skipped.
 
 
 def decoded_row_bytes(parquet: pq.ParquetFile, columns: list[str]) -> float:
@@ -247,4 +321,11 @@ def _row_group_batches(
 
 def read_table(url: str, storage_options: dict[str, Any] | None = None) -> pa.Table:
     with open_batches(url, storage_options=storage_options) as (schema, _, batches):
-        return pa.Table.from_batches(list(batches), schema=schema)
+        held = list(batches)
+    if held and any(batch.schema != held[0].schema for batch in held):
+        # A CSV column that turned out to hold text past the head: read once more with every column as it ended.
+        final = {field.name: field.type for field in held[-1].schema}
+        with open_batches(url, storage_options=storage_options, types=final) as (_, _, batches):
+            held = list(batches)
+        schema = held[-1].schema
+    return pa.Table.from_batches(held, schema=schema if not held else held[0].schema)

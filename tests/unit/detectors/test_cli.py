@@ -71,6 +71,10 @@ def test_check_recognises_a_profile_and_data_by_their_content_whatever_their_nam
     np.savez(tmp_path / "other.npz", a=np.arange(3))
     assert main(["check", str(tmp_path / "other.npz"), str(tmp_path / "window.dat")]) == 2
     assert "not a driftline profile" in capsys.readouterr().err
+    # Data without any of the reference's features is an error that names them, not "insufficient data".
+    pd.DataFrame({"a": [1, 2]}).to_parquet(tmp_path / "other.parquet")
+    assert main(["check", str(tmp_path / "reference.profile"), str(tmp_path / "other.parquet")]) == 2
+    assert "has none of the reference's features (x, plan); its columns are a" in capsys.readouterr().err
 
 
 def test_check_exits_3_for_a_window_too_small_to_judge_and_1_for_gross_change_in_it(tmp_path, capsys):

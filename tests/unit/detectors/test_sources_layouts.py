@@ -94,13 +94,48 @@ def test_a_csv_is_typed_once_not_by_its_first_block(tmp_path, monkeypatch):
     table = sources.read_table(str(path))
     assert table.schema.field("n").type == pa.float64() and table.num_rows == 2002
     assert table.column("n").to_pylist()[-2:] == [1.5, None]
-    # Text in a column the reference calls numeric is a clear error, not a crash or a silent loss.
+    # Text in a column the reference calls numeric, past the head: that column is read again as text (the rows
+    # already passed on skipped, none twice) and its values are counted as a type change, as for Parquet.
     path.write_text("id,n,plan\n" + "\n".join(rows) + "\n2002,seven,d\n")
-    with (
-        pytest.raises(ValueError, match="a numeric column must hold numbers"),
-        open_batches(str(path), types={"n": pa.float64()}) as (_, _, batches),
-    ):
-        list(batches)
+    with open_batches(str(path), types={"n": pa.float64()}) as (_, _, batches):
+        held = list(batches)
+    assert sum(b.num_rows for b in held) == 2003
+    assert held[-1].schema.field("n").type == pa.string()
+    assert [v for b in held for v in b.column("id").to_pylist()] == list(range(2003))
+    assert sources.read_table(str(path)).column("n").to_pylist()[-1] == "seven"
+    # A row that does not parse is an error naming the file and what is expected.
+    path.write_text("id,n,plan\n" + "\n".join(rows) + "\n2002,3\n")
+    with pytest.raises(ValueError, match=r"late-decimals.csv: .*every row must have as many fields as the header"):
+        sources.read_table(str(path))
+
+
+def test_a_csv_window_counts_categories_as_its_reference_spells_them(tmp_path):
+    rng = np.random.default_rng(9)
+
+    def frame(n: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "flag": rng.random(n) < 0.3,
+                "when": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 5, n), unit="D"),
+                "x": rng.normal(size=n),
+                "n": np.where(rng.random(n) < 0.1, np.nan, rng.poisson(3, n)),
+            }
+        )
+
+    reference = build_reference_profile(frame(3000))
+    frame(2000).to_csv(tmp_path / "window.csv", index=False)
+    from driftline.detectors import compare_profiles
+
+    with open_batches(
+        str(tmp_path / "window.csv"), columns=list(reference.feature_types), types=reference.arrow_types()
+    ) as (schema, _, batches):
+        window = window_profile(reference, batches)
+    report = compare_profiles(reference, window, current_columns=schema.names)
+    # Before: 'true' (CSV text) was not the reference's 'True', so 'flag' had 4 categories and the check failed;
+    # timestamps drifted with total variation 1.
+    assert report.verdict == "no_drift", report.to_dict()
+    assert set(window.summaries["flag"].counts) == {"True", "False"}
+    assert report.multivariate is not None and "flag" in report.multivariate.features
 
 
 def test_dictionary_encoded_categories_profile_like_plain_strings(tmp_path):
@@ -130,6 +165,10 @@ def test_formats_are_told_by_their_first_bytes(tmp_path):
     (tmp_path / "d.parquet").write_bytes(build_reference_profile(table).to_bytes())
     (tmp_path / "e.csv").write_bytes(b"")
     (tmp_path / "f").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "h.zip", "w") as archive:
+        archive.writestr("notes.txt", "not a profile")
     (tmp_path / "g.csv").write_text("name,city\nJosé,Zürich\n")
     assert detect_format(str(tmp_path / "a.csv")) == ("parquet", None)
     assert detect_format(str(tmp_path / "b.parquet")) == ("csv", None)
@@ -140,6 +179,10 @@ def test_formats_are_told_by_their_first_bytes(tmp_path):
         detect_format(str(tmp_path / "e.csv"))
     with pytest.raises(ValueError, match="neither Parquet"):
         detect_format(str(tmp_path / "f"))
+    with pytest.raises(ValueError, match="a zip archive but not a driftline profile"):
+        detect_format(str(tmp_path / "h.zip"))
+    with pytest.raises(ValueError, match="is a directory; pass one Parquet or CSV file"):
+        detect_format(str(tmp_path))
     # The misnamed files read as what they are.
     assert sources.read_table(str(tmp_path / "a.csv")).num_rows == 50
     assert sources.read_table(str(tmp_path / "c")).num_rows == 50
@@ -165,7 +208,9 @@ def test_to_numpy_and_indices_round_trip_without_pyarrows_pandas_path():
     assert np.array_equal(to_numpy(sliced), np.asarray(table.column("x"))[10:30])
     assert to_numpy(pa.chunked_array([pa.array([1, 2], pa.int32()), pa.array([3], pa.int32())])).tolist() == [1, 2, 3]
     assert to_numpy(pa.array([True, False, True])).tolist() == [True, False, True]
-    assert np.isnan(to_numpy(pa.array([1.0, None]))[1])  # nulls: Arrow's own conversion
+    with_nulls = to_numpy(pa.array([1.0, None, 3.0, None]).slice(1))  # nulls from the validity bitmap, at an offset
+    assert np.isnan(with_nulls[0]) and with_nulls[1] == 3.0 and np.isnan(with_nulls[2])
+    assert to_numpy(pa.array([1, None, 2], pa.int64())).tolist()[::2] == [1.0, 2.0]
     assert table.column("x").take(indices(np.array([3, 1]))).to_pylist() == table.column("x").to_pylist()[3:0:-2]
 
 
@@ -182,7 +227,10 @@ def test_checking_a_window_never_imports_pandas(tmp_path):
 
     reference = tmp_path / "reference.parquet"
     pq.write_table(_table(3000, seed=6), reference)
-    pq.write_table(_table(3000, seed=7), tmp_path / "current.parquet")
+    with_nulls = _table(3000, seed=7)
+    x = with_nulls.column("x").to_pylist()
+    with_nulls = with_nulls.set_column(0, "x", pa.array([None if i % 10 == 0 else v for i, v in enumerate(x)]))
+    pq.write_table(with_nulls, tmp_path / "current.parquet")  # nulls in a numeric column (fill_null imports pandas)
     pacsv.write_csv(_table(3000, seed=8), tmp_path / "current.csv")
     from driftline.detectors.cli import load_reference
 
