@@ -68,8 +68,8 @@ _NUMPY_TYPES = {
 
 
 def to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A numeric or boolean array's values as numpy (read-only when shared with Arrow); nulls only via Arrow's own
-    conversion (NaN for floats)."""
+    """A numeric or boolean array's values as numpy, read-only when shared with Arrow's buffer; a numeric array
+    with nulls as ``float64`` with NaN where a value is missing (other types: Arrow's own conversion)."""
     if isinstance(array, pa.ChunkedArray):
         parts = [to_numpy(chunk) for chunk in array.chunks]
         return np.concatenate(parts) if parts else np.empty(0, dtype=_NUMPY_TYPES.get(array.type, np.float64))

@@ -11,8 +11,10 @@ Memory is bounded by a batch, whatever the layout (:func:`open_batches`):
   about ``BATCH_BYTES`` decoded, also read ahead on a second thread. Pages are read through a 1 MiB buffer, not
   the whole column chunk.
 * CSV: the streaming reader in blocks of ``CSV_BLOCK_BYTES``, coalesced to about ``BATCH_BYTES``, read ahead on a
-  second thread; columns are typed once (from ``columns``' types when given: a window is read as its reference
-  says) instead of from the first block, which would fail on a later block that holds a decimal point.
+  second thread; columns are typed once (from ``types`` when given: a window is read as its reference says, see
+  ``Profile.arrow_types``; else from a 16 MB head, integers as ``float64``) instead of from the first block, which
+  would fail on a later block that holds a decimal point. Text found in a numeric column re-reads that column as
+  text (:func:`_csv_batches`).
 """
 
 from __future__ import annotations
@@ -116,8 +118,8 @@ def open_batches(
 ) -> Iterator[tuple[pa.Schema, int | None, Iterator[pa.RecordBatch]]]:
     """``(schema, total_rows or None, batches)``; only ``columns`` are read when given (those present).
 
-    ``types`` (CSV only) types those columns as given — a window's numeric features as ``float64`` and categorical
-    ones as strings, as its reference profile says — and the others are inferred from the file's head.
+    ``types`` (CSV only) types those columns as given — a window's features as its reference profile says
+    (``Profile.arrow_types``) — and the others are inferred from the file's head.
     """
     fmt, compression = _data_format(url, storage_options)
     with fsspec.open(url, "rb", compression=compression, **(storage_options or {})) as handle:
