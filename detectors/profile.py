@@ -288,9 +288,8 @@ class Profile:
                 types[name] = pa.float64()
             elif source == "bool":
                 types[name] = pa.bool_()
-            elif _TIMESTAMP.fullmatch(source):
-                unit, zone = _TIMESTAMP.fullmatch(source).groups()  # type: ignore[union-attr]
-                types[name] = pa.timestamp(unit, tz=zone)
+            elif stamp := _TIMESTAMP.fullmatch(source):
+                types[name] = pa.timestamp(stamp.group(1), tz=stamp.group(2))
             elif source in ("date32[day]", "date64[ms]"):
                 types[name] = pa.date32() if source.startswith("date32") else pa.date64()
             elif source in ("string", "large_string") or source.startswith(

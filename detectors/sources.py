@@ -135,6 +135,9 @@ def open_batches(
             schema = _csv_schema(url, compression, storage_options, types or {})
             wanted = [c for c in columns if c in schema.names] if columns is not None else schema.names
 
+            opened: list[Any] = []
+            options = dict(storage_options or {})
+
             def reader(column_types: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
                 # the first open reuses the handle; a reopen (a column turned out to hold text) opens anew
                 source = handle if not opened else fsspec.open(url, "rb", compression=compression, **options).open()
@@ -145,8 +148,6 @@ def open_batches(
                     convert_options=pacsv.ConvertOptions(column_types=column_types, include_columns=wanted),
                 )
 
-            opened: list[Any] = []
-            options = dict(storage_options or {})
             try:
                 yield (
                     schema,
@@ -329,5 +330,4 @@ def read_table(url: str, storage_options: dict[str, Any] | None = None) -> pa.Ta
         final = {field.name: field.type for field in held[-1].schema}
         with open_batches(url, storage_options=storage_options, types=final) as (_, _, batches):
             held = list(batches)
-        schema = held[-1].schema
-    return pa.Table.from_batches(held, schema=schema if not held else held[0].schema)
+    return pa.Table.from_batches(held, schema=held[0].schema if held else schema)
