@@ -2,7 +2,7 @@
 
     make bench-router     # or: .venv/bin/python -m benchmarks.router [--calls 200000] [--rounds 7]
 
-A real :class:`~driftline.streams.router.Router` (no broker: its state applied directly, as its background
+A real :class:`~driftline.streams.rollouts.router.Router` (no broker: its state applied directly, as its background
 thread applies what it reads) routes ``--calls`` distinct user keys per round through each state: a stable
 version alone, a 25 % canary, a canary with a 10 % shadow, and a three-armed bandit. The baseline is the
 lookup a hand-written router would do at the least: ``versions[key]`` in a dict holding every key. Rounds
@@ -18,17 +18,17 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from driftline.dags.tasks import deploy
 from driftline.schemas.config import DeploymentSettings
 from driftline.schemas.records import DeploymentState
-from driftline.streams.router import Router
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts.router import Router
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 def states() -> dict[str, DeploymentState]:
-    stable = deploy.initial("m", "v1", reason="initial", at=T0)
-    canary = deploy.begin(stable, "m", "v2", DeploymentSettings(strategy="canary", stages=[0.25, 1.0]),
+    stable = rollout.initial("m", "v1", reason="initial", at=T0)
+    canary = rollout.begin(stable, "m", "v2", DeploymentSettings(strategy="canary", stages=[0.25, 1.0]),
                           reason="bench", at=T0)  # fmt: skip
     shadow = canary.model_copy(update={"shadow": "v3", "shadow_share": 0.1, "revision": canary.revision + 1})
     bandit = stable.model_copy(

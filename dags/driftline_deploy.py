@@ -3,7 +3,7 @@
     {"model": "churn", "action": "start", "version": "v4", "strategy": "canary", "stages": [0, 0.05, 0.25, 1]}
     {"model": "churn", "action": "pause" | "resume" | "advance" | "promote" | "abort" | "rollback", "reason": "..."}
 
-Each action is one change of the model's deployment state (dags/tasks/deploy.py): stored, published on the
+Each action is one change of the model's deployment state (driftline.streams.rollouts): stored, published on the
 deployments topic for the routers, and announced on Slack with who asked and why. The run's return value
 (XCom) is the state after it: status, each version's share, revision.
 """

@@ -53,7 +53,7 @@ from driftline.infra.local_stack import LOOPBACK, free_port, port_in_use, start_
 from driftline.schemas.config import load_monitor_configs
 from driftline.schemas.records import Alert, DeadLetter, RecordError, WindowMetrics, WindowPerformance
 from driftline.schemas.settings import Settings
-from driftline.streams.alerts import format_threshold_alert
+from driftline.streams.alerts.formatting import format_threshold_alert
 from driftline.streams.label_join import PerformanceAggregate
 from driftline.streams.producer import DriftlineProducer
 from driftline.streams.thresholds import StreamAlerts

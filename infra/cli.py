@@ -44,11 +44,12 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from driftline.dags.tasks.deploy import DeployError, announce, rollback
     from driftline.schemas.config import load_monitor_configs
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage import models as model_store
-    from driftline.streams.deployments import DeploymentPublisher
+    from driftline.streams.rollouts.publisher import DeploymentPublisher
+    from driftline.streams.rollouts.state import DeployError
+    from driftline.streams.rollouts.store import announce, rollback
 
     storage = Storage.from_settings(settings)
     before = model_store.read_deployment_state(storage, args.model)
@@ -80,11 +81,12 @@ def _rollout_settings(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
-    from driftline.dags.tasks import deploy
     from driftline.schemas.config import load_monitor_configs
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage import models as model_store
-    from driftline.streams.deployments import DeploymentPublisher
+    from driftline.streams.rollouts import state as rollout
+    from driftline.streams.rollouts import store as rollout_store
+    from driftline.streams.rollouts.publisher import DeploymentPublisher
 
     storage = Storage.from_settings(settings)
     publish = DeploymentPublisher(settings, timeout=5.0)
@@ -92,21 +94,21 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     before = model_store.read_deployment_state(storage, args.model)
     if args.action == "start":
         if not args.version:
-            raise deploy.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
-        state = deploy.start_rollout(storage, args.model, args.version, _rollout_settings(args, settings),
+            raise rollout.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
+        state = rollout_store.start_rollout(storage, args.model, args.version, _rollout_settings(args, settings),
                                      reason=reason, publish=publish)  # fmt: skip
     elif args.action in {"status", "history"}:
         found = model_store.read_deployment_state(storage, args.model)
         if found is None:
-            raise deploy.DeployError(f"model {args.model!r} has no deployment state yet")
+            raise rollout.DeployError(f"model {args.model!r} has no deployment state yet")
         state = found
     else:
-        state = deploy.act(storage, args.model, args.action, reason=reason, publish=publish)
+        state = rollout_store.act(storage, args.model, args.action, reason=reason, publish=publish)
     if args.action not in {"status", "history"}:
         config = load_monitor_configs(settings.config_dir).get(args.model)
-        deploy.announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
+        rollout_store.announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
     if args.action == "history":
-        rows = deploy.traffic_history(state)
+        rows = rollout.traffic_history(state)
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
@@ -121,7 +123,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     shares = ", ".join(f"{v} {share:.0%}" for v, share in state.shares().items())
     shadow = f"; {state.shadow} mirrored {state.shadow_share:.0%}" if state.shadow else ""
-    rolling = state.stages and state.status in deploy.IN_PROGRESS
+    rolling = state.stages and state.status in rollout.IN_PROGRESS
     stage = f", stage {state.stage + 1} of {len(state.stages)}" if rolling else ""
     print(f"{args.model}: {state.status} ({state.strategy}{stage}), revision {state.revision}: {shares}{shadow}")
     return 0
@@ -131,7 +133,7 @@ def _cmd_verdicts(args: argparse.Namespace, settings: Settings) -> int:
     import signal
 
     from driftline.schemas.config import load_monitor_configs
-    from driftline.streams.verdicts import VerdictServer
+    from driftline.streams.rollouts.verdicts import VerdictServer
 
     server = VerdictServer(settings, load_monitor_configs(settings.config_dir), keep=timedelta(hours=args.keep_hours))
 

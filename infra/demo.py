@@ -191,9 +191,9 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
 
 def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generator, signing_key: str | None) -> Any:
     """Train v1 on the reference data, store and deploy it, and write the model's monitor config."""
-    from driftline.dags.tasks import deploy
     from driftline.infra import demo_model
     from driftline.schemas.storage import models as model_store
+    from driftline.streams.rollouts import store as rollout_store
 
     _stage("train v1 and write the monitor config")
     training = demo_model.sample_features(5000, rng)
@@ -202,7 +202,7 @@ def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generat
     training.to_parquet(reference_path)
     model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
     model_store.save_model(storage, model_v1, name=MODEL, version="v1", reason="initial", signing_key=signing_key)
-    deploy.switch(storage, MODEL, "v1", reason="initial deployment")
+    rollout_store.switch(storage, MODEL, "v1", reason="initial deployment")
     (run_dir / "models").mkdir(parents=True, exist_ok=True)
     (run_dir / "models" / f"{MODEL}.yaml").write_text(
         yaml.safe_dump(
@@ -510,11 +510,11 @@ def run_rollouts(
     """Live traffic through a real router while a real worker's gates decide: the retrained v2 (whose rollout the
     retrain DAG started: shadow, 30 %, all) is promoted; then v3, a heavier candidate (each call takes about 45
     ms against 20, simulated by the serving node), is rolled back. Returns the traffic and the changes."""
-    from driftline.dags.tasks import deploy
     from driftline.schemas.config import load_monitor_config
     from driftline.schemas.storage import models as model_store
     from driftline.streams.producer import DriftlineProducer
-    from driftline.streams.router import Router
+    from driftline.streams.rollouts import store as rollout_store
+    from driftline.streams.rollouts.router import Router
 
     _stage("rollout: live traffic through the router, the worker's gates decide")
     storage = Storage.from_settings(settings)
@@ -543,8 +543,14 @@ def run_rollouts(
                 if heavy is None and stored.status == "promoted" and stored.serving == first and followed:
                     heavy = _store_heavier_candidate(storage, first, settings.model_signing_key)
                     settings_for = load_monitor_config(config_path).deployment
-                    deploy.start_rollout(storage, MODEL, heavy, settings_for, reason="a heavier retrained candidate",
-                                         publish=_publisher(settings))  # fmt: skip
+                    rollout_store.start_rollout(
+                        storage,
+                        MODEL,
+                        heavy,
+                        settings_for,
+                        reason="a heavier retrained candidate",
+                        publish=_publisher(settings),
+                    )
                 elif heavy is not None and stored.status == "rolled_back" and followed and settle is None:
                     settle = time.monotonic() + 2 * ROLLOUT_WINDOW.seconds  # the traffic after it, for the record
                 _serve_batch(router, producer, rng, served, n)
@@ -683,7 +689,7 @@ def _store_heavier_candidate(storage: Storage, base: str, signing_key: str | Non
 
 
 def _publisher(settings: Settings) -> Any:
-    from driftline.streams.deployments import DeploymentPublisher
+    from driftline.streams.rollouts.publisher import DeploymentPublisher
 
     return DeploymentPublisher(settings, timeout=5.0)
 

@@ -85,7 +85,7 @@ def check_storage(settings: Settings) -> Iterator[Finding]:
 
 def check_slack(settings: Settings, *, send_test_alert: bool = False) -> Iterator[Finding]:
     from driftline.schemas.secrets import redact
-    from driftline.streams.alerts import AlertDeliveryError, notifier_from_settings
+    from driftline.streams.alerts.delivery import AlertDeliveryError, notifier_from_settings
 
     if not settings.slack_configured:
         yield Finding("slack", "warn", "not configured: alerts go to the console and the log")

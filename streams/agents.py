@@ -44,7 +44,6 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, StreamT
 from mode import Service
 
-from driftline.dags.tasks import deploy
 from driftline.schemas.config import MonitorConfig, load_monitor_configs
 from driftline.schemas.records import Alert, PartitionReport, RecordError, WindowMetrics, WindowPerformance, utc_now
 from driftline.schemas.settings import Settings
@@ -56,17 +55,14 @@ from driftline.schemas.storage.state import (
     read_merger_checkpoint,
     write_merger_checkpoint,
 )
-from driftline.streams.alerts import (
-    Notifier,
-    alert_blocks,
-    deliver_with_retry,
-    format_threshold_alert,
-    notifier_from_settings,
-)
+from driftline.streams.alerts.delivery import Notifier, deliver_with_retry, notifier_from_settings
+from driftline.streams.alerts.formatting import alert_blocks, format_threshold_alert
 from driftline.streams.app import announce, create_app, serving_port
-from driftline.streams.deployments import DeploymentPublisher
 from driftline.streams.health import WorkerHealth
 from driftline.streams.merger import WindowMerger
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts import store as rollout_store
+from driftline.streams.rollouts.publisher import DeploymentPublisher
 from driftline.streams.sources import SourceReader
 from driftline.streams.telemetry import WorkerTelemetry
 from driftline.streams.topics import confirm_gap, ensure_topics, partition_count
@@ -305,8 +301,8 @@ class MetricsWorker:
             if decision is None:
                 continue
             try:
-                await asyncio.to_thread(deploy.save, self.storage, decision.state, self.publish_deployment)
-            except deploy.DeployError as exc:
+                await asyncio.to_thread(rollout_store.save, self.storage, decision.state, self.publish_deployment)
+            except rollout.DeployError as exc:
                 log.warning("rollout of %s: the gates decided %s, but %s", model, decision.verdict.decision, exc)
                 continue
             log.info("rollout of %s: %s (%s)", model, decision.state.status, decision.verdict.reason)

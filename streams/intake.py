@@ -13,6 +13,7 @@ from datetime import datetime
 from driftline.schemas.config import MetricSettings, MonitorConfig
 from driftline.schemas.events import TOMBSTONE_REASON, EventError, read_prediction
 from driftline.schemas.records import Alert
+from driftline.streams.alerts.ids import unconfigured_model_alert_id
 from driftline.streams.partition_state import PartitionAccumulator
 
 
@@ -42,7 +43,7 @@ def unconfigured_model_alert(model: str, first_seen: datetime) -> Alert:
     """Said once per model and worker: its events are judged on the default limits."""
     defaults = MetricSettings()
     return Alert(
-        alert_id=f"unconfigured|{model}",
+        alert_id=unconfigured_model_alert_id(model),
         kind="unconfigured_model",
         model=model,
         window_start=first_seen,

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from driftline.schemas.records import MergerCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
 from driftline.streams.label_join import merge_performance
 from driftline.streams.prediction_drift import PredictionMonitors
-from driftline.streams.rollout_control import RolloutController
+from driftline.streams.rollouts.control import RolloutController
 from driftline.streams.thresholds import StreamAlerts
 from driftline.streams.windows import merge_snapshots
 

@@ -31,6 +31,7 @@ from typing import Any
 from driftline.detectors.online import Adwin, Cusum, DriftDetector
 from driftline.schemas.config import MetricSettings, MonitorConfig
 from driftline.schemas.records import Alert, WindowMetrics
+from driftline.streams.alerts.ids import prediction_drift_alert_id
 
 CUSUM_K = 0.5
 CUSUM_H = 8.0
@@ -115,7 +116,7 @@ class PredictionMonitors:
         )
         return [
             Alert(
-                alert_id=f"{metrics.key}|{metrics.window_start.isoformat()}|prediction_drift",
+                alert_id=prediction_drift_alert_id(metrics.model, metrics.model_version, metrics.window_start),
                 kind="prediction_drift",
                 model=metrics.model,
                 model_version=metrics.model_version,

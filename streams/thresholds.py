@@ -32,6 +32,7 @@ from typing import Literal
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
 from driftline.schemas.records import Alert, AlertIncident, AlertSeverity, WindowMetrics, WindowPerformance
+from driftline.streams.alerts.ids import breach_alert_id, resolved_alert_id
 from driftline.streams.label_join import HIGHER_IS_BETTER, STREAM_METRICS, Realized, realized
 
 
@@ -246,7 +247,7 @@ class StreamAlerts:
         value = verdict.value
         now = "no value" if value is None else f"{value:.4g}"
         return Alert(
-            alert_id=f"{incident.alert_id}|resolved",
+            alert_id=resolved_alert_id(incident.alert_id),
             kind="resolved",
             model=seen.model,
             model_version=seen.model_version,
@@ -321,9 +322,8 @@ def breach_alert(  # noqa: PLR0917 - the window, the breach and how to tell of i
     text: str | None = None,
 ) -> Alert:
     """The alert that opens (or escalates) an incident; its id is the window's and the metric's (``name``)."""
-    base = f"{seen.model}|{seen.model_version}|{seen.window_start.isoformat()}|{name}"
     return Alert(
-        alert_id=f"{base}|critical" if escalated else base,
+        alert_id=breach_alert_id(seen.model, seen.model_version, seen.window_start, name, escalated=escalated),
         kind=kind,
         model=seen.model,
         model_version=seen.model_version,

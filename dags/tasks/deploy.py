@@ -1,325 +1,23 @@
-"""Deployment state: which versions serve a model, in what shares, and how a rollout moves them.
-
-The state machine is pure (every function takes the current :class:`DeploymentState` and returns the next one,
-with its revision one higher and the change appended to its history); :func:`save` stores it beside the model
-and publishes it on the deployments topic, where the routers in the serving processes follow it
-(streams/router.py). Strategies (``deployment.strategy``, docs/rollouts.md):
-
-- ``recreate`` and ``blue_green``: the candidate takes all traffic at once; the old version is ``previous``, so a
-  rollback is one more change (blue/green routers also keep it loaded, to switch back without loading it);
-- ``canary``: the candidate's share follows ``deployment.stages`` (for example 5 → 25 → 50 → 100 %); a stage
-  of 0 mirrors ``deployment.shadow_share`` of the requests to it instead (a shadow stage);
-- ``shadow``: a shadow stage, then all at once;
-- ``ab``: a fixed split (``deployment.ab_split``) until a verdict promotes or rolls back;
-- ``bandit``: shares set from the arms' rewards (:func:`reweigh`), each at least ``deployment.bandit_min_share``.
-
-A passing stage :func:`advance`\\ s (the last one promotes); :func:`roll_back` sends all traffic to the stable
-version at once; :func:`pause` holds the shares where they are.
-"""
+"""The deploy DAG's task: one rollout action from a run's conf, through the rollout domain
+(driftline.streams.rollouts)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from driftline.schemas.config import DeploymentSettings
-from driftline.schemas.errors import UserError
-from driftline.schemas.records import DeploymentEvent, DeploymentState, RolloutStatus, Strategy, utc_now
+from driftline.schemas.config import DeploymentSettings, load_monitor_configs
+from driftline.schemas.names import check_name
+from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
-
-log = logging.getLogger(__name__)
-
-HISTORY_KEPT = 200
-IN_PROGRESS: frozenset[RolloutStatus] = frozenset(("progressing", "paused"))
+from driftline.streams.rollouts import store as rollout_store
+from driftline.streams.rollouts.publisher import DeploymentPublisher
+from driftline.streams.rollouts.state import DeployError
 
 
-class DeployError(UserError):
-    pass
-
-
-def changed(
-    state: DeploymentState,
-    *,
-    reason: str,
-    at: datetime,
-    to_status: RolloutStatus,
-    evidence: list[str] | None = None,
-    **fields: Any,
-) -> DeploymentState:
-    """``state`` with ``fields`` changed, its revision one higher and the change in its history."""
-    after = state.model_copy(update={**fields, "status": to_status, "updated_at": at, "revision": state.revision + 1})
-    after = DeploymentState.model_validate(after.model_dump())  # the changed fields validated too
-    event = DeploymentEvent(
-        model=after.model,
-        serving=after.serving,
-        previous=after.previous,
-        strategy=after.strategy,
-        reason=reason,
-        at=at,
-        revision=after.revision,
-        version=after.candidate or state.candidate or (after.serving if after.serving != state.serving else None),
-        from_status=state.status,
-        to_status=to_status,
-        weights=after.shares(),
-        shadow_share=after.shadow_share if after.shadow else 0.0,
-        evidence=evidence or [],
-    )
-    return after.model_copy(update={"history": [*state.history, event][-HISTORY_KEPT:]})
-
-
-def initial(model: str, version: str, *, reason: str, at: datetime) -> DeploymentState:
-    """The first state of a model: ``version`` serves everything."""
-    empty = DeploymentState(model=model, serving=version, updated_at=at, revision=0)
-    first = changed(empty, reason=reason, at=at, to_status="stable")
-    event = first.history[-1].model_copy(update={"from_status": None, "version": version})
-    return first.model_copy(update={"history": [event]})
-
-
-def begin(
-    current: DeploymentState | None,
-    model: str,
-    candidate: str,
-    settings: DeploymentSettings,
-    *,
-    reason: str,
-    at: datetime,
-    rollout_id: str | None = None,
-) -> DeploymentState:
-    """Start rolling ``candidate`` out by ``settings.strategy``; with nothing serving yet it simply serves."""
-    if current is None:
-        return initial(model, candidate, reason=reason, at=at).model_copy(update={"strategy": settings.strategy})
-    if current.status in IN_PROGRESS:
-        raise DeployError(
-            f"model {model!r} is rolling out {current.candidate} ({current.strategy}, {current.status}); promote, "
-            "abort or roll it back before starting another rollout"
-        )
-    if candidate == current.serving:
-        raise DeployError(f"model {model!r} already serves {candidate}; nothing to roll out")
-    strategy: Strategy = settings.strategy
-    start: dict[str, Any] = {
-        "strategy": strategy,
-        "candidate": candidate,
-        "rollout_id": rollout_id or f"{candidate}@{at.isoformat()}",
-        "stage": 0,
-        "stage_started_at": at,
-        "shadow": None,
-        "shadow_share": 0.0,
-    }
-    if strategy in {"recreate", "blue_green"}:
-        return _promoted(current.model_copy(update=start), reason=reason, at=at, evidence=[])
-    if strategy in {"ab", "bandit"}:  # no stages: a fixed split (A/B) or an even start (bandit) until the verdict
-        share = settings.ab_split if strategy == "ab" else 0.5
-        weights = {candidate: share, current.serving: 1 - share}
-        return changed(current, reason=reason, at=at, to_status="progressing", weights=weights, stages=[], **start)
-    stages = [0.0, 1.0] if strategy == "shadow" else list(settings.stages)
-    staged = current.model_copy(update={**start, "stages": stages})
-    return _at_stage(staged, 0, settings.shadow_share, reason=reason, at=at, evidence=[])
-
-
-def _at_stage(
-    state: DeploymentState, stage: int, shadow_share: float, *, reason: str, at: datetime, evidence: list[str]
-) -> DeploymentState:
-    candidate = state.candidate
-    assert candidate is not None  # a staged rollout has one
-    share = state.stages[stage]
-    if share >= 1.0:
-        return _promoted(state, reason=reason, at=at, evidence=evidence)
-    common = {"stage": stage, "stage_started_at": at}
-    if share == 0.0:  # a shadow stage: the stable version answers everything, the candidate sees a copy
-        return changed(
-            state, reason=reason, at=at, to_status="progressing", evidence=evidence, weights={},
-            shadow=candidate, shadow_share=shadow_share or 1.0, **common,
-        )  # fmt: skip
-    weights = {candidate: share, state.serving: 1 - share}  # the candidate first: its interval only grows
-    return changed(
-        state, reason=reason, at=at, to_status="progressing", evidence=evidence, weights=weights,
-        shadow=None, shadow_share=0.0, **common,
-    )  # fmt: skip
-
-
-def _promoted(state: DeploymentState, *, reason: str, at: datetime, evidence: list[str]) -> DeploymentState:
-    candidate = state.candidate
-    assert candidate is not None
-    return changed(
-        state, reason=reason, at=at, to_status="promoted", evidence=evidence, serving=candidate,
-        previous=state.serving, candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-    )  # fmt: skip
-
-
-def _rolling(state: DeploymentState, action: str) -> None:
-    if state.status not in IN_PROGRESS or state.candidate is None:
-        raise DeployError(f"model {state.model!r} has no rollout in progress to {action} (it is {state.status})")
-
-
-def advance(
-    state: DeploymentState, *, reason: str, at: datetime, evidence: list[str] | None = None, shadow_share: float = 1.0
-) -> DeploymentState:
-    """The next stage of a staged rollout (canary, shadow); past the last one the candidate is promoted. An A/B
-    test or a bandit has no stages: advancing it promotes. Advancing a paused rollout is a person's approval
-    (the gates never advance one: they pause it for a person before the last stage, or at a stage's deadline)."""
-    _rolling(state, "advance")
-    if not state.stages:
-        return _promoted(state, reason=reason, at=at, evidence=evidence or [])
-    return _at_stage(state, state.stage + 1, shadow_share, reason=reason, at=at, evidence=evidence or [])
-
-
-def promote(state: DeploymentState, *, reason: str, at: datetime, evidence: list[str] | None = None) -> DeploymentState:
-    """All traffic to the candidate now, whatever the stage."""
-    _rolling(state, "promote")
-    return _promoted(state, reason=reason, at=at, evidence=evidence or [])
-
-
-def roll_back(
-    state: DeploymentState, *, reason: str, at: datetime, evidence: list[str] | None = None, aborted: bool = False
-) -> DeploymentState:
-    """All traffic back to the stable version at once. During a rollout the candidate loses its share (status
-    ``rolled_back``, or ``aborted`` when a person stopped it); after one, the previous version serves again."""
-    if state.status in IN_PROGRESS:
-        return changed(
-            state, reason=reason, at=at, to_status="aborted" if aborted else "rolled_back", evidence=evidence or [],
-            candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-        )  # fmt: skip
-    if not state.previous:
-        raise DeployError(f"model {state.model!r} serves {state.serving} with no previous version to roll back to")
-    return changed(
-        state, reason=reason, at=at, to_status="rolled_back", evidence=evidence or [], serving=state.previous,
-        previous=state.serving, candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-    )  # fmt: skip
-
-
-def pause(state: DeploymentState, *, reason: str, at: datetime) -> DeploymentState:
-    """Hold the rollout where it is: the shares stay, no gate advances it until :func:`resume`."""
-    _rolling(state, "pause")
-    return changed(state, reason=reason, at=at, to_status="paused")
-
-
-def resume(state: DeploymentState, *, reason: str, at: datetime) -> DeploymentState:
-    _rolling(state, "resume")
-    return changed(state, reason=reason, at=at, to_status="progressing", stage_started_at=at)
-
-
-def reweigh(
-    state: DeploymentState, weights: dict[str, float], *, reason: str, at: datetime, evidence: list[str] | None = None
-) -> DeploymentState:
-    """New shares for a bandit's arms (the candidate first, as in :func:`begin`)."""
-    _rolling(state, "reweigh")
-    if set(weights) != set(state.shares()):
-        raise DeployError(f"the arms are {sorted(state.shares())}, not {sorted(weights)}")
-    ordered = {version: weights[version] for version in state.shares()}
-    return changed(state, reason=reason, at=at, to_status=state.status, evidence=evidence, weights=ordered)
-
-
-# -- storage and the deployments topic ------------------------------------------------------------------------
-Publisher = Callable[[DeploymentState], None]
-
-
-def save(storage: Storage, state: DeploymentState, publish: Publisher | None = None) -> DeploymentState:
-    """Store the state beside the model (the truth routers fall back to), then publish it (how they hear of it
-    within seconds). A publisher that fails leaves the stored state in place; routers read it on their next
-    storage poll."""
-    current = model_store.read_deployment_state(storage, state.model)
-    if current is not None and current.revision >= state.revision:
-        raise DeployError(
-            f"model {state.model!r}'s deployment changed meanwhile (revision {current.revision}, this change was made "
-            f"on {state.revision - 1}); read it again and retry"
-        )
-    model_store.write_deployment_state(storage, state)
-    if publish is not None:
-        publish(state)
-    return state
-
-
-def switch(
-    storage: Storage, model: str, version: str, *, reason: str, publish: Publisher | None = None
-) -> DeploymentState:
-    """Route all traffic to ``version`` (which must be stored) at once: blue/green."""
-    stored = model_store.stored_versions(storage, model)
-    if version not in stored:
-        raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored or 'none'}")
-    current = model_store.read_deployment_state(storage, model)
-    if current is not None and current.serving == version and current.status not in IN_PROGRESS:
-        state = changed(current, reason=reason, at=utc_now(), to_status=current.status)
-    else:
-        state = begin(current, model, version, DeploymentSettings(strategy="blue_green"), reason=reason, at=utc_now())
-    return save(storage, state, publish)
-
-
-def rollback(storage: Storage, model: str, *, publish: Publisher | None = None) -> DeploymentState:
-    """Route traffic back to the stable version (during a rollout) or the previous one (after it)."""
-    current = model_store.read_deployment_state(storage, model)
-    if current is None:
-        raise DeployError(f"model {model!r} has no deployment state yet; nothing to roll back")
-    reason = f"rollback from {current.candidate or current.serving}"
-    return save(storage, roll_back(current, reason=reason, at=utc_now()), publish)
-
-
-def start_rollout(
-    storage: Storage,
-    model: str,
-    version: str,
-    settings: DeploymentSettings,
-    *,
-    reason: str,
-    publish: Publisher | None = None,
-) -> DeploymentState:
-    """Begin rolling the stored ``version`` out by ``settings`` (blue/green: it serves at once)."""
-    stored = model_store.stored_versions(storage, model)
-    if version not in stored:
-        raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored or 'none'}")
-    current = model_store.read_deployment_state(storage, model)
-    return save(storage, begin(current, model, version, settings, reason=reason, at=utc_now()), publish)
-
-
-ACTIONS: dict[str, Callable[..., DeploymentState]] = {
-    "advance": advance,
-    "promote": promote,
-    "pause": pause,
-    "resume": resume,
-    "abort": lambda state, **kw: roll_back(state, aborted=True, **kw),
-    "rollback": roll_back,
-}
-
-
-def act(storage: Storage, model: str, action: str, *, reason: str, publish: Publisher | None = None) -> DeploymentState:
-    """What a person does to a rollout (the CLI, the deploy DAG's conf): ``advance``, ``promote``, ``pause``,
-    ``resume``, ``abort`` (all traffic back to the stable version) or ``rollback``."""
-    if action not in ACTIONS:
-        raise DeployError(f"unknown rollout action {action!r}; one of {', '.join(ACTIONS)}")
-    current = model_store.read_deployment_state(storage, model)
-    if current is None:
-        raise DeployError(f"model {model!r} has no deployment state yet; start a rollout first")
-    return save(storage, ACTIONS[action](current, reason=reason, at=utc_now()), publish)
-
-
-def traffic_history(state: DeploymentState) -> list[dict[str, Any]]:
-    """Each change of the kept history: when, the revision, the status it moved from and to, each version's
-    share of live traffic after it (and the shadow's mirrored share), and why."""
-    return [
-        {
-            "at": event.at.isoformat(),
-            "revision": event.revision,
-            "version": event.version,
-            "from": event.from_status,
-            "to": event.to_status,
-            "shares": event.weights or {event.serving: 1.0},
-            "shadow_share": event.shadow_share,
-            "reason": event.reason,
-            "evidence": event.evidence,
-        }
-        for event in state.history
-    ]
-
-
-def act_from_conf(settings: Any, conf: dict[str, Any], *, who: str) -> dict[str, Any]:
+def act_from_conf(settings: Settings, conf: dict[str, Any], *, who: str) -> dict[str, Any]:
     """The deploy DAG's task: one action from a run's conf (``model``, ``action``, for ``start`` a ``version``
     and optionally ``strategy`` and ``stages``; a ``reason``), stored, published and announced on Slack."""
-    from driftline.schemas.config import load_monitor_configs
-    from driftline.schemas.names import check_name
-    from driftline.streams.deployments import DeploymentPublisher
-
     model = check_name(str(conf.get("model") or ""), "model")
     action = str(conf.get("action") or "")
     storage = Storage.from_settings(settings)
@@ -333,26 +31,17 @@ def act_from_conf(settings: Any, conf: dict[str, Any], *, who: str) -> dict[str,
         base = config.deployment if config else DeploymentSettings()
         overrides = {k: conf[k] for k in ("strategy", "stages") if conf.get(k) is not None}
         chosen = DeploymentSettings.model_validate({**base.model_dump(), **overrides})
-        state = start_rollout(storage, model, str(conf["version"]), chosen, reason=reason, publish=publish)
+        state = rollout_store.start_rollout(
+            storage, model, str(conf["version"]), chosen, reason=reason, publish=publish
+        )
     else:
-        state = act(storage, model, action, reason=reason, publish=publish)
-    announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
-    return {"model": model, "status": state.status, "serving": state.serving, "candidate": state.candidate,
-            "shares": state.shares(), "revision": state.revision}  # fmt: skip
-
-
-def announce(
-    settings: Any, storage: Storage, before: DeploymentState | None, after: DeploymentState, channel: str | None
-) -> None:
-    """The Slack message of a change made outside the stream worker (a person, the retrain DAG), through the
-    alert outbox: a Slack outage leaves it queued for the next delivery, and the change stands."""
-    from driftline.dags.tasks.drift import deliver_pending_alerts
-    from driftline.schemas.storage import state as stored_state
-    from driftline.streams.alerts import AlertDeliveryError
-    from driftline.streams.rollout_control import deployment_alert
-
-    stored_state.queue_alert(storage, deployment_alert(before or after, after, channel))
-    try:
-        deliver_pending_alerts(settings, storage)
-    except AlertDeliveryError as exc:  # the change is made: a retry must not make it twice; the alert waits
-        log.warning("the deployment change is made; its Slack message stays queued for the next delivery: %s", exc)
+        state = rollout_store.act(storage, model, action, reason=reason, publish=publish)
+    rollout_store.announce(settings, storage, before, state, config.alerts.slack_channel if config else None)
+    return {
+        "model": model,
+        "status": state.status,
+        "serving": state.serving,
+        "candidate": state.candidate,
+        "shares": state.shares(),
+        "revision": state.revision,
+    }

@@ -32,17 +32,16 @@ from driftline.schemas.records import Alert, DriftSummary, QuarantinedFile, Retr
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
 from driftline.schemas.storage import models as model_store
-from driftline.streams.alerts import (
-    alert_blocks,
-    deliver_with_retry,
+from driftline.streams.alerts import outbox
+from driftline.streams.alerts.formatting import (
     format_drift_alert,
     format_insufficient_alert,
     format_performance_alert,
     format_production_drift_alert,
     format_quality_alert,
     format_quarantine_alert,
-    notifier_from_settings,
 )
+from driftline.streams.alerts.ids import window_alert_id
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +488,7 @@ def announce_quarantined(storage: Storage, config: MonitorConfig, files: list[Qu
     """Queue one alert per file moved to quarantine (named by its path and when it was moved, so each move is
     announced once)."""
     return [
-        state.queue_occurrence_alert(
+        outbox.queue_occurrence_alert(
             storage,
             kind="quarantine",
             model=config.model,
@@ -593,10 +592,10 @@ def run_drift_check(
         else:
             text = format_performance_alert(report, html_url)
         critical = kind == "quality" and decision.verdict == "quality_incident"
-        state.queue_alert(
+        outbox.queue_alert(
             storage,
             Alert(
-                alert_id=state.window_alert_id(kind, config.model, window_end),
+                alert_id=window_alert_id(kind, config.model, window_end),
                 kind=kind,
                 model=config.model,
                 window_start=window_start,
@@ -619,7 +618,7 @@ def run_drift_check(
         alert=decision.alert,
         retrain_requested=bool(report["retrain_requested"]),
         report_url=report_url,
-        alerts_delivered=deliver_pending_alerts(settings, storage),
+        alerts_delivered=outbox.deliver_pending_alerts(settings, storage),
         verdict=decision.verdict,
         quality_findings={severity: severities.count(severity) for severity in sorted(set(severities))},
         quarantined_files=[file.path for file in scan.quarantined],
@@ -667,7 +666,7 @@ def alert_kinds(
         kinds.append("insufficient_data")
     held_back: dict[str, str] = {}
     for kind in kinds:
-        earlier = state.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)
+        earlier = outbox.alert_within(storage, kind, config.model, window_end, config.alerts.cooldown)
         if earlier is not None:
             held_back[kind] = f"alert {earlier} is within alerts.cooldown ({config.alerts.cooldown}) of this window"
     return kinds, held_back
@@ -766,27 +765,3 @@ def ingest_caught_up(
             "Rerun this interval after ingest has caught up to check the rest."
         )
     return False, f"waiting for ingest of {settings.topics.predictions} to pass {needed.isoformat()}: it {seen}"
-
-
-def deliver_pending_alerts(settings: Settings, storage: Storage, max_attempts: int = 3) -> list[str]:
-    """Send every alert in the outbox; one still failing stays pending and the error propagates
-    (the Airflow task retries, and the next run sends it too).
-
-    Tasks of concurrent runs (a backfill) deliver the same outbox: each alert is claimed before it is sent, so
-    exactly one of them sends it, and one already sent by another is skipped."""
-    notifier = notifier_from_settings(settings)
-    delivered = []
-    for alert in state.pending_alerts(storage):
-        if not state.claim_alert(storage, alert.alert_id):
-            continue  # another process is sending it
-        try:
-            if state.alert_sent(storage, alert.alert_id):  # sent by another process since our listing, or sent
-                state.mark_alert_sent(storage, alert)  # before a crash left the pending copy: drop that copy
-                continue
-            text = alert.text or alert.alert_id
-            deliver_with_retry(notifier, text, alert.channel, blocks=alert_blocks(alert), max_attempts=max_attempts)
-            state.mark_alert_sent(storage, alert)
-            delivered.append(alert.alert_id)
-        finally:
-            state.release_alert_claim(storage, alert.alert_id)
-    return delivered

@@ -27,9 +27,9 @@ def alert_task_failure(context: dict[str, Any]) -> None:
     """``on_failure_callback`` of every driftline task: queue a ``pipeline`` alert (once per task try of a run)
     and deliver the outbox. Never raises: a failing callback must not hide the task's own failure."""
     try:
-        from driftline.dags.tasks.drift import deliver_pending_alerts
         from driftline.dags.tasks.settings import task_settings
-        from driftline.schemas.storage import Storage, state
+        from driftline.schemas.storage import Storage
+        from driftline.streams.alerts import outbox
 
         ti = context["ti"]
         mapped = ti.map_index not in (None, -1)  # a mapped task is named by its label (its model), else its index
@@ -37,7 +37,7 @@ def alert_task_failure(context: dict[str, Any]) -> None:
         settings = task_settings()
         storage = Storage.from_settings(settings)
         error = context.get("exception")
-        state.queue_occurrence_alert(
+        outbox.queue_occurrence_alert(
             storage,
             kind="pipeline",
             model=ti.dag_id,
@@ -45,6 +45,6 @@ def alert_task_failure(context: dict[str, Any]) -> None:
             text=failure_text(ti.dag_id, task, ti.run_id, tries=ti.try_number, error=error, log_url=ti.log_url),
             links={"Task log": ti.log_url},
         )
-        deliver_pending_alerts(settings, storage)
+        outbox.deliver_pending_alerts(settings, storage)
     except Exception:
         log.exception("could not alert the failure of a driftline task")

@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 from driftline.detectors.performance import degradation, evaluate
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.records import QuarantinedFile
-from driftline.schemas.storage import Storage, events, state
+from driftline.schemas.storage import Storage, events
 from driftline.schemas.storage import models as model_store
+from driftline.streams.alerts import outbox
 
 Z_95 = 1.959963984540054
 
@@ -221,7 +222,7 @@ def check_model_age(storage: Storage, config: MonitorConfig, window_end: datetim
         f"model *{config.model}* is served by {version.version}, trained {age.days} days before this window "
         f"({version.trained_at:%Y-%m-%d}); retrain.max_age is {config.retrain.max_age.days} days"
     )
-    state.queue_occurrence_alert(
+    outbox.queue_occurrence_alert(
         storage,
         kind="model_age",
         model=config.model,

@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from driftline.dags.tasks import deploy
-from driftline.dags.tasks.drift import announce_quarantined, deliver_pending_alerts
+from driftline.dags.tasks.drift import announce_quarantined
 from driftline.schemas.config import MonitorConfig
 from driftline.schemas.errors import UserError
 from driftline.schemas.records import RetrainRequest
@@ -21,7 +20,10 @@ from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
 from driftline.schemas.storage.events import feature_columns, label_column, read_window_events
-from driftline.streams.alerts import AlertDeliveryError
+from driftline.streams.alerts import outbox
+from driftline.streams.alerts.delivery import AlertDeliveryError
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts import store as rollout_store
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +143,11 @@ def refuse_artifact(
     settings: Settings | None, storage: Storage, model: str, error: model_store.ArtifactIntegrityError
 ) -> None:
     """Alert that a stored artifact was refused (once per model and message), then deliver the outbox."""
-    state.queue_occurrence_alert(
+    outbox.queue_occurrence_alert(
         storage, kind="artifact", model=model, key=str(error), text=f":no_entry: driftline: model *{model}* — {error}"
     )
     if settings is not None:
-        deliver_pending_alerts(settings, storage)
+        outbox.deliver_pending_alerts(settings, storage)
 
 
 def run_retrain(
@@ -229,7 +231,7 @@ def run_retrain(
         state.remove_retrain_request_if_unchanged(storage, request)
     if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
         try:
-            outcome["alerts_delivered"] = deliver_pending_alerts(settings, storage)
+            outcome["alerts_delivered"] = outbox.deliver_pending_alerts(settings, storage)
         except AlertDeliveryError as exc:
             log.warning("alerts stay queued for the next drift check: %s", exc)
     return outcome
@@ -240,16 +242,18 @@ def _roll_out(
 ) -> dict[str, Any]:
     """Start the configured rollout of the new version (blue/green by default: it serves at once), stored and
     published on the deployments topic for the routers."""
-    from driftline.streams.deployments import DeploymentPublisher
+    from driftline.streams.rollouts.publisher import DeploymentPublisher
 
     publish = DeploymentPublisher(settings, timeout=5.0) if settings is not None else None
     before = model_store.read_deployment_state(storage, config.model)
     try:
-        state = deploy.start_rollout(storage, config.model, version, config.deployment, reason=reason, publish=publish)
-    except deploy.DeployError as exc:  # a rollout in progress: this version waits for it to end
+        state = rollout_store.start_rollout(
+            storage, config.model, version, config.deployment, reason=reason, publish=publish
+        )
+    except rollout.DeployError as exc:  # a rollout in progress: this version waits for it to end
         return {"status": "not_deployed", "reason": str(exc)}
     if settings is not None:
-        deploy.announce(settings, storage, before, state, config.alerts.slack_channel)
+        rollout_store.announce(settings, storage, before, state, config.alerts.slack_channel)
     if state.status == "promoted":
         return {"status": "deployed", "serving": state.serving, "previous": state.previous}
     return {"status": "rolling_out", "serving": state.serving, "candidate": state.candidate,

@@ -3,9 +3,8 @@ small files that carry state between runs."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from driftline.schemas.records import (
@@ -104,49 +103,12 @@ def remove_retrain_request_if_unchanged(storage: Storage, request: RetrainReques
 
 
 # -- alert outbox -------------------------------------------------------------------------------------
-OccurrenceKind = Literal["quarantine", "artifact", "pipeline", "model_age"]
-
-
 def queue_alert(storage: Storage, alert: Alert) -> bool:
     """Put ``alert`` in the outbox unless one with its id was already sent; returns whether it was queued."""
     if storage.exists(layout.alert_outbox("sent", alert.alert_id)):
         return False
     storage.write_bytes(layout.alert_outbox("pending", alert.alert_id), alert.to_json())
     return True
-
-
-def queue_occurrence_alert(
-    storage: Storage,
-    *,
-    kind: OccurrenceKind,
-    model: str,
-    key: str,
-    text: str,
-    at: datetime | None = None,
-    channel: str | None = None,
-    count: int | None = None,
-    links: dict[str, str] | None = None,
-) -> str:
-    """Queue an alert about one occurrence (a file set aside, an artifact refused, a task failed) rather than a
-    window: its window is the moment ``at`` (default now), and its id is made from ``kind``, ``model`` and ``key``,
-    so the same occurrence is announced once. Returns the id."""
-    moment = at or utc_now()
-    alert_id = f"{kind}-{model}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-    queue_alert(
-        storage,
-        Alert(
-            alert_id=alert_id,
-            kind=kind,
-            model=model,
-            window_start=moment,
-            window_end=moment,
-            count=count,
-            channel=channel,
-            text=text,
-            links=links or {},
-        ),
-    )
-    return alert_id
 
 
 def pending_alerts(storage: Storage) -> list[Alert]:
@@ -190,37 +152,13 @@ def alert_sent(storage: Storage, alert_id: str) -> bool:
     return storage.exists(layout.alert_outbox("sent", alert_id))
 
 
-WINDOW_STAMP = "%Y%m%dT%H%M%SZ"
-
-
-def window_alert_id(kind: str, model: str, window_end: datetime) -> str:
-    """The id of the ``kind`` alert about ``model``'s window ending at ``window_end``: one per window."""
-    return f"{kind}-{model}-{window_end.astimezone(UTC):{WINDOW_STAMP}}"
-
-
-def alert_within(storage: Storage, kind: str, model: str, window_end: datetime, span: timedelta) -> str | None:
-    """The id of a sent or queued ``kind`` alert about another window of ``model`` ending less than ``span`` before
-    or after ``window_end``, if there is one (the cooldown); none when ``span`` is zero. Reads folder listings only.
-    """
-    if span <= timedelta(0):
-        return None
-    prefix, own = f"{kind}-{model}-", window_alert_id(kind, model, window_end)
-    for folder in ("sent", "pending"):
-        for path in storage.list(layout.alert_outbox_folder(folder)):
-            alert_id = path.rsplit("/", 1)[-1].removesuffix(".json")
-            if alert_id == own or not alert_id.startswith(prefix):
-                continue
-            try:
-                other_end = datetime.strptime(alert_id[len(prefix) :], WINDOW_STAMP).replace(tzinfo=UTC)
-            except ValueError:
-                continue  # another model whose name starts with this one's and a '-', or another kind of id
-            if abs(other_end - window_end) < span:
-                return alert_id
-    return None
+def outbox_alert_ids(storage: Storage, folder: Literal["pending", "sent"]) -> list[str]:
+    """The ids of the alerts in one folder of the outbox, from its listing alone."""
+    return [path.rsplit("/", 1)[-1].removesuffix(".json") for path in storage.list(layout.alert_outbox_folder(folder))]
 
 
 def sent_alert_ids(storage: Storage) -> list[str]:
-    return [path.rsplit("/", 1)[-1].removesuffix(".json") for path in storage.list(layout.alert_outbox_folder("sent"))]
+    return outbox_alert_ids(storage, "sent")
 
 
 def mark_alert_sent(storage: Storage, alert: Alert) -> None:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from driftline.streams.router import Router
+from driftline.streams.rollouts.router import Router
 
 
 def main(model: str, stop_file: str) -> None:

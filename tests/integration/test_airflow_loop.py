@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from driftline.dags.tasks import deploy
-from driftline.dags.tasks.drift import deliver_pending_alerts
 from driftline.infra import demo_model
 from driftline.infra.airflow_services import AirflowServices
 from driftline.infra.local_stack import airflow_environment
@@ -21,8 +19,10 @@ from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
 from driftline.schemas.storage.events import read_events
-from driftline.streams.alerts import AlertDeliveryError
+from driftline.streams.alerts.delivery import AlertDeliveryError
+from driftline.streams.alerts.outbox import deliver_pending_alerts
 from driftline.streams.producer import DriftlineProducer
+from driftline.streams.rollouts import store as rollout_store
 
 pytestmark = pytest.mark.integration
 # Yesterday 08:00: ingest refuses events older than DRIFTLINE_MAX_EVENT_AGE_SECONDS (7 days) at receipt.
@@ -56,7 +56,7 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatc
     storage.write_bytes("reference/churn.parquet", buffer.getvalue())  # the user's training data, not driftline's
     v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
     model_store.save_model(storage, v1, name="churn", version="v1", reason="initial")
-    deploy.switch(storage, "churn", "v1", reason="initial")
+    rollout_store.switch(storage, "churn", "v1", reason="initial")
     config_dir = tmp_path / "models"
     config_dir.mkdir()
     (config_dir / "churn.yaml").write_text(

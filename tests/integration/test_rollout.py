@@ -11,14 +11,16 @@ import time
 
 import numpy as np
 
-from driftline.dags.tasks import deploy
 from driftline.schemas.config import DeploymentSettings
+from driftline.schemas.records import utc_now
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
-from driftline.streams.deployments import DeploymentPublisher
 from driftline.streams.producer import DriftlineProducer
-from driftline.streams.router import Router
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts import store as rollout_store
+from driftline.streams.rollouts.publisher import DeploymentPublisher
+from driftline.streams.rollouts.router import Router
 
 CONFIG = """model: {model}
 reference: unused.parquet
@@ -46,8 +48,8 @@ def test_the_gates_promote_a_good_candidate_and_roll_back_a_slow_one(driftline_e
     publish = DeploymentPublisher(settings)
     canary = DeploymentSettings(strategy="canary", stages=[0.3, 1.0])
     for model in ("good", "slow"):
-        deploy.save(storage, deploy.initial(model, "v1", reason="initial", at=deploy.utc_now()), publish)
-        deploy.start_rollout(storage, model, "v2", canary, reason="retrained", publish=publish)
+        rollout_store.save(storage, rollout.initial(model, "v1", reason="initial", at=utc_now()), publish)
+        rollout_store.start_rollout(storage, model, "v2", canary, reason="retrained", publish=publish)
     log_path = tmp_path / "worker.log"
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(

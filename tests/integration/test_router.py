@@ -14,13 +14,14 @@ import uuid
 from pathlib import Path
 from queue import Empty, Queue
 
-from driftline.dags.tasks import deploy
 from driftline.infra.local_stack import free_port, start_broker, stop_process
 from driftline.schemas.config import DeploymentSettings
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 from driftline.schemas.storage import models as model_store
-from driftline.streams.deployments import DeploymentPublisher
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts import store as rollout_store
+from driftline.streams.rollouts.publisher import DeploymentPublisher
 from driftline.streams.topics import ensure_topics
 
 OUTPUT: list[str] = []  # the serving process's log lines, for a failure's message
@@ -72,7 +73,7 @@ def test_a_router_in_another_process_follows_the_topic_and_falls_back_to_storage
     for version in ("v1", "v2"):
         model_store.save_model(storage, {"answers": version}, name="m", version=version)
     publish = DeploymentPublisher(settings)
-    state = deploy.save(storage, deploy.initial("m", "v1", reason="initial", at=_now()), publish)
+    state = rollout_store.save(storage, rollout.initial("m", "v1", reason="initial", at=_now()), publish)
     stop_file = tmp_path / "stop"
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("router_process.py")), "m", str(stop_file)],
@@ -87,9 +88,9 @@ def test_a_router_in_another_process_follows_the_topic_and_falls_back_to_storage
         first = wait_for_revision(lines, 1, beats)
         assert first["models"] == ["{'answers': 'v1'}"]  # the stored artifact, loaded and its digest checked
 
-        canary = deploy.begin(state, "m", "v2", DeploymentSettings(strategy="canary"), reason="retrained", at=_now())
+        canary = rollout.begin(state, "m", "v2", DeploymentSettings(strategy="canary"), reason="retrained", at=_now())
         published_at = time.time()
-        deploy.save(storage, canary, publish)
+        rollout_store.save(storage, canary, publish)
         heard = wait_for_revision(lines, 2, beats)
         assert heard["source"] == "topic" and heard["at"] - published_at < 5.0
         assert heard["models"] == ["{'answers': 'v1'}", "{'answers': 'v2'}"]  # 5 % of 2,000 keys on v2
@@ -97,9 +98,9 @@ def test_a_router_in_another_process_follows_the_topic_and_falls_back_to_storage
         stop_process(broker)  # Kafka unreachable: the stored state is the fallback
         broker = None
         calls_before = beats[-1]["calls"] if beats else 0
-        promoted = deploy.promote(canary, reason="gates passed", at=_now())
+        promoted = rollout.promote(canary, reason="gates passed", at=_now())
         stored_at = time.time()
-        deploy.save(storage, promoted)  # stored only: nothing to publish to
+        rollout_store.save(storage, promoted)  # stored only: nothing to publish to
         read = wait_for_revision(lines, 3, beats)
         assert read["source"] == "storage" and read["at"] - stored_at < 5.0
         assert read["models"] == ["{'answers': 'v2'}"]

@@ -92,7 +92,7 @@ def test_a_config_is_checked_for_what_it_names(tmp_path):
 
 
 def test_a_user_error_with_a_chain_below_it_leaves_as_its_line_alone():
-    from driftline.streams.alerts import AlertDeliveryError
+    from driftline.streams.alerts.delivery import AlertDeliveryError
 
     with pytest.raises(UserError) as raised, user_errors("model 'churn'"):
         try:

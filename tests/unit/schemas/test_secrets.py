@@ -9,7 +9,7 @@ import pytest
 
 from driftline.schemas.secrets import MASK, protect, redact
 from driftline.schemas.settings import Settings
-from driftline.streams.alerts import AlertDeliveryError, SlackNotifier, deliver_with_retry
+from driftline.streams.alerts.delivery import AlertDeliveryError, SlackNotifier, deliver_with_retry
 
 
 def closed_port() -> int:

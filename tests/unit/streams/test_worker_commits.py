@@ -7,7 +7,7 @@ from faust.types import TP
 
 from driftline.schemas.settings import Settings
 from driftline.streams.agents import MetricsWorker, build_worker
-from driftline.streams.alerts import ConsoleNotifier
+from driftline.streams.alerts.delivery import ConsoleNotifier
 from driftline.streams.app import create_app
 
 

@@ -30,6 +30,7 @@ from driftline.schemas.events import PredictionEvent
 from driftline.schemas.records import Alert, IngestProgress
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, events, state
+from driftline.streams.alerts.ids import window_alert_id
 
 HOUR = datetime(2026, 5, 1, 6, tzinfo=UTC)
 WINDOW = (HOUR, HOUR + timedelta(hours=1))
@@ -99,10 +100,6 @@ def test_gross_change_in_a_window_too_small_for_the_other_tests_is_drift(tmp_pat
 def test_no_retrain_without_an_entry_point():
     no_entry = MonitorConfig.model_validate({"model": "m", "reference": "r.parquet"})
     assert decide(report(["a", "b", "c"], 3), no_entry).retrain is False
-
-
-def test_the_alert_id_names_the_kind_the_model_and_the_window_end_in_utc():
-    assert state.window_alert_id("drift", "m", datetime(2026, 5, 1, 10, 30, tzinfo=UTC)) == "drift-m-20260501T103000Z"
 
 
 def store(storage: Storage, offset: int, values: list[object], at: datetime = HOUR) -> str:
@@ -431,7 +428,7 @@ def test_a_cooldown_holds_back_alerts_of_the_same_kind_for_nearby_windows_before
     state.queue_alert(
         storage,
         Alert(
-            alert_id=state.window_alert_id("drift", other.model, HOUR + timedelta(hours=4, minutes=30)),
+            alert_id=window_alert_id("drift", other.model, HOUR + timedelta(hours=4, minutes=30)),
             kind="drift",
             model=other.model,
             window_start=HOUR,
@@ -482,32 +479,16 @@ def test_the_report_index_lists_windows_newest_first_with_verdicts_and_links(tmp
     assert "<a href='model=m/index.html'>m</a>" in models and "2026-05-01T08:00:00+00:00" in models
 
 
-def test_an_alert_claimed_by_another_sender_is_left_to_it_and_one_sent_meanwhile_is_not_sent_again(tmp_path):
-    from driftline.dags.tasks.drift import deliver_pending_alerts
-
-    settings = Settings(home=str(tmp_path))
-    storage = Storage.from_settings(settings)
-    for alert_id in ("drift-m-1", "drift-m-2", "drift-m-3"):
-        state.queue_alert(
-            storage, Alert(alert_id=alert_id, kind="drift", model="m", window_start=HOUR, window_end=HOUR, text="t")
-        )
-    assert state.claim_alert(storage, "drift-m-1")  # another task is sending it right now
-    [two] = [a for a in state.pending_alerts(storage) if a.alert_id == "drift-m-2"]
-    storage.write_bytes("alerts/sent/drift-m-2.json", two.to_json())  # sent by another task since we listed
-    assert deliver_pending_alerts(settings, storage) == ["drift-m-3"]
-    assert [a.alert_id for a in state.pending_alerts(storage)] == ["drift-m-1"]  # still the other sender's
-
-
 def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_no_retrain(tmp_path):
-    from driftline.dags.tasks import deploy
     from driftline.schemas.storage import models as model_store
+    from driftline.streams.rollouts import store as rollout_store
 
     settings, storage, cfg, rng = setup(tmp_path)
     cfg = cfg.model_copy(update={"retrain": cfg.retrain.model_copy(update={"entry_point": "pkg.mod:train"})})
     model_store.save_model(
         storage, {"any": "model"}, name="m", version="v2", training_window_start=HOUR, training_window_end=WINDOW[1]
     )
-    deploy.switch(storage, "m", "v2", reason="retrained")
+    rollout_store.switch(storage, "m", "v2", reason="retrained")
     store(storage, 0, [float(v) for v in rng.normal(3, 1, 300)])
     summary = run_drift_check(settings, storage, cfg, *WINDOW)
     assert summary.alert and summary.retrain_requested is False and not state.retrain_requested(storage, "m")

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from driftline.dags.tasks import deploy
 from driftline.dags.tasks.performance import (
     ConfidenceSums,
     PredictionSample,
@@ -18,6 +17,7 @@ from driftline.dags.tasks.performance import (
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.storage import Storage, state
 from driftline.schemas.storage import models as model_store
+from driftline.streams.rollouts import store as rollout_store
 
 T0 = datetime(2026, 5, 1, 6, tzinfo=UTC)
 
@@ -97,7 +97,7 @@ def test_a_model_served_longer_than_its_max_age_is_alerted_once_per_version(tmp_
     storage = Storage.from_url(str(tmp_path))
     config = MonitorConfig.model_validate({"model": "m", "reference": "r.parquet", "retrain": {"max_age": "30d"}})
     model_store.save_model(storage, {"a": 1}, name="m", version="v1", trained_at=T0)
-    deploy.switch(storage, "m", "v1", reason="initial")
+    rollout_store.switch(storage, "m", "v1", reason="initial")
     assert check_model_age(storage, config, T0 + timedelta(days=30)) is None
     finding = check_model_age(storage, config, T0 + timedelta(days=31))
     assert finding is not None and "trained 31 days before this window" in finding

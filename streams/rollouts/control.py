@@ -4,7 +4,7 @@ with a rollout in progress to that rollout's stage, and the stage's gates decide
 The stage in progress is the deployment state's ``(rollout_id, stage)``; windows that started before the stage
 did are not its evidence (they mix the shares before and after). The candidate's evidence is its own
 version's windows, live or shadow; the stable version's are ``state.serving``'s. :meth:`RolloutController.decide`
-turns :func:`.rollout_gates.judge_stage`'s decision into the next deployment state:
+turns :func:`.gates.judge_stage`'s decision into the next deployment state:
 
 - ``advance``: the next stage (promoted past the last one), or a pause for a person before the last one
   with ``deployment.gates.approve_last_stage``;
@@ -30,10 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from driftline.dags.tasks import deploy
 from driftline.schemas.config import GateSettings
 from driftline.schemas.records import Alert, DeploymentState, WindowMetrics, WindowPerformance
-from driftline.streams.rollout_gates import Arm, StageVerdict, judge_stage
+from driftline.streams.alerts.ids import deployment_alert_id
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts.gates import Arm, StageVerdict, judge_stage
 
 
 @dataclass
@@ -151,15 +152,15 @@ class RolloutController:
         last_live = bool(state.stages) and state.stage + 1 < len(state.stages) and state.stages[state.stage + 1] >= 1
         if verdict.decision == "roll_back":
             reason = f"gates failed at stage {state.stage + 1}: {verdict.reason}"
-            after = deploy.roll_back(state, reason=reason, at=now, evidence=evidence)
+            after = rollout.roll_back(state, reason=reason, at=now, evidence=evidence)
         elif verdict.decision == "hold":
-            after = deploy.pause(state, reason=f"stage {state.stage + 1}: {verdict.reason}; a person decides", at=now)
+            after = rollout.pause(state, reason=f"stage {state.stage + 1}: {verdict.reason}; a person decides", at=now)
             after = _with_evidence(after, evidence)
         elif gates.approve_last_stage and (last_live or not state.stages):
             reason = f"stage {state.stage + 1} passed; approval needed before {stage.candidate} takes all traffic"
-            after = _with_evidence(deploy.pause(state, reason=reason, at=now), evidence)
+            after = _with_evidence(rollout.pause(state, reason=reason, at=now), evidence)
         else:
-            after = deploy.advance(state, reason=f"stage {state.stage + 1} passed: {verdict.reason}", at=now,
+            after = rollout.advance(state, reason=f"stage {state.stage + 1} passed: {verdict.reason}", at=now,
                                    evidence=evidence, shadow_share=state.shadow_share or 1.0)  # fmt: skip
         stage.decided = True
         return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
@@ -188,16 +189,16 @@ class RolloutController:
             winner = better >= gates.confidence
             reason = f"bandit: the {'candidate' if winner else 'stable version'} is the better arm ({line})"
             if winner:
-                after = deploy.promote(state, reason=reason, at=now, evidence=[line])
+                after = rollout.promote(state, reason=reason, at=now, evidence=[line])
             else:
-                after = deploy.roll_back(state, reason=reason, at=now, evidence=[line])
+                after = rollout.roll_back(state, reason=reason, at=now, evidence=[line])
             stage.decided = True
             return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
         share = min(max(better, min_share), 1 - min_share)
         if abs(share - state.shares().get(stage.candidate, 0.0)) < 0.02:
             return None
         weights = {stage.candidate: share, stage.stable: 1 - share}
-        after = deploy.reweigh(state, weights, reason=f"bandit: shares from the rewards so far ({line})", at=now)
+        after = rollout.reweigh(state, weights, reason=f"bandit: shares from the rewards so far ({line})", at=now)
         return RolloutDecision(after, verdict, None)
 
     # -- the merger's checkpoint ----------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def deployment_alert(before: DeploymentState, after: DeploymentState, channel: s
         *[f"• {line}" for line in event.evidence],
     ]
     return Alert(
-        alert_id=f"{after.model}|deployment|{after.revision}",
+        alert_id=deployment_alert_id(after.model, after.revision),
         kind="deployment",
         model=after.model,
         model_version=event.version,

@@ -2,7 +2,7 @@
 
 Argo Rollouts (a ``web`` metric provider in an AnalysisTemplate) and Flagger (webhooks of a Canary) ask an
 HTTP endpoint whether the canary may go on. This server answers with the same gates the embedded rollouts use
-(:mod:`.rollout_gates`), from the same windows: it follows the metrics topic (each model version's closed
+(:mod:`.gates`), from the same windows: it follows the metrics topic (each model version's closed
 windows, as the stream worker publishes them), keeps the last ``--keep`` (default 24 h) of windows per
 version in memory, and judges a candidate version against a stable one over the windows that started at or
 after ``since`` (the canary's start; default: the last hour).
@@ -40,7 +40,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from driftline.schemas.config import GateSettings, MonitorConfig
 from driftline.schemas.records import RecordError, WindowMetrics
 from driftline.schemas.settings import Settings
-from driftline.streams.rollout_gates import Arm, judge_stage
+from driftline.streams.rollouts.gates import Arm, judge_stage
 
 log = logging.getLogger(__name__)
 

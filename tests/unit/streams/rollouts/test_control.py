@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from driftline.dags.tasks import deploy
 from driftline.schemas.config import DeploymentSettings, GateSettings
 from driftline.schemas.records import DeploymentState, WindowMetrics
-from driftline.streams.rollout_control import RolloutController
+from driftline.streams.rollouts import state as rollout
+from driftline.streams.rollouts.control import RolloutController
 from driftline.streams.windows import LatencySketch
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
@@ -27,8 +27,8 @@ def window(version: str, start: datetime, n: int, errors: int, latency: float, r
 
 
 def canary(stages: list[float]) -> DeploymentState:
-    stable = deploy.initial("m", "v1", reason="initial", at=T0)
-    return deploy.begin(stable, "m", "v2", DeploymentSettings(strategy="canary", stages=stages), reason="x", at=T0)
+    stable = rollout.initial("m", "v1", reason="initial", at=T0)
+    return rollout.begin(stable, "m", "v2", DeploymentSettings(strategy="canary", stages=stages), reason="x", at=T0)
 
 
 def drive(state: DeploymentState, candidate_latency: float, gates: GateSettings = GATES, windows: int = 48):
@@ -101,8 +101,8 @@ def performance(version: str, start: datetime, labelled: int, correct: int):
 
 
 def run_bandit(accuracy: float) -> tuple[DeploymentState, list[float]]:
-    stable = deploy.initial("m", "v1", reason="initial", at=T0)
-    state = deploy.begin(stable, "m", "v2", DeploymentSettings(strategy="bandit"), reason="x", at=T0)
+    stable = rollout.initial("m", "v1", reason="initial", at=T0)
+    state = rollout.begin(stable, "m", "v2", DeploymentSettings(strategy="bandit"), reason="x", at=T0)
     rng, control, shares = np.random.default_rng(5), RolloutController(), []
     for w in range(60):
         start = T0 + timedelta(minutes=5 * w)

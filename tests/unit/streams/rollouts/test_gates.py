@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from driftline.schemas.config import GateSettings
-from driftline.streams.rollout_gates import Arm, confidence_sequence, judge_stage
+from driftline.streams.rollouts.gates import Arm, confidence_sequence, judge_stage
 
 GATES = GateSettings(min_events=100, min_stage_duration=timedelta(minutes=5), stage_deadline=timedelta(hours=1))
 
