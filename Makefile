@@ -16,11 +16,12 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/driftline demo
 
-# Lint, format check and types first: a style or type error fails fast, before the slower tests.
+# Lint, format check, types and the import contract (pyproject.toml, [tool.importlinter]) first: a style or type error fails fast, before the slower tests.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest -q -rs

@@ -167,13 +167,13 @@ def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
-    from driftline.detectors.cli import cmd_profile, run
+    from driftline.infra.drift_cli import cmd_profile, run
 
     return run(cmd_profile, args, settings.storage_options)
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from driftline.detectors.cli import cmd_check, run
+    from driftline.infra.drift_cli import cmd_check, run
 
     return run(cmd_check, args, settings.storage_options)
 

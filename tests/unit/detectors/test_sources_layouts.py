@@ -232,7 +232,7 @@ def test_checking_a_window_never_imports_pandas(tmp_path):
     with_nulls = with_nulls.set_column(0, "x", pa.array([None if i % 10 == 0 else v for i, v in enumerate(x)]))
     pq.write_table(with_nulls, tmp_path / "current.parquet")  # nulls in a numeric column (fill_null imports pandas)
     pacsv.write_csv(_table(3000, seed=8), tmp_path / "current.csv")
-    from driftline.detectors.cli import load_reference
+    from driftline.infra.drift_cli import load_reference
 
     (tmp_path / "reference.npz").write_bytes(load_reference(str(reference)).to_bytes())
     script = f"""
