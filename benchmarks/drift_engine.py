@@ -283,14 +283,21 @@ def main(argv: list[str] | None = None) -> int:
         mine, floor = pair["driftline"], pair["scan floor"]
         found = sorted(set(SHIFTED) & set(mine["drifted"]))
         false = sorted(set(unshifted) & set(mine["drifted"]))
+        false_named = f" {false}" if false else ""
         checks += [
-            (f"{layout}: driftline / scan floor = {mine['seconds'] / floor['seconds']:.2f}",
-             mine["seconds"] <= 2 * floor["seconds"], "≤ 2"),
+            (
+                f"{layout}: driftline / scan floor = {mine['seconds'] / floor['seconds']:.2f}",
+                mine["seconds"] <= 2 * floor["seconds"],
+                "≤ 2",
+            ),
             (f"{layout}: driftline peak RSS = {mine['peak_rss_mb']:.0f} MB", mine["peak_rss_mb"] <= 400, "≤ 400 MB"),
             (f"{layout}: shifted columns found = {len(found)}/{len(SHIFTED)}", len(found) == len(SHIFTED), "7/7"),
-            (f"{layout}: unshifted columns flagged = {len(false)}/{len(unshifted)}{' ' + str(false) if false else ''}",
-             not false, "0/19"),
-        ]  # fmt: skip
+            (
+                f"{layout}: unshifted columns flagged = {len(false)}/{len(unshifted)}{false_named}",
+                not false,
+                "0/19",
+            ),
+        ]
     if "evidently" in results:
         theirs = results["evidently"]
         checks.insert(

@@ -293,10 +293,14 @@ def settings(real: dict[str, pd.DataFrame], *, quick: bool = False) -> list[Sett
             out.append(Setting(kind, 20_000, n_cur, "none", calm, _high_cardinality(shape_key, 20_000, n_cur, False)))
             out.append(
                 Setting(
-                    kind, 20_000, n_cur, "20 % of mass to 30 other zips", shifted,
+                    kind,
+                    20_000,
+                    n_cur,
+                    "20 % of mass to 30 other zips",
+                    shifted,
                     _high_cardinality(shape_key, 20_000, n_cur, True),
                 )
-            )  # fmt: skip
+            )
     for n_ref in (10_000, 50_000):
         kind = "large windows (3-class, binary, Poisson, normal)"
         out.append(Setting(kind, n_ref, 5_000, "none", calm, _large(n_ref, 5_000, "none")))

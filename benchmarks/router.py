@@ -28,8 +28,9 @@ T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
 def states() -> dict[str, DeploymentState]:
     stable = rollout.initial("m", "v1", reason="initial", at=T0)
-    canary = rollout.begin(stable, "m", "v2", DeploymentSettings(strategy="canary", stages=[0.25, 1.0]),
-                          reason="bench", at=T0)  # fmt: skip
+    canary = rollout.begin(
+        stable, "m", "v2", DeploymentSettings(strategy="canary", stages=[0.25, 1.0]), reason="bench", at=T0
+    )
     shadow = canary.model_copy(update={"shadow": "v3", "shadow_share": 0.1, "revision": canary.revision + 1})
     bandit = stable.model_copy(
         update={"weights": {"v2": 0.3, "v3": 0.3, "v1": 0.4}, "status": "progressing", "revision": 9}

@@ -1,8 +1,7 @@
-"""Hand-offs between the DAGs."""
+"""Hand-offs between the DAGs: the drift DAG updates the retrain requests, the retrain DAG is scheduled on them."""
 
 from __future__ import annotations
 
 from airflow.sdk import Asset
 
-STORED_EVENTS = Asset("driftline_stored_events")
 RETRAIN_REQUESTS = Asset("driftline_retrain_requests")

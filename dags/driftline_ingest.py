@@ -7,18 +7,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import dag, task
 
-from driftline.dags.assets import STORED_EVENTS
 from driftline.dags.tasks.failures import alert_task_failure
-
-
-def only_if_stored(result: dict[str, Any]) -> dict[str, Any]:
-    """The task's result when it stored rows. Otherwise the task ends as skipped, and a skipped task emits no
-    Asset event: an ingest that found nothing new starts no drift check (offsets are committed either way)."""
-    if not result["rows_written"]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        raise AirflowSkipException(f"no new rows on {result['topic']} ({result['invalid']} invalid records)")
-    return result
 
 
 @dag(
@@ -35,7 +24,7 @@ def only_if_stored(result: dict[str, Any]) -> dict[str, Any]:
     },
 )
 def driftline_ingest() -> None:
-    @task(outlets=[STORED_EVENTS])
+    @task
     def ingest_predictions() -> dict[str, Any]:
         """Write new prediction events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
@@ -47,9 +36,9 @@ def driftline_ingest() -> None:
         with user_errors(f"ingest of {settings.topics.predictions}"):
             storage = Storage.from_settings(settings)
             result = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
-        return only_if_stored(result.to_dict())
+        return result.to_dict()
 
-    @task(outlets=[STORED_EVENTS])
+    @task
     def ingest_labels() -> dict[str, Any]:
         """Write new label events to Parquet, then commit their offsets."""
         from driftline.dags.tasks.ingest import ingest_topic
@@ -61,7 +50,7 @@ def driftline_ingest() -> None:
         with user_errors(f"ingest of {settings.topics.labels}"):
             storage = Storage.from_settings(settings)
             result = ingest_topic(settings, storage, settings.topics.labels, kind="labels")
-        return only_if_stored(result.to_dict())
+        return result.to_dict()
 
     ingest_predictions()
     ingest_labels()

@@ -56,7 +56,7 @@ def driftline_retrain() -> None:
         settings = task_settings()
         with user_errors(f"model {job['model']!r}"):
             config = task_config(settings, job["model"])  # fails for good, without retries, if it does not hold
-            return run_retrain(Storage.from_settings(settings), config, force=job["force"], settings=settings)
+            return run_retrain(settings, Storage.from_settings(settings), config, force=job["force"])
 
     retrain.expand(job=models_to_retrain())
 

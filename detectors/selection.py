@@ -39,11 +39,6 @@ SMALL_BINARY = 100
 ATOM_SHARE = 0.01
 
 
-def effective_size(reference_size: int, current_size: int) -> float:
-    total = reference_size + current_size
-    return reference_size * current_size / total if total else 0.0
-
-
 def is_categorical_like(feature_type: FeatureType, n_unique: int) -> bool:
     return feature_type == "categorical" or n_unique <= MAX_CATEGORIES_FOR_NUMERIC
 

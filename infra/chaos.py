@@ -388,9 +388,16 @@ def published_windows(settings: Settings) -> list[WindowMetrics]:
 
 
 PERFORMANCE_COUNTS = (
-    "predictions", "labelled", "unlabelled", "late_labels", "correct",
-    "true_positives", "false_positives", "false_negatives", "true_negatives",
-)  # fmt: skip
+    "predictions",
+    "labelled",
+    "unlabelled",
+    "late_labels",
+    "correct",
+    "true_positives",
+    "false_positives",
+    "false_negatives",
+    "true_negatives",
+)
 
 
 def compare_performance(source: EventSource, settings: Settings, result: ChaosResult) -> None:
@@ -655,8 +662,10 @@ def run_chaos(plan: ChaosPlan, home: Path, say: Callable[[str], None] = print) -
                 worker.stop()
     for worker in workers:
         if worker.restarts:
-            phase(f"{worker.name} exited on its own {len(worker.restarts)} time(s) (codes {worker.restarts}); "
-                  "the supervisor started it again")  # fmt: skip
+            phase(
+                f"{worker.name} exited on its own {len(worker.restarts)} time(s) (codes {worker.restarts}); "
+                "the supervisor started it again"
+            )
     phase("all processes stopped")
     say(
         f"windows exact: {result.windows_exact}/{result.windows_expected}; bad events dead-lettered: "
@@ -733,9 +742,11 @@ def wait_for_windows(
     while time.monotonic() < deadline:
         seen = {
             (w.model, w.model_version, w.window_start)
-            for w in map(WindowPerformance.parse, (v for _, v in read_topic(settings.bootstrap_servers,
-                                                                            settings.topics.performance)))
-        }  # fmt: skip
+            for w in map(
+                WindowPerformance.parse,
+                (v for _, v in read_topic(settings.bootstrap_servers, settings.topics.performance)),
+            )
+        }
         if performance <= seen:
             break
         time.sleep(3)

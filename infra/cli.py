@@ -95,8 +95,9 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "start":
         if not args.version:
             raise rollout.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
-        state = rollout_store.start_rollout(storage, args.model, args.version, _rollout_settings(args, settings),
-                                     reason=reason, publish=publish)  # fmt: skip
+        state = rollout_store.start_rollout(
+            storage, args.model, args.version, _rollout_settings(args, settings), reason=reason, publish=publish
+        )
     elif args.action in {"status", "history"}:
         found = model_store.read_deployment_state(storage, args.model)
         if found is None:
@@ -115,8 +116,10 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         for row in rows:
             shares = ", ".join(f"{v} {share:.0%}" for v, share in row["shares"].items())
             shadow = f" (+{row['shadow_share']:.0%} mirrored)" if row["shadow_share"] else ""
-            print(f"{row['at']}  r{row['revision']:<4} {row['from'] or '-':>11} → {row['to']:<11} {shares}{shadow}  "
-                  f"{row['reason']}")  # fmt: skip
+            print(
+                f"{row['at']}  r{row['revision']:<4} {row['from'] or '-':>11} → {row['to']:<11} {shares}{shadow}  "
+                f"{row['reason']}"
+            )
         return 0
     if args.json:
         print(state.model_copy(update={"history": state.history[-5:]}).to_json().decode())

@@ -494,8 +494,10 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
             f"verdict={entry['verdict']}"
         )
     r = s["rollouts"]
-    print(f"rollouts              {len(r['events'])} changes (started by the retrain DAG and by the demo, then decided "
-          "by the worker's gates):")  # fmt: skip
+    print(
+        f"rollouts              {len(r['events'])} changes (started by the retrain DAG and by the demo, then decided "
+        "by the worker's gates):"
+    )
     for event in r["events"]:
         print(f"   {event['version']}: {event['from']} → {event['to']}  {event['reason'][:100]}")
     print(f"traffic share         per {ROLLOUT_WINDOW.seconds} s window of live requests (the router's choice):")
@@ -593,16 +595,20 @@ def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "driftline.infra.cli", "worker", "--loglevel", "warn"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
 
 def _announce(stored: Any, seen_revision: int) -> int:
     """Print a deployment change the first time it is seen; returns the revision seen."""
     if stored.revision != seen_revision:
         event = stored.history[-1]
-        print(f"  {datetime.now(UTC):%H:%M:%S}  r{stored.revision} {event.version}: "
-              f"{event.from_status} → {event.to_status}  {event.reason[:90]}")  # fmt: skip
+        print(
+            f"  {datetime.now(UTC):%H:%M:%S}  r{stored.revision} {event.version}: "
+            f"{event.from_status} → {event.to_status}  {event.reason[:90]}"
+        )
     return int(stored.revision)
 
 
@@ -621,10 +627,15 @@ def _serve_batch(router: Any, producer: Any, rng: np.random.Generator, served: d
             if version is None:
                 continue
             producer.log_prediction(
-                model=MODEL, model_version=version, request_id=f"live-{n + i}", features=rows[i],
-                prediction=answers[(version, i)], event_time=now, shadow=shadow,
+                model=MODEL,
+                model_version=version,
+                request_id=f"live-{n + i}",
+                features=rows[i],
+                prediction=answers[(version, i)],
+                event_time=now,
+                shadow=shadow,
                 latency_ms=float(rng.lognormal(np.log(getattr(model, "service_ms", 20.0)), 0.25)),
-            )  # fmt: skip
+            )
         key = (window_start(now, ROLLOUT_WINDOW), route.version)
         served[key] = served.get(key, 0) + 1
         if route.shadow:
@@ -655,8 +666,11 @@ def _rollout_record(final: Any, since: int, versions: set[str | None], served: d
         for (start, version), count in sorted(served.items())
     ]
     traffic = [entry for entry in shares if not entry["version"].endswith(" mirrored")]
-    mirrored = [{**entry, "version": entry["version"].removesuffix(" mirrored")} for entry in shares
-                if entry["version"].endswith(" mirrored")]  # fmt: skip
+    mirrored = [
+        {**entry, "version": entry["version"].removesuffix(" mirrored")}
+        for entry in shares
+        if entry["version"].endswith(" mirrored")
+    ]
     return {"traffic": traffic, "mirrored": mirrored, "events": events, "serving": final.serving}
 
 
@@ -682,8 +696,9 @@ def _store_heavier_candidate(storage: Storage, base: str, signing_key: str | Non
 
     version = model_store.next_version(storage, MODEL)
     model = copy(model_store.load_model(storage, MODEL, base, signing_key=signing_key), service_ms=45.0)
-    model_store.save_model(storage, model, name=MODEL, version=version, reason="heavier candidate",
-                           signing_key=signing_key)  # fmt: skip
+    model_store.save_model(
+        storage, model, name=MODEL, version=version, reason="heavier candidate", signing_key=signing_key
+    )
     print(f"  stored {version}: {base}'s weights in a heavier model (each call about 45 ms instead of 20)")
     return version
 

@@ -229,9 +229,11 @@ class GateSettings(_Section):
         default=0.2, ge=0, description="The candidate's p95 may exceed the stable's by this share at most."
     )
     max_prediction_shift: float = Field(
-        default=0.25, gt=0, description="Mean prediction moved by this many of the stable's standard deviations "
+        default=0.25,
+        gt=0,
+        description="Mean prediction moved by this many of the stable's standard deviations "
         "(numbers), or the stable's commonest class's share moved by this much (classes), at most.",
-    )  # fmt: skip
+    )
     max_accuracy_drop: float = Field(default=0.02, ge=0, le=1, description="Realized accuracy, labels joined.")
     min_shadow_agreement: float = Field(
         default=0.0,

@@ -173,13 +173,6 @@ def parse_event(
         raise EventError(describe_validation_error(exc)) from None
 
 
-def parse_prediction(raw: bytes | str | dict[str, Any], *, max_bytes: int | None = None) -> PredictionEvent:
-    """:func:`parse_event` for the predictions topic: anything but a valid prediction is an :class:`EventError`."""
-    event = parse_event(raw, expected="prediction", max_bytes=max_bytes)
-    assert isinstance(event, PredictionEvent)  # parse_event checked event_type
-    return event
-
-
 # -- the hot path: one decode into typed structs --------------------------------------------------------------
 #
 # The worker and ingest read every event of the topics, and parse_event (json.loads, then pydantic) costs about

@@ -189,9 +189,9 @@ class WindowMetrics(Record):
     requests: float | None = Field(default=None, ge=0, description="Requests the events stand for (sampling).")
     estimated_errors: float | None = Field(default=None, ge=0)
     errors_by_cause: dict[str, int] = Field(
-        default_factory=dict, description="Error (the events' error text) -> events; the commonest 20, the rest "
-        "under '(other)'."
-    )  # fmt: skip
+        default_factory=dict,
+        description="Error (the events' error text) -> events; the commonest 20, the rest under '(other)'.",
+    )
     fallbacks: int = Field(default=0, ge=0, description="Events answered by a default, not by the model.")
     estimated_fallbacks: float | None = Field(default=None, ge=0)
     fallback_rate: float = Field(default=0.0, ge=0, le=1)
@@ -330,9 +330,10 @@ class ModelVersion(Record):
     task: Literal["classification", "regression"] | None = None
     reference: str | None = Field(default=None, description="The training data the monitor compares windows to.")
     holdout_metrics: dict[str, float] = Field(
-        default_factory=dict, description="This version on the holdout: every metric of its task (accuracy, f1, "
-        "roc_auc, log_loss...; mae, rmse, mape)."
-    )  # fmt: skip
+        default_factory=dict,
+        description="This version on the holdout: every metric of its task (accuracy, f1, "
+        "roc_auc, log_loss...; mae, rmse, mape).",
+    )
     serving_holdout_metrics: dict[str, float] = Field(
         default_factory=dict, description="The version serving when this one was trained, on the same holdout."
     )

@@ -341,14 +341,12 @@ def ingest_topic(
     chunk_records: int = CHUNK_RECORDS,
     chunk_bytes: int = CHUNK_BYTES,
     idle_timeout: float = 3.0,
-    crash_before_commit: bool = False,
 ) -> IngestResult:
     """Move what is new on ``topic`` to storage under ``kind/``; see the module docstring.
 
     A run reads at most ``max_records``, in chunks of ``chunk_records``: each chunk is planned, written (ledger
     first) and committed before the next is read, so memory is bounded by a chunk, and a crash repeats at most
-    the chunk it was in. ``crash_before_commit`` stops after the first chunk's files are written, as a crash
-    would (tests use it to show the next run repeats the range exactly).
+    the chunk it was in.
     """
     if kind not in EXPECTED_EVENT_TYPE:
         raise ValueError(f"kind must be one of {sorted(EXPECTED_EVENT_TYPE)}, got {kind!r}")
@@ -390,8 +388,6 @@ def ingest_topic(
             _store_chunk(
                 settings, storage, kind, records, starts=starts, limits=limits, result=result, dead_letters=dead_letters
             )
-            if crash_before_commit:
-                return result
             to_commit = [TopicPartition(topic, partition, result.committed[partition]) for partition in records]
             if to_commit:
                 consumer.commit(offsets=to_commit, asynchronous=False)

@@ -140,24 +140,21 @@ def production_frame(
 
 
 def refuse_artifact(
-    settings: Settings | None, storage: Storage, model: str, error: model_store.ArtifactIntegrityError
+    settings: Settings, storage: Storage, model: str, error: model_store.ArtifactIntegrityError
 ) -> None:
     """Alert that a stored artifact was refused (once per model and message), then deliver the outbox."""
     outbox.queue_occurrence_alert(
         storage, kind="artifact", model=model, key=str(error), text=f":no_entry: driftline: model *{model}* — {error}"
     )
-    if settings is not None:
-        outbox.deliver_pending_alerts(settings, storage)
+    outbox.deliver_pending_alerts(settings, storage)
 
 
-def run_retrain(
-    storage: Storage, config: MonitorConfig, *, force: bool = False, settings: Settings | None = None
-) -> dict[str, Any]:
+def run_retrain(settings: Settings, storage: Storage, config: MonitorConfig, *, force: bool = False) -> dict[str, Any]:
     """Retrain if requested (or ``force``), validate on a holdout against the serving version, deploy.
 
-    With ``settings``, new versions are signed with its ``model_signing_key`` (when set) and the serving version
-    must carry a valid signature; a refused artifact is alerted at once and fails the run."""
-    signing_key = settings.model_signing_key if settings else None
+    New versions are signed with ``settings.model_signing_key`` (when set) and the serving version must then carry
+    a valid signature; a refused artifact is alerted at once and fails the run."""
+    signing_key = settings.model_signing_key
     request = state.read_retrain_request(storage, config.model)
     if request is None and not force:
         return {"model": config.model, "status": "skipped", "reason": "no retrain request"}
@@ -229,22 +226,19 @@ def run_retrain(
         outcome.update(_roll_out(storage, config, version, reason, settings))
     if request is not None:
         state.remove_retrain_request_if_unchanged(storage, request)
-    if settings is not None:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
-        try:
-            outcome["alerts_delivered"] = outbox.deliver_pending_alerts(settings, storage)
-        except AlertDeliveryError as exc:
-            log.warning("alerts stay queued for the next drift check: %s", exc)
+    try:  # e.g. files the training read moved to quarantine; Slack down leaves them queued
+        outcome["alerts_delivered"] = outbox.deliver_pending_alerts(settings, storage)
+    except AlertDeliveryError as exc:
+        log.warning("alerts stay queued for the next drift check: %s", exc)
     return outcome
 
 
-def _roll_out(
-    storage: Storage, config: MonitorConfig, version: str, reason: str, settings: Settings | None
-) -> dict[str, Any]:
+def _roll_out(storage: Storage, config: MonitorConfig, version: str, reason: str, settings: Settings) -> dict[str, Any]:
     """Start the configured rollout of the new version (blue/green by default: it serves at once), stored and
     published on the deployments topic for the routers."""
     from driftline.streams.rollouts.publisher import DeploymentPublisher
 
-    publish = DeploymentPublisher(settings, timeout=5.0) if settings is not None else None
+    publish = DeploymentPublisher(settings, timeout=5.0)
     before = model_store.read_deployment_state(storage, config.model)
     try:
         state = rollout_store.start_rollout(
@@ -252,9 +246,13 @@ def _roll_out(
         )
     except rollout.DeployError as exc:  # a rollout in progress: this version waits for it to end
         return {"status": "not_deployed", "reason": str(exc)}
-    if settings is not None:
-        rollout_store.announce(settings, storage, before, state, config.alerts.slack_channel)
+    rollout_store.announce(settings, storage, before, state, config.alerts.slack_channel)
     if state.status == "promoted":
         return {"status": "deployed", "serving": state.serving, "previous": state.previous}
-    return {"status": "rolling_out", "serving": state.serving, "candidate": state.candidate,
-            "strategy": state.strategy, "shares": state.shares()}  # fmt: skip
+    return {
+        "status": "rolling_out",
+        "serving": state.serving,
+        "candidate": state.candidate,
+        "strategy": state.strategy,
+        "shares": state.shares(),
+    }

@@ -23,13 +23,6 @@ def _wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[float, Non
     return normalize(float(stats.wasserstein_distance(reference, current)), float(np.std(reference))), None
 
 
-def wasserstein_from_cdfs(
-    points: np.ndarray, reference_cdf: np.ndarray, current_cdf: np.ndarray, reference_std: float
-) -> float:
-    """∫|F − G| dx with both CDFs held constant between consecutive points (exact for step CDFs on those points)."""
-    return normalize(float(np.sum(np.abs(reference_cdf[:-1] - current_cdf[:-1]) * np.diff(points))), reference_std)
-
-
 wasserstein_test = register(
     StatTest(
         "wasserstein",

@@ -160,8 +160,13 @@ class RolloutController:
             reason = f"stage {state.stage + 1} passed; approval needed before {stage.candidate} takes all traffic"
             after = _with_evidence(rollout.pause(state, reason=reason, at=now), evidence)
         else:
-            after = rollout.advance(state, reason=f"stage {state.stage + 1} passed: {verdict.reason}", at=now,
-                                   evidence=evidence, shadow_share=state.shadow_share or 1.0)  # fmt: skip
+            after = rollout.advance(
+                state,
+                reason=f"stage {state.stage + 1} passed: {verdict.reason}",
+                at=now,
+                evidence=evidence,
+                shadow_share=state.shadow_share or 1.0,
+            )
         stage.decided = True
         return RolloutDecision(after, verdict, deployment_alert(state, after, channel))
 

@@ -186,8 +186,9 @@ def latency_gate(candidate: Arm, stable: Arm, gates: GateSettings) -> GateResult
     stable_p95 = stable.latency.quantile(0.95)
     candidate_p95 = candidate.latency.quantile(0.95)
     if stable_p95 is None or candidate_p95 is None or not candidate.latency.count:
-        return GateResult("latency", "wait", candidate_p95, stable_p95, SLOW_SHARE, 0.0, 1.0,
-                          "latency: no latencies yet: wait")  # fmt: skip
+        return GateResult(
+            "latency", "wait", candidate_p95, stable_p95, SLOW_SHARE, 0.0, 1.0, "latency: no latencies yet: wait"
+        )
     limit_ms = stable_p95 * (1 + gates.max_latency_increase)
     slower = sum(n for index, n in candidate.latency.buckets.items() if candidate.latency.value_of(index) > limit_ms)
     n = candidate.latency.count

@@ -240,8 +240,12 @@ class Router:
                 wanted.append(state.previous)  # kept warm: a rollback switches without loading
             unavailable = {version for version in dict.fromkeys(wanted) if not self._loaded(version)}
             if state.serving in unavailable and state.serving not in self._models and current is not None:
-                log.error("router %s: stable version %s cannot be loaded; keeping revision %d", self.model,
-                          state.serving, current.revision)  # fmt: skip
+                log.error(
+                    "router %s: stable version %s cannot be loaded; keeping revision %d",
+                    self.model,
+                    state.serving,
+                    current.revision,
+                )
                 return False
             self._models = {v: self._models[v] for v in wanted if v in self._models}
             self._table = RoutingTable(routable(state, unavailable - {state.serving}), self._models)
@@ -333,7 +337,8 @@ class Router:
         try:
             state = DeploymentState.parse(message.value())
         except RecordError as exc:
-            log.error("router %s: skipping a message on %s that is not a deployment state: %s", self.model,
-                      self.topic, exc)  # fmt: skip
+            log.error(
+                "router %s: skipping a message on %s that is not a deployment state: %s", self.model, self.topic, exc
+            )
             return
         self.apply(state, "topic")

@@ -124,23 +124,47 @@ def _at_stage(
     common = {"stage": stage, "stage_started_at": at}
     if share == 0.0:  # a shadow stage: the stable version answers everything, the candidate sees a copy
         return changed(
-            state, reason=reason, at=at, to_status="progressing", evidence=evidence, weights={},
-            shadow=candidate, shadow_share=shadow_share or 1.0, **common,
-        )  # fmt: skip
+            state,
+            reason=reason,
+            at=at,
+            to_status="progressing",
+            evidence=evidence,
+            weights={},
+            shadow=candidate,
+            shadow_share=shadow_share or 1.0,
+            **common,
+        )
     weights = {candidate: share, state.serving: 1 - share}  # the candidate first: its interval only grows
     return changed(
-        state, reason=reason, at=at, to_status="progressing", evidence=evidence, weights=weights,
-        shadow=None, shadow_share=0.0, **common,
-    )  # fmt: skip
+        state,
+        reason=reason,
+        at=at,
+        to_status="progressing",
+        evidence=evidence,
+        weights=weights,
+        shadow=None,
+        shadow_share=0.0,
+        **common,
+    )
 
 
 def _promoted(state: DeploymentState, *, reason: str, at: datetime, evidence: list[str]) -> DeploymentState:
     candidate = state.candidate
     assert candidate is not None
     return changed(
-        state, reason=reason, at=at, to_status="promoted", evidence=evidence, serving=candidate,
-        previous=state.serving, candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-    )  # fmt: skip
+        state,
+        reason=reason,
+        at=at,
+        to_status="promoted",
+        evidence=evidence,
+        serving=candidate,
+        previous=state.serving,
+        candidate=None,
+        weights={},
+        shadow=None,
+        shadow_share=0.0,
+        stage_started_at=at,
+    )
 
 
 def _rolling(state: DeploymentState, action: str) -> None:
@@ -173,15 +197,33 @@ def roll_back(
     ``rolled_back``, or ``aborted`` when a person stopped it); after one, the previous version serves again."""
     if state.status in IN_PROGRESS:
         return changed(
-            state, reason=reason, at=at, to_status="aborted" if aborted else "rolled_back", evidence=evidence or [],
-            candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-        )  # fmt: skip
+            state,
+            reason=reason,
+            at=at,
+            to_status="aborted" if aborted else "rolled_back",
+            evidence=evidence or [],
+            candidate=None,
+            weights={},
+            shadow=None,
+            shadow_share=0.0,
+            stage_started_at=at,
+        )
     if not state.previous:
         raise DeployError(f"model {state.model!r} serves {state.serving} with no previous version to roll back to")
     return changed(
-        state, reason=reason, at=at, to_status="rolled_back", evidence=evidence or [], serving=state.previous,
-        previous=state.serving, candidate=None, weights={}, shadow=None, shadow_share=0.0, stage_started_at=at,
-    )  # fmt: skip
+        state,
+        reason=reason,
+        at=at,
+        to_status="rolled_back",
+        evidence=evidence or [],
+        serving=state.previous,
+        previous=state.serving,
+        candidate=None,
+        weights={},
+        shadow=None,
+        shadow_share=0.0,
+        stage_started_at=at,
+    )
 
 
 def pause(state: DeploymentState, *, reason: str, at: datetime) -> DeploymentState:

@@ -196,9 +196,13 @@ def _handler(server: VerdictServer) -> type[BaseHTTPRequestHandler]:
         def _judge(self, fields: dict[str, Any]) -> dict[str, Any] | None:
             missing = [name for name in ("model", "candidate", "stable") if not fields.get(name)]
             if missing:
-                self._answer(HTTPStatus.BAD_REQUEST, {
-                    "error": f"missing {', '.join(missing)}: give model, candidate and stable (and since, an ISO "
-                             "time; default the last hour)"})  # fmt: skip
+                self._answer(
+                    HTTPStatus.BAD_REQUEST,
+                    {
+                        "error": f"missing {', '.join(missing)}: give model, candidate and stable (and since, an ISO "
+                        "time; default the last hour)"
+                    },
+                )
                 return None
             try:
                 since = _since(fields.get("since"))
@@ -207,9 +211,13 @@ def _handler(server: VerdictServer) -> type[BaseHTTPRequestHandler]:
                 return None
             model = str(fields["model"])
             return analyse(
-                server.store, model, candidate=str(fields["candidate"]), stable=str(fields["stable"]), since=since,
+                server.store,
+                model,
+                candidate=str(fields["candidate"]),
+                stable=str(fields["stable"]),
+                since=since,
                 gates=server.gates(model),
-            )  # fmt: skip
+            )
 
         def do_GET(self) -> None:
             url = urlparse(self.path)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
+from driftline.dags.tasks import ingest
 from driftline.dags.tasks.ingest import ingest_topic
 from driftline.schemas.records import DeadLetter
 from driftline.schemas.settings import Settings
@@ -46,14 +48,35 @@ def publish(settings: Settings, start: int, count: int) -> None:
         assert producer.stats.dropped == 0
 
 
-def test_ingest_writes_every_event_once_even_across_a_crash(driftline_env, s3_bucket):
+class Crash(BaseException):
+    """The process dies between writing a chunk's files and committing its offsets."""
+
+
+class CrashingOnCommit:
+    """A real consumer whose commit never happens: the run stops there, as a killed process would."""
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer = consumer
+
+    def commit(self, *args: Any, **kwargs: Any) -> None:
+        raise Crash
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._consumer, name)
+
+
+def test_ingest_writes_every_event_once_even_across_a_crash(driftline_env, s3_bucket, monkeypatch):
     settings = Settings.from_env()
     storage = Storage.from_url(f"s3://{s3_bucket}/data", **settings.storage_options)
     publish(settings, 0, 300)
 
-    crashed = ingest_topic(settings, storage, settings.topics.predictions, kind="predictions", crash_before_commit=True)
-    assert crashed.rows_written == 300
-    first_files = sorted(crashed.files)
+    real_consumer = ingest._consumer
+    monkeypatch.setattr(ingest, "_consumer", lambda *args: CrashingOnCommit(real_consumer(*args)))
+    with pytest.raises(Crash):
+        ingest_topic(settings, storage, settings.topics.predictions, kind="predictions")
+    monkeypatch.setattr(ingest, "_consumer", real_consumer)
+    first_files = sorted(storage.fs.glob(f"{s3_bucket}/data/predictions/**/*.parquet"))
+    assert len(read_events(storage, "predictions", "churn")) == 300  # the chunk's files are written, not committed
 
     # The retry after the crash re-reads exactly the same offsets and rewrites the same files (skipping the 60
     # published since), then, in its next chunk, goes back for the 60.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from driftline.infra.fuzz import Case, FuzzResult, fits_the_producer, generate, materialize, tally
-from driftline.schemas.events import EventError, EventLimits, parse_prediction
+from driftline.schemas.events import EventError, EventLimits, PredictionEvent, parse_event
 from driftline.schemas.settings import Settings
 
 LIMITS = EventLimits.from_settings(Settings())
@@ -20,9 +20,10 @@ def verdict(case: Case) -> bool:
         return False
     value = case.raw if case.raw is not None else json.dumps(case.payload).encode()
     try:
-        event = parse_prediction(value, max_bytes=16_384)
+        event = parse_event(value, expected="prediction", max_bytes=16_384)
     except EventError:
         return False
+    assert isinstance(event, PredictionEvent)
     return LIMITS.time_problem(event.event_time, case.message_time or NOW, now=NOW) is None
 
 
