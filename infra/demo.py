@@ -26,6 +26,7 @@ import yaml
 
 from driftline.infra.local_stack import LocalStack, stop_child
 from driftline.schemas.records import Alert, DeadLetter, WindowMetrics
+from driftline.schemas.reports import DriftReport
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage
 
@@ -179,7 +180,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         "stored_rows": len(stored),
         "stored_labels": len(labels),
         "unique_request_ids": bool(stored["request_id"].is_unique) if len(stored) else True,
-        "report": report,
+        "report": report.to_jsonable() if report else None,
         "report_path": storage.url(reports[-1]) if reports else None,
         "manifest": manifest,
         "drift_alerts_sent": sent,
@@ -365,28 +366,28 @@ def backfill_drift(
     from driftline.schemas.storage import Storage, state
 
     storage = Storage.from_settings(settings)
-    started = datetime.now(UTC).isoformat()
+    started = datetime.now(UTC)
     with AirflowServices(airflow_home, env, run_dir / "airflow") as airflow:
         print(f"  Airflow API server on 127.0.0.1:{airflow.port} and a scheduler (logs in {run_dir / 'airflow'})")
         runs = airflow.backfill("driftline_drift", start, end - DRIFT_WINDOW)
-    reports: dict[str, tuple[str, dict[str, Any]]] = {}
+    reports: dict[datetime, tuple[str, DriftReport]] = {}
     for path in state.drift_reports(storage, MODEL):
         stored = state.read_drift_report(storage, path)
-        if stored["generated_at"] >= started:  # written by the backfill, not earlier
-            reports[stored["window_end"]] = (storage.url(path), stored)
+        if stored.generated_at >= started:  # written by the backfill, not earlier
+            reports[stored.window_end] = (storage.url(path), stored)
     entries = []
     for run in runs:
-        url, report = reports.get(run.data_interval_end.isoformat(), (None, None))
+        url, report = reports.get(run.data_interval_end, (None, None))
         entries.append(
             {
                 "run_id": run.run_id,
                 "state": run.state,
                 "data_interval_start": run.data_interval_start.isoformat(),
                 "data_interval_end": run.data_interval_end.isoformat(),
-                "report_window_start": report["window_start"] if report else None,
-                "report_window_end": report["window_end"] if report else None,
+                "report_window_start": report.window_start.isoformat() if report else None,
+                "report_window_end": report.window_end.isoformat() if report else None,
                 "report": url,
-                "verdict": report.get("verdict") if report else None,
+                "verdict": report.verdict if report else None,
             }
         )
         print(

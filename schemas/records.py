@@ -2,11 +2,13 @@
 
 One definition each; producers build them and readers parse them with
 :meth:`Record.parse`, never with dicts assembled by hand. Every record carries
-``schema_version``. A reader given a record of another version, or one with a
+``schema_version``, its own kind's: a kind changes its version without the others (version 1 unless it
+declares another). A reader given a record of another version, or one with a
 field it does not know (written by a newer driftline) or without one it needs
 (written by an older one), gets a :class:`RecordError` naming the record type
 and the field. ``make schemas`` writes their JSON Schemas to
-``schemas/jsonschema/`` for non-Python producers and consumers.
+``schemas/jsonschema/`` for non-Python producers and consumers. The drift report
+is a record too, in its own module (schemas/reports.py).
 
 | record | where it travels |
 |---|---|
@@ -29,11 +31,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
-
-RECORD_SCHEMA_VERSION: Final = 1
 
 
 class RecordError(ValueError):
@@ -53,16 +53,26 @@ def utc_now() -> datetime:
 
 
 class Record(BaseModel):
-    """Base of every record: frozen, unknown fields rejected, versioned."""
+    """Base of every record: frozen, unknown fields rejected, versioned by kind.
+
+    A kind at another version than 1 declares it: ``schema_version: Literal[2] = 2`` (the reader of that kind
+    then reads only version 2; :meth:`kind_version` says which)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
     record_type: ClassVar[str]
 
-    schema_version: Literal[1] = RECORD_SCHEMA_VERSION
+    schema_version: Literal[1] = 1
 
     @classmethod
-    def parse(cls, raw: bytes | str | Mapping[str, Any]) -> Self:
-        """Decode and validate; raises :class:`RecordError` naming the field, what was wrong and what is expected."""
+    def kind_version(cls) -> int:
+        """The schema version this driftline writes and reads for this kind of record."""
+        default = cls.model_fields["schema_version"].default
+        assert isinstance(default, int)
+        return default
+
+    @classmethod
+    def decode(cls, raw: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+        """The JSON object of ``raw``; :class:`RecordError` when it is not valid JSON or not an object."""
         if isinstance(raw, bytes | str):
             try:
                 data = json.loads(raw)
@@ -72,11 +82,17 @@ class Record(BaseModel):
             data = raw
         if not isinstance(data, Mapping):
             raise RecordError(f"{cls.record_type} record: expected a JSON object, got {type(data).__name__}")
-        version = data.get("schema_version", RECORD_SCHEMA_VERSION)
-        if version != RECORD_SCHEMA_VERSION:
+        return data
+
+    @classmethod
+    def parse(cls, raw: bytes | str | Mapping[str, Any]) -> Self:
+        """Decode and validate; raises :class:`RecordError` naming the field, what was wrong and what is expected."""
+        data = cls.decode(raw)
+        version = data.get("schema_version", cls.kind_version())
+        if version != cls.kind_version():
             raise RecordError(
                 f"{cls.record_type} record: field 'schema_version': this driftline reads version "
-                f"{RECORD_SCHEMA_VERSION}, got {version!r}; read it with the driftline release that wrote it"
+                f"{cls.kind_version()}, got {version!r}; read it with the driftline release that wrote it"
             )
         try:
             return cls.model_validate(data)
@@ -600,35 +616,3 @@ class ReferenceSource(Record):
     record_type: ClassVar[str] = "reference_source"
 
     reference: str
-
-
-RECORDS: tuple[type[Record], ...] = (
-    DeadLetter,
-    WindowMetrics,
-    Alert,
-    DriftSummary,
-    RetrainRequest,
-    ModelVersion,
-    DeploymentEvent,
-    DeploymentState,
-    IngestLedger,
-    IngestProgress,
-    QuarantinedFile,
-    ReferenceSource,
-    PartitionReport,
-    PartitionCheckpoint,
-    MergerCheckpoint,
-    WindowPerformance,
-)
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schemas of the records, by file name, as checked in under ``schemas/jsonschema/``."""
-    return {
-        f"{record.record_type}.v{RECORD_SCHEMA_VERSION}.json": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://driftline.dev/schemas/{record.record_type}.v{RECORD_SCHEMA_VERSION}.json",
-            **record.model_json_schema(),
-        }
-        for record in RECORDS
-    }

@@ -6,9 +6,42 @@ import json
 from pathlib import Path
 from typing import Any
 
-from driftline.schemas import events, records
+from driftline.schemas import events, records, reports
 
 FOLDER = Path(__file__).parent / "jsonschema"
+
+
+RECORDS: tuple[type[records.Record], ...] = (
+    records.DeadLetter,
+    records.WindowMetrics,
+    records.Alert,
+    records.DriftSummary,
+    records.RetrainRequest,
+    records.ModelVersion,
+    records.DeploymentEvent,
+    records.DeploymentState,
+    records.IngestLedger,
+    records.IngestProgress,
+    records.QuarantinedFile,
+    records.ReferenceSource,
+    records.PartitionReport,
+    records.PartitionCheckpoint,
+    records.MergerCheckpoint,
+    records.WindowPerformance,
+    reports.DriftReport,
+)
+
+
+def record_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the records, by file name (``<record type>.v<its version>.json``)."""
+    return {
+        f"{record.record_type}.v{record.kind_version()}.json": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://driftline.dev/schemas/{record.record_type}.v{record.kind_version()}.json",
+            **record.model_json_schema(),
+        }
+        for record in RECORDS
+    }
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -17,7 +50,7 @@ def render(schema: dict[str, Any]) -> str:
 
 def main() -> None:
     FOLDER.mkdir(exist_ok=True)
-    for name, schema in {**events.json_schemas(), **records.json_schemas()}.items():
+    for name, schema in {**events.json_schemas(), **record_schemas()}.items():
         (FOLDER / name).write_text(render(schema))
         print(f"wrote {FOLDER / name}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from driftline.schemas.records import (
     Alert,
@@ -16,6 +16,7 @@ from driftline.schemas.records import (
     RetrainRequest,
     utc_now,
 )
+from driftline.schemas.reports import DriftReport
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
 
@@ -25,11 +26,11 @@ def drift_report_url(storage: Storage, model: str, window_end: datetime) -> str:
     return storage.url(layout.drift_report(model, window_end))
 
 
-def write_drift_report(storage: Storage, model: str, window_end: datetime, report: dict[str, Any], html: str) -> str:
+def write_drift_report(storage: Storage, report: DriftReport, html: str) -> str:
     """Write the JSON report and its HTML beside it (same name, ``.html``); returns the JSON report's URL."""
-    path = layout.drift_report(model, window_end)
-    storage.write_json(path, report)
-    storage.write_bytes(layout.drift_report_html(model, window_end), html.encode())
+    path = layout.drift_report(report.model, report.window_end)
+    storage.write_bytes(path, report.to_json())
+    storage.write_bytes(layout.drift_report_html(report.model, report.window_end), html.encode())
     return storage.url(path)
 
 
@@ -48,9 +49,9 @@ def drift_reports(storage: Storage, model: str) -> list[str]:
     return storage.glob(f"{layout.reports_folder(model)}/drift-*.json")
 
 
-def read_drift_report(storage: Storage, relative: str) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(storage.read_bytes(relative))
-    return report
+def read_drift_report(storage: Storage, relative: str) -> DriftReport:
+    """The report at ``relative``; a :class:`.StorageError` names the file and the field that does not fit."""
+    return storage.read_record(DriftReport, relative)
 
 
 # -- retrain requests -------------------------------------------------------------------------------

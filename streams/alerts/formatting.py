@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from driftline.schemas.records import Alert, AlertSeverity, QuarantinedFile
+from driftline.schemas.reports import DriftReport, FeatureLine, QualityFinding
 
 Blocks = list[dict[str, Any]]
 
@@ -91,21 +92,25 @@ def format_threshold_alert(alert: Alert) -> str:
     )
 
 
-def format_quality_alert(report: dict[str, Any], report_url: str, findings: list[dict[str, Any]]) -> str:
+def _window(report: DriftReport) -> str:
+    return f"window {report.window_start.isoformat()} → {report.window_end.isoformat()}"
+
+
+def format_quality_alert(report: DriftReport, report_url: str, findings: list[QualityFinding]) -> str:
     """One message for the window's quality findings that need a person, worst first."""
-    worst = "critical" if any(f["severity"] == "critical" for f in findings) else "warning"
+    worst = "critical" if any(f.severity == "critical" for f in findings) else "warning"
     headline = "a feature is gone for the whole window" if worst == "critical" else "data-quality problems"
-    skipped = report.get("skipped_files", [])
+    skipped = report.skipped_files
     counts = f"{len(findings)} finding(s)" + (f", {len(skipped)} unreadable file(s) set aside" if skipped else "")
     lines = [
-        f"{_SEVERITY_EMOJI[worst]} driftline: {headline} on model *{report['model']}* — {counts} "
-        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
+        f"{_SEVERITY_EMOJI[worst]} driftline: {headline} on model *{report.model}* — {counts} "
+        f"({_window(report)}, {report.current_rows} rows)"
     ]
     order = {"critical": 0, "warning": 1, "info": 2}
-    for finding in sorted(findings, key=lambda f: order.get(f["severity"], 3)):
-        lines.append(f"• [{finding['severity']}] {finding['check']}: {finding['message']}")
+    for finding in sorted(findings, key=lambda f: order.get(f.severity, 3)):
+        lines.append(f"• [{finding.severity}] {finding.check}: {finding.message}")
     for file in skipped:
-        lines.append(f"• [warning] unreadable file moved to quarantine: {file['path']} ({file['reason']})")
+        lines.append(f"• [warning] unreadable file moved to quarantine: {file.path} ({file.reason})")
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 
@@ -124,60 +129,58 @@ def format_quarantine_alert(model: str, file: QuarantinedFile, moved_to_url: str
     )
 
 
-def _feature_line(feature: dict[str, Any]) -> str:
-    score = f"p={feature['p_value']:.3g}" if feature["p_value"] is not None else "distance"
+def _feature_line(feature: FeatureLine) -> str:
+    score = f"p={feature.p_value:.3g}" if feature.p_value is not None else "distance"
     effect = ""
-    if feature.get("effect") is not None and feature.get("effect_floor") is not None:
-        effect = (
-            f", effect {feature['effect']:.3g} {feature.get('effect_measure') or ''} ≥ {feature['effect_floor']:.3g}"
-        )
+    if feature.effect is not None and feature.effect_floor is not None:
+        effect = f", effect {feature.effect:.3g} {feature.effect_measure or ''} ≥ {feature.effect_floor:.3g}"
+    statistic = "none" if feature.statistic is None else f"{feature.statistic:.4g}"
     return (
-        f"• {feature['feature']}: {feature['test']} statistic={feature['statistic']:.4g} "
-        f"{score} (threshold {feature['threshold']:.3g}{effect})"
+        f"• {feature.feature}: {feature.test} statistic={statistic} {score} (threshold {feature.threshold:.3g}{effect})"
     )
 
 
-def format_drift_alert(report: dict[str, Any], report_url: str) -> str:
-    drifted = [f for f in report["features"] if f["drifted"]]
-    joint = report.get("multivariate") or {}
+def format_drift_alert(report: DriftReport, report_url: str) -> str:
+    drifted = report.drifted
+    joint = report.multivariate
     lines = [
-        f":warning: driftline: data drift on model *{report['model']}* — "
-        f"{len(drifted)} of {len(report['features'])} features drifted against the training reference "
-        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows)"
+        f":warning: driftline: data drift on model *{report.model}* — "
+        f"{len(drifted)} of {len(report.features)} features drifted against the training reference "
+        f"({_window(report)}, {report.current_rows} rows)"
     ]
     lines.extend(_feature_line(feature) for feature in drifted)
-    if joint.get("drifted"):
+    if joint.drifted:
         lines.append(
-            f"• the features together ({joint['test']}): {joint['message']}; p={joint['p_value']:.3g} "
-            f"(threshold {joint['threshold']:.3g})"
+            f"• the features together ({joint.test}): {joint.message}; p={joint.p_value or 0.0:.3g} "
+            f"(threshold {joint.threshold or 0.0:.3g})"
         )
-    if report.get("minor_features"):
-        lines.append(f"Significant but below their effect floor (not alerted): {', '.join(report['minor_features'])}.")
-    if report.get("insufficient_data"):
-        lines.append(f"Too few values to judge: {', '.join(report['insufficient_data'])}.")
-    for segment in report.get("segments") or []:
-        if segment["drifted_features"]:
+    if report.minor_features:
+        lines.append(f"Significant but below their effect floor (not alerted): {', '.join(report.minor_features)}.")
+    if report.insufficient_data:
+        lines.append(f"Too few values to judge: {', '.join(report.insufficient_data)}.")
+    for segment in report.segments:
+        if segment.drifted_features:
             lines.append(
-                f"Segment {segment['feature']} = {segment['value']} ({segment['current_rows']} rows): "
-                f"{', '.join(segment['drifted_features'])} drifted."
+                f"Segment {segment.feature} = {segment.value} ({segment.current_rows} rows): "
+                f"{', '.join(segment.drifted_features)} drifted."
             )
-    if report.get("retrain_requested"):
+    if report.retrain_requested:
         lines.append("Retraining has been requested.")
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 
 
-def format_insufficient_alert(report: dict[str, Any], report_url: str, min_rows: int) -> str:
+def format_insufficient_alert(report: DriftReport, report_url: str, min_rows: int) -> str:
     """A window whose check found no drift but could not judge some features: not the same as "no drift"."""
-    names = list(report["insufficient_data"])
-    features = {f["feature"]: f for f in report["features"]}
-    counts = sorted({features[name]["current_size"] for name in names if name in features})
+    names = list(report.insufficient_data)
+    features = {f.feature: f for f in report.features}
+    counts = sorted({features[name].current_size for name in names if name in features})
     sizes = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}" if counts else "too few"
     return "\n".join(
         [
-            f":grey_question: driftline: no verdict for {len(names)} of {len(report['features'])} features of model "
-            f"*{report['model']}* (window {report['window_start']} → {report['window_end']}, "
-            f"{report['current_rows']} rows): {sizes} values each, fewer than drift.min_rows ({min_rows}).",
+            f":grey_question: driftline: no verdict for {len(names)} of {len(report.features)} features of model "
+            f"*{report.model}* ({_window(report)}, "
+            f"{report.current_rows} rows): {sizes} values each, fewer than drift.min_rows ({min_rows}).",
             f"Not judged: {', '.join(names)}. Gross change (values out of range, unseen categories, missing share) "
             "was tested and not found; smaller changes cannot be seen at this size. Lower drift.min_rows or lengthen "
             "drift.window if such windows are normal.",
@@ -186,33 +189,32 @@ def format_insufficient_alert(report: dict[str, Any], report_url: str, min_rows:
     )
 
 
-def format_production_drift_alert(report: dict[str, Any], report_url: str) -> str:
+def format_production_drift_alert(report: DriftReport, report_url: str) -> str:
     """What changed against the previous windows of production (the rolling reference)."""
-    production = report["production_drift"]
-    windows = production["reference_windows"]
+    production = report.production_drift
     lines = [
-        f":warning: driftline: model *{report['model']}*'s data changed against the previous {len(windows)} "
-        f"window(s) of production — {len(production['drifted_features'])} of {len(production['features'])} features "
-        f"(window {report['window_start']} → {report['window_end']}, {report['current_rows']} rows vs "
-        f"{production['reference_rows']} rows)"
+        f":warning: driftline: model *{report.model}*'s data changed against the previous "
+        f"{len(production.reference_windows)} window(s) of production — {len(production.drifted_features)} of "
+        f"{len(production.features)} features ({_window(report)}, {report.current_rows} rows vs "
+        f"{production.reference_rows} rows)"
     ]
-    lines.extend(_feature_line(feature) for feature in production["features"] if feature["drifted"])
+    lines.extend(_feature_line(feature) for feature in production.features if feature.drifted)
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 
 
-def format_performance_alert(report: dict[str, Any], report_url: str) -> str:
+def format_performance_alert(report: DriftReport, report_url: str) -> str:
     """Which metrics degraded in the window: the value, its interval, the reference and the tolerance."""
-    realized = report["performance"]["realized"]
+    realized = report.performance.realized
     lines = [
-        f":chart_with_downwards_trend: driftline: model *{report['model']}* performs worse than its reference "
-        f"(window {report['window_start']} → {report['window_end']}, {realized['labelled_rows']} labelled rows)"
+        f":chart_with_downwards_trend: driftline: model *{report.model}* performs worse than its reference "
+        f"({_window(report)}, {realized.labelled_rows} labelled rows)"
     ]
-    for verdict in realized["degraded"]:
-        current = verdict["current"]
+    for verdict in realized.degraded:
+        current = verdict.current
         lines.append(
-            f"• {verdict['metric']}: {current['value']:.4f} (95 % CI {current['ci_low']:.4f}–{current['ci_high']:.4f})"
-            f" vs reference {verdict['reference']:.4f}, tolerance {verdict['tolerance']:g}"
+            f"• {verdict.metric}: {current.value:.4f} (95 % CI {current.ci_low:.4f}–{current.ci_high:.4f})"
+            f" vs reference {verdict.reference:.4f}, tolerance {verdict.tolerance:g}"
         )
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)

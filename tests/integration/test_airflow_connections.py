@@ -119,7 +119,7 @@ def test_a_run_configured_by_connections_and_variables_needs_no_driftline_enviro
     assert drift.returncode == 0, output[-3000:]
 
     [path] = state.drift_reports(storage, "churn")
-    report = state.read_drift_report(storage, path)
+    report = state.read_drift_report(storage, path).to_jsonable()
     assert report["current_rows"] == 600 and set(report["drifted_features"]) >= {"x0", "x3"}
     [message] = slack.messages()
     assert message["channel"] == "#from-connection" and message["auth"] == "Bearer xoxb-connection-token"

@@ -111,7 +111,7 @@ def test_the_loop_through_airflow(loop_env, slack):
     drift = run("dag-test", "driftline_drift", "--logical-date", at)
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
     [report_path] = state.drift_reports(storage, "churn")
-    report = state.read_drift_report(storage, report_path)
+    report = state.read_drift_report(storage, report_path).to_jsonable()
     assert (report["window_start"], report["window_end"]) == ((T0 + timedelta(hours=1)).isoformat(), at)
     assert b"<svg" in storage.read_bytes(report_path.removesuffix(".json") + ".html")
     assert report["current_rows"] == ROWS_PER_HOUR
@@ -192,7 +192,9 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         assert [(r.run_type, r.state) for r in runs] == [("backfill", "success")] * 3, runs
         intervals = [(r.data_interval_start, r.data_interval_end) for r in runs]
         assert intervals == [(t1 + timedelta(hours=h), t1 + timedelta(hours=h + 1)) for h in range(3)]
-        reports = [state.read_drift_report(storage, path) for path in state.drift_reports(storage, "churn")]
+        reports = [
+            state.read_drift_report(storage, path).to_jsonable() for path in state.drift_reports(storage, "churn")
+        ]
         assert [(r["window_start"], r["window_end"]) for r in reports] == [
             (start.isoformat(), end.isoformat()) for start, end in intervals
         ]
@@ -214,7 +216,7 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         last = state.drift_reports(storage, "churn")[-1]
         again = airflow.clear("driftline_drift", runs[-1])
         assert again.state == "success"
-        rewritten = state.read_drift_report(storage, last)
+        rewritten = state.read_drift_report(storage, last).to_jsonable()
         assert rewritten["generated_at"] > reports[-1]["generated_at"]  # overwritten, the same name
         changed = {"generated_at", "retrain_requested", "retrain_not_requested"}
         assert {k: v for k, v in rewritten.items() if k not in changed} == {

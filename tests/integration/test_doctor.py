@@ -169,7 +169,7 @@ def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_othe
     assert f"model 'broken.yaml': {configs}/broken.yaml: not valid YAML" in output  # no name to read: the file's
     assert "up_for_retry" not in output  # no retry can fix a config: the tasks failed for good at once
     [report] = state.drift_reports(storage, "fraud")  # ... and the good model was checked all the same
-    assert state.read_drift_report(storage, report)["current_rows"] == 300
+    assert state.read_drift_report(storage, report).current_rows == 300
     assert state.drift_reports(storage, "churn") == []
     failures = sorted(text for text in slack.texts() if text.startswith(":x: driftline: task *driftline_drift."))
     assert len(failures) == 2, slack.texts()

@@ -7,16 +7,15 @@ import jsonschema
 import pytest
 
 from driftline.schemas.records import (
-    RECORDS,
     Alert,
     DeadLetter,
     ModelVersion,
     RecordError,
     RetrainRequest,
-    json_schemas,
     original_text,
 )
-from driftline.schemas.write_jsonschema import FOLDER, render
+from driftline.schemas.write_jsonschema import FOLDER, RECORDS, render
+from driftline.schemas.write_jsonschema import record_schemas as json_schemas
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 

@@ -5,7 +5,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from driftline.schemas.records import Alert, IngestLedger, RetrainRequest
+from driftline.schemas.reports import DriftReport
 from driftline.schemas.storage import Storage, StorageError, layout, state
+from tests.unit.schemas.report_data import report_fields
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
@@ -45,11 +47,19 @@ def test_a_record_of_another_shape_names_the_file_and_the_field(tmp_path):
 
 def test_reports_are_written_beside_their_html_and_listed_oldest_first(tmp_path):
     storage = Storage.from_url(str(tmp_path))
+    written = {}
     for hour in (11, 10):
-        state.write_drift_report(storage, "m", T0.replace(hour=hour), {"hour": hour}, "<html></html>")
+        fields = report_fields([], 1) | {"window_end": T0.replace(hour=hour).isoformat()}
+        written[hour] = DriftReport.parse(fields)
+        state.write_drift_report(storage, written[hour], "<html></html>")
     reports = state.drift_reports(storage, "m")
     assert reports == ["reports/model=m/drift-20260501T100000Z.json", "reports/model=m/drift-20260501T110000Z.json"]
-    assert state.read_drift_report(storage, reports[-1]) == {"hour": 11}
+    assert state.read_drift_report(storage, reports[-1]) == written[11]
+    storage.write_json(reports[0], {**report_fields([], 1), "owner": "x"})
+    with pytest.raises(
+        StorageError, match=r"drift-20260501T100000Z.json: drift_report record: field 'owner' is unknown"
+    ):
+        state.read_drift_report(storage, reports[0])
     assert storage.exists("reports/model=m/drift-20260501T110000Z.html")
 
 
