@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from driftline.detectors.base import DriftResult, StatTest
     from driftline.detectors.engine import DriftReport, FeatureDrift, compare_profiles
-    from driftline.detectors.profile import Profile, build_reference_profile, infer_feature_types, window_profile
+    from driftline.detectors.profile import Profile
+    from driftline.detectors.profiling import build_reference_profile, infer_feature_types, window_profile
     from driftline.detectors.registry import available_tests, get_test, register
 
 _EXPORTS = {
@@ -22,9 +23,9 @@ _EXPORTS = {
     "FeatureDrift": "engine",
     "compare_profiles": "engine",
     "Profile": "profile",
-    "build_reference_profile": "profile",
-    "infer_feature_types": "profile",
-    "window_profile": "profile",
+    "build_reference_profile": "profiling",
+    "infer_feature_types": "profiling",
+    "window_profile": "profiling",
     "available_tests": "registry",
     "get_test": "registry",
     "register": "registry",

@@ -55,7 +55,8 @@ def load_reference(path: str, config: Any = None, storage_options: dict[str, Any
     whatever its name."""
     import fsspec
 
-    from driftline.detectors.profile import Profile, build_reference_profile
+    from driftline.detectors.profile import Profile
+    from driftline.detectors.profiling import build_reference_profile
     from driftline.detectors.sources import detect_format, read_table
 
     options = _storage_options(path, storage_options or {})
@@ -70,7 +71,7 @@ def load_reference(path: str, config: Any = None, storage_options: dict[str, Any
 def cmd_profile(args: Any) -> int:
     import fsspec
 
-    from driftline.detectors.profile import build_reference_profile
+    from driftline.detectors.profiling import build_reference_profile
     from driftline.detectors.sources import read_table
     from driftline.schemas.config import load_monitor_config
 
@@ -95,7 +96,7 @@ def cmd_profile(args: Any) -> int:
 def cmd_check(args: Any) -> int:
     from driftline.detectors.engine import compare_profiles
     from driftline.detectors.html import render_html
-    from driftline.detectors.profile import window_profile
+    from driftline.detectors.profiling import window_profile
     from driftline.detectors.sources import open_batches
     from driftline.schemas.config import load_monitor_config
 

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 
 from driftline.dags.tasks.performance import ConfidenceSums, PredictionSample
 from driftline.detectors import Profile, build_reference_profile
-from driftline.detectors.profile import OTHER, CategoricalSummary, ProfileBuilder
+from driftline.detectors.profile import OTHER, CategoricalSummary
+from driftline.detectors.profiling import ProfileBuilder
 from driftline.detectors.quality import QualityIssue
 from driftline.detectors.sources import read_table
 from driftline.schemas.config import MonitorConfig
