@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from driftline.schemas import events, records, reports
+from driftline.schemas import events, records, reports, worker_state
 
 FOLDER = Path(__file__).parent / "jsonschema"
 
@@ -24,9 +24,9 @@ RECORDS: tuple[type[records.Record], ...] = (
     records.IngestProgress,
     records.QuarantinedFile,
     records.ReferenceSource,
-    records.PartitionReport,
-    records.PartitionCheckpoint,
-    records.MergerCheckpoint,
+    worker_state.PartitionReport,
+    worker_state.PartitionCheckpoint,
+    worker_state.MergerCheckpoint,
     records.WindowPerformance,
     reports.DriftReport,
 )

@@ -45,7 +45,7 @@ from faust.types import TP, StreamT
 from mode import Service
 
 from driftline.schemas.config import MonitorConfig, load_monitor_configs
-from driftline.schemas.records import Alert, PartitionReport, RecordError, WindowMetrics, WindowPerformance, utc_now
+from driftline.schemas.records import Alert, RecordError, WindowMetrics, WindowPerformance, utc_now
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.models import read_deployment_state
@@ -55,6 +55,7 @@ from driftline.schemas.storage.state import (
     read_merger_checkpoint,
     write_merger_checkpoint,
 )
+from driftline.schemas.worker_state import PartitionReport
 from driftline.streams.alerts.delivery import Notifier, deliver_with_retry, notifier_from_settings
 from driftline.streams.alerts.formatting import alert_blocks, format_threshold_alert
 from driftline.streams.app import announce, create_app, serving_port

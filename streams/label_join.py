@@ -40,7 +40,8 @@ from typing import Any
 
 from driftline.schemas.config import PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
-from driftline.schemas.records import LabelJoinState, WindowPerformance
+from driftline.schemas.records import WindowPerformance
+from driftline.schemas.worker_state import LabelJoinState
 from driftline.streams.windows import window_start
 
 Scalar = float | int | str | bool | None

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from driftline.schemas.records import MergerCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
+from driftline.schemas.records import WindowMetrics, WindowPerformance
+from driftline.schemas.worker_state import MergerCheckpoint, PartitionReport
 from driftline.streams.label_join import merge_performance
 from driftline.streams.prediction_drift import PredictionMonitors
 from driftline.streams.rollouts.control import RolloutController

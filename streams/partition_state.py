@@ -58,7 +58,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from driftline.schemas.events import EventLimits, PredictionEvent, PredictionRecord
-from driftline.schemas.records import PartitionCheckpoint, PartitionReport, WindowMetrics, WindowPerformance
+from driftline.schemas.records import WindowMetrics, WindowPerformance
+from driftline.schemas.worker_state import PartitionCheckpoint, PartitionReport
 from driftline.streams.label_join import LabelJoin
 from driftline.streams.windows import WindowAggregate, answers_agree, window_start
 

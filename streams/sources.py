@@ -50,10 +50,11 @@ from confluent_kafka import TopicPartition as KafkaPartition
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
 from driftline.schemas.events import EventError, EventLimits, LabelRecord, read_event
-from driftline.schemas.records import Alert, DeadLetter, PartitionCheckpoint, original_text
+from driftline.schemas.records import Alert, DeadLetter, original_text
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
+from driftline.schemas.worker_state import PartitionCheckpoint
 from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
 from driftline.streams.label_join import LabelJoin

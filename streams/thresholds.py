@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from driftline.schemas.config import MetricSettings, MonitorConfig, PerformanceSettings
-from driftline.schemas.records import Alert, AlertIncident, AlertSeverity, WindowMetrics, WindowPerformance
+from driftline.schemas.records import Alert, AlertSeverity, WindowMetrics, WindowPerformance
+from driftline.schemas.worker_state import AlertIncident
 from driftline.streams.alerts.ids import breach_alert_id, resolved_alert_id
 from driftline.streams.label_join import HIGHER_IS_BETTER, STREAM_METRICS, Realized, realized
 

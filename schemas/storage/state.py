@@ -7,18 +7,11 @@ import json
 from datetime import datetime, timedelta
 from typing import Literal
 
-from driftline.schemas.records import (
-    Alert,
-    IngestLedger,
-    IngestProgress,
-    MergerCheckpoint,
-    PartitionCheckpoint,
-    RetrainRequest,
-    utc_now,
-)
+from driftline.schemas.records import Alert, IngestLedger, IngestProgress, RetrainRequest, utc_now
 from driftline.schemas.reports import DriftReport
 from driftline.schemas.storage import layout
 from driftline.schemas.storage.base import Storage
+from driftline.schemas.worker_state import MergerCheckpoint, PartitionCheckpoint
 
 
 def drift_report_url(storage: Storage, model: str, window_end: datetime) -> str:

@@ -35,9 +35,9 @@ def test_a_taken_port_is_reported_with_what_to_do(tmp_path):
 
 
 def test_a_new_broker_forgets_the_worker_checkpoints_of_the_old_one(tmp_path):
-    from driftline.schemas.records import PartitionCheckpoint
     from driftline.schemas.storage.base import Storage
     from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
+    from driftline.schemas.worker_state import PartitionCheckpoint
 
     stack = LocalStack(tmp_path / "home", free_port())
     stack.up(migrate_airflow=False)

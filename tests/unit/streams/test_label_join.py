@@ -11,7 +11,8 @@ from scipy.stats import binomtest
 
 from driftline.schemas.config import MonitorConfig, PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
-from driftline.schemas.records import LabelJoinState, PartitionReport, WindowPerformance
+from driftline.schemas.records import WindowPerformance
+from driftline.schemas.worker_state import LabelJoinState, PartitionReport
 from driftline.streams.label_join import LabelJoin, merge_performance, realized, wilson
 from driftline.streams.merger import WindowMerger
 from driftline.streams.thresholds import StreamAlerts

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from driftline.schemas.records import MergerCheckpoint, PartitionCheckpoint, PartitionReport, WindowMetrics
+from driftline.schemas.records import WindowMetrics
+from driftline.schemas.worker_state import MergerCheckpoint, PartitionCheckpoint, PartitionReport
 from driftline.streams.merger import WindowMerger
 from driftline.streams.windows import WindowAggregate
 from tests.unit.streams.test_partition_state import T0, accumulator, event

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from driftline.schemas.events import EventLimits, PredictionEvent
-from driftline.schemas.records import PartitionCheckpoint
+from driftline.schemas.worker_state import PartitionCheckpoint
 from driftline.streams.partition_state import PartitionAccumulator
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from driftline.schemas.config import MonitorConfig
-from driftline.schemas.records import MergerCheckpoint
+from driftline.schemas.worker_state import MergerCheckpoint
 from driftline.streams.merger import WindowMerger
 from driftline.streams.prediction_drift import PredictionMonitors
 from driftline.streams.windows import WindowAggregate

@@ -11,10 +11,10 @@ import pytest
 from confluent_kafka import TIMESTAMP_CREATE_TIME, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaPartition
 
-from driftline.schemas.records import PartitionReport
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import read_partition_checkpoint, write_partition_checkpoint
+from driftline.schemas.worker_state import PartitionReport
 from driftline.streams import sources, topics
 from driftline.streams.health import WorkerHealth
 from driftline.streams.sources import SourceReader
