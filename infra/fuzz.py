@@ -44,7 +44,8 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from driftline.dags.tasks.ingest import ingest_topic
-from driftline.infra.chaos import Worker, read_topic
+from driftline.infra.chaos_checks import read_topic
+from driftline.infra.chaos_processes import Worker
 from driftline.infra.local_stack import free_port, start_broker, stop_process
 from driftline.schemas.records import DeadLetter
 from driftline.schemas.settings import Settings

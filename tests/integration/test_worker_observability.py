@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from driftline.infra.chaos import DurableBroker
+from driftline.infra.chaos_processes import DurableBroker
 from driftline.infra.local_stack import free_port, stop_child
 from driftline.schemas.settings import Settings
 from driftline.streams.producer import DriftlineProducer
