@@ -103,7 +103,10 @@ class PerformanceAggregate:
             return
         # A score (a float in [0, 1]) against a 0/1 label is thresholded; anything else is compared as a class.
         binary = isinstance(prediction, float) and 0.0 <= prediction <= 1.0 and actual in ("0", "1")
-        predicted = ("1" if float(prediction) >= self.threshold else "0") if binary else as_class(prediction)  # type: ignore[arg-type]
+        if binary:
+            predicted: str | None = "1" if float(prediction) >= self.threshold else "0"  # type: ignore[arg-type]
+        else:
+            predicted = as_class(prediction)
         if predicted is None:
             self.unscored += 1
             return

@@ -121,7 +121,10 @@ def captured(producer: DriftlineProducer) -> list[tuple[str, dict]]:
     import json
 
     sent: list[tuple[str, dict]] = []
-    producer._enqueue = lambda topic, value, key, dead=False: sent.append((topic, json.loads(value)))  # type: ignore[method-assign]
+    def enqueue(topic: str, value: bytes, key: bytes | None, dead: bool = False) -> None:
+        sent.append((topic, json.loads(value)))
+
+    producer._enqueue = enqueue  # type: ignore[method-assign]
     return sent
 
 
