@@ -42,6 +42,7 @@ from driftline.schemas.config import PerformanceSettings
 from driftline.schemas.events import EventLimits, LabelRecord
 from driftline.schemas.records import WindowPerformance
 from driftline.schemas.worker_state import LabelJoinState
+from driftline.streams.progress import PartitionProgress
 from driftline.streams.windows import window_start
 
 Scalar = float | int | str | bool | None
@@ -210,8 +211,8 @@ class EarlyLabel:
 
 
 @dataclass
-class LabelJoin:
-    """One source partition's join (module docstring). Offsets are the labels topic's."""
+class LabelJoin(PartitionProgress):
+    """One source partition's join (module docstring). Offsets and watermark are the labels topic's."""
 
     topic: str
     partition: int
@@ -230,38 +231,10 @@ class LabelJoin:
     evicted: int = 0
     closed_through: datetime | None = None  # performance windows ending (+ deadline) at or before this are sent
 
-    # -- offsets of the labels topic, as PartitionAccumulator has them for the predictions ---------------------
-    def already_counted(self, offset: int) -> bool:
-        return offset <= self.last_offset
-
     @property
-    def next_offset(self) -> int:
-        return self.last_offset + 1
-
-    def skips_ahead(self, offset: int) -> bool:
-        return offset > self.next_offset
-
-    def skip_to(self, offset: int) -> None:
-        self.last_offset = max(self.last_offset, offset - 1)
-
-    def refuse(self, offset: int) -> None:
-        self.last_offset = max(self.last_offset, offset)
-
-    @property
-    def watermark(self) -> datetime | None:
-        """No later label of this partition is stamped in a window ending at or before this."""
-        candidates = [self.idle_watermark] if self.idle_watermark is not None else []
-        if self.max_label_time is not None:
-            candidates.append(self.max_label_time - self.allowed_lateness)
-        return max(candidates) if candidates else None
-
-    def mark_idle(self, now: datetime) -> bool:
-        candidate = now - self.allowed_lateness
-        if self.idle_watermark is not None and candidate <= self.idle_watermark:
-            return False
-        before = self.watermark
-        self.idle_watermark = candidate
-        return self.watermark != before
+    def latest_time(self) -> datetime | None:
+        """The newest label time read (capped by its broker time); the labels' watermark follows it."""
+        return self.max_label_time
 
     # -- the two sides ----------------------------------------------------------------------------------------
     def expect(  # noqa: PLR0917 - the prediction's fields, in the accumulator's hot path

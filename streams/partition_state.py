@@ -61,13 +61,14 @@ from driftline.schemas.events import EventLimits, PredictionEvent, PredictionRec
 from driftline.schemas.records import WindowMetrics, WindowPerformance
 from driftline.schemas.worker_state import PartitionCheckpoint, PartitionReport
 from driftline.streams.label_join import LabelJoin
+from driftline.streams.progress import PartitionProgress
 from driftline.streams.windows import WindowAggregate, answers_agree, window_start
 
 WindowKey = tuple[str, str, datetime]
 
 
 @dataclass
-class PartitionAccumulator:
+class PartitionAccumulator(PartitionProgress):
     topic: str
     partition: int
     window_for_model: Callable[[str], timedelta]
@@ -89,37 +90,8 @@ class PartitionAccumulator:
     _last_window: tuple[timedelta, datetime, datetime] | None = field(default=None, repr=False)
 
     @property
-    def watermark(self) -> datetime | None:
-        """No later event of this partition can fall in a window ending at or before this."""
-        candidates = [self.idle_watermark] if self.idle_watermark is not None else []
-        if self.max_event_time is not None:
-            candidates.append(self.max_event_time - self.allowed_lateness)
-        return max(candidates) if candidates else None
-
-    def already_counted(self, offset: int) -> bool:
-        """Whether the message at ``offset`` is already folded in (a replay after a restart)."""
-        return offset <= self.last_offset
-
-    @property
-    def next_offset(self) -> int:
-        """The only offset this partition may count next: offsets are folded in one after the other."""
-        return self.last_offset + 1
-
-    def skips_ahead(self, offset: int) -> bool:
-        """Whether the message at ``offset`` comes after messages not yet counted (a gap).
-
-        The worker asks the broker whether the offsets in between hold messages; if they do, the consumer was
-        moved past messages never counted, and the worker restarts at the checkpoint (agents.py).
-        """
-        return offset > self.next_offset
-
-    def skip_to(self, offset: int) -> None:
-        """The broker no longer has the messages before ``offset`` (retention deleted them): go on from it."""
-        self.last_offset = max(self.last_offset, offset - 1)
-
-    def refuse(self, offset: int) -> None:
-        """Record that the message at ``offset`` was seen and refused (not a prediction)."""
-        self.last_offset = max(self.last_offset, offset)
+    def latest_time(self) -> datetime | None:
+        return self.max_event_time
 
     def add(
         self,
@@ -203,16 +175,6 @@ class PartitionAccumulator:
         self._recent_set.add(digest)
         while len(self._recent) > self.dedupe_horizon:
             self._recent_set.discard(self._recent.popleft())
-
-    def mark_idle(self, now: datetime) -> bool:
-        """The partition delivered nothing for the idle time: everything up to ``now`` minus the lateness is
-        complete. Returns whether the watermark moved."""
-        candidate = now - self.allowed_lateness
-        if self.idle_watermark is not None and candidate <= self.idle_watermark:
-            return False
-        before = self.watermark
-        self.idle_watermark = candidate
-        return self.watermark != before
 
     def close_ready(self) -> list[WindowMetrics]:
         """This partition's parts of the windows its watermark has passed, oldest first; they leave the state."""
