@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, Producer
@@ -59,6 +60,7 @@ from driftline.streams.health import WorkerHealth
 from driftline.streams.intake import PredictionIntake
 from driftline.streams.label_join import LabelJoin
 from driftline.streams.partition_state import PartitionAccumulator
+from driftline.streams.progress import PartitionProgress
 from driftline.streams.telemetry import WorkerTelemetry
 from driftline.streams.topics import confirm_gap
 
@@ -500,57 +502,59 @@ class SourceReader:
 
     # -- idle partitions and lag --------------------------------------------------------------------------------
     def close_idle_partitions(self) -> None:
-        """Raise the watermark of idle partitions to the wall clock (module docstring)."""
-        assert self.consumer is not None
+        """Raise the watermark of idle partitions to the wall clock (module docstring): the predictions' partitions
+        and, with the late-label join, the labels' partitions of the same number."""
         now = self.health.clock()  # the wall clock (time.time)
-        moved = set()
-        for partition, accumulator in list(self.accumulators.items()):
-            if self.health.silent_for(partition, now) < self.settings.idle_close_seconds:
-                continue
-            if self.eof_at.get(partition) != accumulator.next_offset:
-                continue  # the last fetch did not come back empty at the next offset to count
-            try:
-                _, end = self.consumer.get_watermark_offsets(
-                    KafkaPartition(self.topic, partition), timeout=5.0, cached=False
-                )
-            except KafkaException as exc:
-                log.info("not closing idle partition %d: the broker did not say where it ends (%s)", partition, exc)
-                continue
-            if end > accumulator.next_offset:
-                continue
-            if accumulator.mark_idle(datetime.fromtimestamp(now, tz=UTC)):
-                moved.add(partition)
-                log.info("partition %d is idle: its watermark is now %s", partition, accumulator.watermark)
-                # The wall clock is the one thing a replay would not decide the same way: save the decision
-                # (windows still open) before any window it closes is sent, so a restart closes the same ones.
-                write_partition_checkpoint(self.storage, self.group, accumulator.checkpoint())
-        moved |= self.close_idle_label_partitions(now)
+        predictions_silent = partial(self.health.silent_for, now=now)
+        moved = self._close_idle(self.topic, lambda accumulator: accumulator, predictions_silent, self.eof_at, now)
+        if self.label_topic is not None:
+
+            def labels_silent(partition: int) -> float:
+                return now - self.label_seen.get(partition, now)
+
+            moved |= self._close_idle(
+                self.label_topic, lambda accumulator: accumulator.join, labels_silent, self.label_eof_at, now
+            )
         if moved:
             self.report_and_save(moved)
 
-    def close_idle_label_partitions(self, now: float) -> set[int]:
-        """The same for the labels partitions of the join: a quiet one follows the wall clock."""
-        moved: set[int] = set()
-        if self.label_topic is None:
-            return moved
+    def _close_idle(
+        self,
+        topic: str,
+        progress_of: Callable[[PartitionAccumulator], PartitionProgress | None],
+        silent_for: Callable[[int], float],
+        eof_at: dict[int, int],
+        now: float,
+    ) -> set[int]:
+        """The partitions of ``topic`` whose watermark moved to the wall clock: silent for the idle time, the last
+        fetch empty at the next offset to count, and the broker's end offset there too."""
         assert self.consumer is not None
+        moved: set[int] = set()
         for partition, accumulator in list(self.accumulators.items()):
-            join = accumulator.join
-            if join is None or now - self.label_seen.get(partition, now) < self.settings.idle_close_seconds:
+            progress = progress_of(accumulator)
+            if progress is None or silent_for(partition) < self.settings.idle_close_seconds:
                 continue
-            if self.label_eof_at.get(partition) != join.next_offset:
-                continue
+            if eof_at.get(partition) != progress.next_offset:
+                continue  # the last fetch did not come back empty at the next offset to count
             try:
                 _, end = self.consumer.get_watermark_offsets(
-                    KafkaPartition(self.label_topic, partition), timeout=5.0, cached=False
+                    KafkaPartition(topic, partition), timeout=5.0, cached=False
                 )
             except KafkaException as exc:
-                log.info("not closing idle labels partition %d: the broker did not answer (%s)", partition, exc)
+                log.info(
+                    "not closing idle partition %d of %s: the broker did not say where it ends (%s)",
+                    partition,
+                    topic,
+                    exc,
+                )
                 continue
-            if end > join.next_offset:
+            if end > progress.next_offset:
                 continue
-            if join.mark_idle(datetime.fromtimestamp(now, tz=UTC)):
+            if progress.mark_idle(datetime.fromtimestamp(now, tz=UTC)):
                 moved.add(partition)
+                log.info("partition %d of %s is idle: its watermark is now %s", partition, topic, progress.watermark)
+                # The wall clock is the one thing a replay would not decide the same way: save the decision
+                # (windows still open) before any window it closes is sent, so a restart closes the same ones.
                 write_partition_checkpoint(self.storage, self.group, accumulator.checkpoint())
         return moved
 
