@@ -1,4 +1,4 @@
-"""Automatic promotion and rollback (issue 10, item 4): the window merger feeds each closed window of a model
+"""Automatic promotion and rollback: the window merger feeds each closed window of a model
 with a rollout in progress to that rollout's stage, and the stage's gates decide. Pure.
 
 The stage in progress is the deployment state's ``(rollout_id, stage)``; windows that started before the stage
