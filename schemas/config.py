@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from driftline.schemas.names import ModelName, NameError_, check_name
@@ -301,6 +300,8 @@ class ConfigError(ValueError):
 
 
 def load_monitor_config(path: str | Path) -> MonitorConfig:
+    import yaml  # the roles that read monitor configs install it; the client a service embeds does not
+
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -363,6 +364,8 @@ def scan_monitor_configs(directory: str | Path) -> ConfigScan:
 
 def _declared_model(path: Path) -> str | None:
     """The model a config file names, when it names a valid one (to label its failure); ``None`` otherwise."""
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):

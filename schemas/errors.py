@@ -41,8 +41,7 @@ def transient(exc: BaseException) -> bool:
 def _own_message_types() -> tuple[type[BaseException], ...]:
     from driftline.schemas.names import NameError_
     from driftline.schemas.settings import SettingsError
-    from driftline.schemas.storage.base import StorageError
-    from driftline.schemas.storage.events import UnreadableFileError
+    from driftline.schemas.storage.base import StorageError, UnreadableFileError
     from driftline.schemas.storage.layout import LayoutError
 
     return (ConfigError, NameError_, SettingsError, StorageError, UnreadableFileError, LayoutError, UserError)

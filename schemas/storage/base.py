@@ -29,6 +29,14 @@ class StorageError(RuntimeError):
     """A storage operation that cannot be done; the message names the path."""
 
 
+class UnreadableFileError(ValueError):
+    """An event file whose bytes are not a Parquet file of events; ``reason`` says what is wrong with it."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url}: {reason}")
+        self.reason = reason
+
+
 class OutsideRootError(StorageError, ValueError):
     """A relative path that would resolve outside the storage root."""
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from driftline.schemas.events import LabelEvent, LabelRecord, PredictionEvent, PredictionRecord
 from driftline.schemas.records import QuarantinedFile
 from driftline.schemas.storage import layout
-from driftline.schemas.storage.base import Storage
+from driftline.schemas.storage.base import Storage, UnreadableFileError
 
 T = TypeVar("T")
 
@@ -274,14 +274,6 @@ def event_files(
 
 # Every event file has these (event_row writes them); a file without them is not one.
 REQUIRED_COLUMNS = ("request_id", "model_version", "event_time")
-
-
-class UnreadableFileError(ValueError):
-    """An event file whose bytes are not a Parquet file of events; ``reason`` says what is wrong with it."""
-
-    def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"{url}: {reason}")
-        self.reason = reason
 
 
 def read_event_file(storage: Storage, relative: str) -> pd.DataFrame:

@@ -121,6 +121,7 @@ def captured(producer: DriftlineProducer) -> list[tuple[str, dict]]:
     import json
 
     sent: list[tuple[str, dict]] = []
+
     def enqueue(topic: str, value: bytes, key: bytes | None, dead: bool = False) -> None:
         sent.append((topic, json.loads(value)))
 
