@@ -60,6 +60,7 @@ from driftline.streams.alerts.delivery import Notifier, deliver_with_retry, noti
 from driftline.streams.alerts.formatting import alert_blocks, format_threshold_alert
 from driftline.streams.app import announce, create_app, serving_port
 from driftline.streams.health import WorkerHealth
+from driftline.streams.kafka_security import faust_security
 from driftline.streams.merger import WindowMerger
 from driftline.streams.rollouts import state as rollout
 from driftline.streams.rollouts import store as rollout_store
@@ -426,6 +427,7 @@ def main(settings: Settings) -> None:
     The worker serves its pages on ``DRIFTLINE_WORKER_PORT`` or, when another worker on the host has it, the next
     free port (:func:`serving_port`), and lists itself for Prometheus under ``$DRIFTLINE_HOME/worker/prometheus/``
     while it runs."""
+    faust_security(settings.kafka_options)  # a security setting the Faust client cannot take stops us here
     configs = load_monitor_configs(settings.config_dir)
     ensure_topics(settings)
     source_partitions = partition_count(settings, settings.topics.predictions)

@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from driftline.schemas.settings import Settings
+from driftline.streams.kafka_security import faust_security
 
 log = logging.getLogger("driftline.worker")
 PORTS_TRIED = 64  # DRIFTLINE_WORKER_PORT and the ports after it a worker tries when it is taken
@@ -84,6 +85,8 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         f"{settings.topic_prefix}-metrics",
         broker=broker_urls(settings.bootstrap_servers),
+        # DRIFTLINE_KAFKA_CONFIG's security settings, as the confluent-kafka clients of the worker get them.
+        **faust_security(settings.kafka_options),
         store="memory://",
         # Faust's working folder goes under the driftline home, not wherever the worker was started.
         datadir=str(worker_folder / "{conf.name}-data"),
