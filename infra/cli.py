@@ -8,6 +8,7 @@ import json
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from driftline.schemas.names import NameError_, check_name
@@ -169,6 +170,29 @@ def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if str(run.state) in {"success", "DagRunState.SUCCESS"} else 1
 
 
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+
+
+def airflow_bundles(*, only: bool = False) -> list[dict[str, Any]]:
+    """Airflow's DAG bundle list with driftline's DAGs, read where this driftline is installed (no copy): Airflow's
+    default bundle (its DAGs folder) and driftline's; ``only``: driftline's alone, to add to a list of one's own."""
+    import driftline.dags
+
+    driftline_bundle = {
+        "name": "driftline",
+        "classpath": LOCAL_BUNDLE,
+        "kwargs": {"path": str(Path(driftline.dags.__file__).parent)},
+    }
+    if only:
+        return [driftline_bundle]
+    return [{"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}}, driftline_bundle]
+
+
+def _cmd_airflow_bundle(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(airflow_bundles(only=args.only)))
+    return 0
+
+
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.drift_cli import cmd_profile, run
 
@@ -248,6 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("model", type=_model_name)
     rollback.set_defaults(func=_cmd_rollback)
     _add_rollout_commands(commands)
+    bundle = commands.add_parser(
+        "airflow-bundle",
+        help="print Airflow's DAG bundle list with driftline's DAGs where driftline is installed, for "
+        'AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="$(driftline airflow-bundle)"',
+    )
+    bundle.add_argument("--only", action="store_true", help="driftline's bundle alone, to add to a list of your own")
+    bundle.set_defaults(func=_cmd_airflow_bundle)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument(
         "dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"]
@@ -326,6 +357,7 @@ COMMAND_ROLE = {
     "profile": "cli",
     "check": "cli",
     "dag-test": "airflow",
+    "airflow-bundle": "airflow",
     "doctor": "all",
     "up": "local",
     "down": "local",

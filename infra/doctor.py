@@ -168,19 +168,26 @@ def check_airflow(settings: Settings) -> Iterator[Finding]:
             logging.disable(logging.NOTSET)
     for file, error in sorted(bag.import_errors.items()):
         yield Finding("airflow", "FAIL", f"{Path(file).name} does not import: {' '.join(str(error).split())[-300:]}")
-    wanted = {"driftline_ingest", "driftline_drift", "driftline_retrain"}
+    wanted = {"driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"}
     missing = sorted(wanted - set(bag.dag_ids))
     if missing:
         yield Finding("airflow", "FAIL", f"DAGs {', '.join(missing)} not found in {folder}")
     elif not bag.import_errors:
         yield Finding("airflow", "ok", f"the {len(wanted)} driftline DAGs import cleanly from {folder}")
     dags_folder = Path(conf.get("core", "dags_folder")).resolve()
-    if dags_folder != folder.resolve() and not any(dags_folder.glob("driftline_*.py")):
+    bundles = conf.getjson("dag_processor", "dag_bundle_config_list", fallback=None)
+    bundle_paths = {
+        Path(bundle["kwargs"]["path"]).resolve()
+        for bundle in (bundles if isinstance(bundles, list) else [])
+        if isinstance(bundle, dict) and isinstance(bundle.get("kwargs"), dict) and bundle["kwargs"].get("path")
+    }
+    if folder.resolve() not in {dags_folder, *bundle_paths} and not any(dags_folder.glob("driftline_*.py")):
         yield Finding(
             "airflow",
             "warn",
-            f"Airflow reads DAGs from {dags_folder}, which has no driftline DAG; set "
-            f"AIRFLOW__CORE__DAGS_FOLDER={folder} (as `driftline up` does) or copy the DAG files there",
+            f"Airflow reads DAGs from {dags_folder}, which has no driftline DAG, and no DAG bundle holds {folder}; "
+            'set AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST="$(driftline airflow-bundle)" (your DAGs folder '
+            "and driftline's)",
         )
 
 

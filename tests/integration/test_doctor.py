@@ -63,7 +63,7 @@ def test_a_healthy_deployment_passes_every_check(deployment):
     import driftline.dags
 
     folder = os.path.dirname(driftline.dags.__file__)
-    assert found["airflow"][0] == f"ok the 3 driftline DAGs import cleanly from {folder}"
+    assert found["airflow"][0] == f"ok the 4 driftline DAGs import cleanly from {folder}"
     assert result.stdout.strip().splitlines()[-1].startswith("doctor: checks=")
     assert "failed=0" in result.stdout
 
