@@ -130,6 +130,9 @@ class SourceReader:
         self.failed: list[str] = []  # delivery errors of the batch in flight
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        # Asks for end offsets (idle partitions) on a connection of its own: on the reader's, each request waits
+        # behind the fetch in flight, up to fetch.wait.max.ms (3 s a partition, measured).
+        self.end_offsets: Consumer | None = None
 
     # -- clients --------------------------------------------------------------------------------------------
     def consumer_config(self) -> dict[str, Any]:
@@ -175,6 +178,9 @@ class SourceReader:
     def _run(self, stop: threading.Event) -> None:
         self.consumer = consumer = Consumer(self.consumer_config())
         self.producer = Producer(self.producer_config())
+        self.end_offsets = end_offsets = Consumer(
+            self.settings.kafka_client_config(**{"group.id": f"{self.group}-ends", "enable.auto.commit": False})
+        )  # never joins the group, never commits
         self.check_label_partitions(consumer)
         topics = [self.topic] if self.label_topic is None else [self.topic, self.label_topic]
         consumer.subscribe(topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
@@ -199,6 +205,7 @@ class SourceReader:
                 self.note_lags()
         finally:
             consumer.close()  # leaves the group: the partitions go to the other workers at once
+            end_offsets.close()
             self.producer.flush(5.0)
 
     def check_label_partitions(self, consumer: Consumer) -> None:
@@ -500,7 +507,7 @@ class SourceReader:
     # -- idle partitions and lag --------------------------------------------------------------------------------
     def close_idle_partitions(self) -> None:
         """Raise the watermark of idle partitions to the wall clock (module docstring)."""
-        assert self.consumer is not None
+        assert self.end_offsets is not None
         now = self.health.clock()  # the wall clock (time.time)
         moved = set()
         for partition, accumulator in list(self.accumulators.items()):
@@ -509,7 +516,7 @@ class SourceReader:
             if self.eof_at.get(partition) != accumulator.next_offset:
                 continue  # the last fetch did not come back empty at the next offset to count
             try:
-                _, end = self.consumer.get_watermark_offsets(
+                _, end = self.end_offsets.get_watermark_offsets(
                     KafkaPartition(self.topic, partition), timeout=5.0, cached=False
                 )
             except KafkaException as exc:
@@ -532,7 +539,7 @@ class SourceReader:
         moved: set[int] = set()
         if self.label_topic is None:
             return moved
-        assert self.consumer is not None
+        assert self.end_offsets is not None
         for partition, accumulator in list(self.accumulators.items()):
             join = accumulator.join
             if join is None or now - self.label_seen.get(partition, now) < self.settings.idle_close_seconds:
@@ -540,7 +547,7 @@ class SourceReader:
             if self.label_eof_at.get(partition) != join.next_offset:
                 continue
             try:
-                _, end = self.consumer.get_watermark_offsets(
+                _, end = self.end_offsets.get_watermark_offsets(
                     KafkaPartition(self.label_topic, partition), timeout=5.0, cached=False
                 )
             except KafkaException as exc:
