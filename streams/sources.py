@@ -133,6 +133,9 @@ class SourceReader:
         self.failed: list[str] = []  # delivery errors of the batch in flight
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
+        # Asks for end offsets (idle partitions) on a connection of its own: on the reader's, each request waits
+        # behind the fetch in flight, up to fetch.wait.max.ms (3 s a partition, measured).
+        self.end_offsets: Consumer | None = None
 
     # -- clients --------------------------------------------------------------------------------------------
     def consumer_config(self) -> dict[str, Any]:
@@ -178,6 +181,9 @@ class SourceReader:
     def _run(self, stop: threading.Event) -> None:
         self.consumer = consumer = Consumer(self.consumer_config())
         self.producer = Producer(self.producer_config())
+        self.end_offsets = end_offsets = Consumer(
+            self.settings.kafka_client_config(**{"group.id": f"{self.group}-ends", "enable.auto.commit": False})
+        )  # never joins the group, never commits
         self.check_label_partitions(consumer)
         topics = [self.topic] if self.label_topic is None else [self.topic, self.label_topic]
         consumer.subscribe(topics, on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_revoke)
@@ -202,6 +208,7 @@ class SourceReader:
                 self.note_lags()
         finally:
             consumer.close()  # leaves the group: the partitions go to the other workers at once
+            end_offsets.close()
             self.producer.flush(5.0)
 
     def check_label_partitions(self, consumer: Consumer) -> None:
@@ -528,7 +535,7 @@ class SourceReader:
     ) -> set[int]:
         """The partitions of ``topic`` whose watermark moved to the wall clock: silent for the idle time, the last
         fetch empty at the next offset to count, and the broker's end offset there too."""
-        assert self.consumer is not None
+        assert self.end_offsets is not None
         moved: set[int] = set()
         for partition, accumulator in list(self.accumulators.items()):
             progress = progress_of(accumulator)
@@ -537,7 +544,7 @@ class SourceReader:
             if eof_at.get(partition) != progress.next_offset:
                 continue  # the last fetch did not come back empty at the next offset to count
             try:
-                _, end = self.consumer.get_watermark_offsets(
+                _, end = self.end_offsets.get_watermark_offsets(
                     KafkaPartition(topic, partition), timeout=5.0, cached=False
                 )
             except KafkaException as exc:

@@ -102,6 +102,7 @@ def reader(tmp_path, monkeypatch) -> SourceReader:
     settings = Settings.from_env({"DRIFTLINE_HOME": str(tmp_path), "DRIFTLINE_TOPIC_PREFIX": "u"})
     reader = SourceReader(settings, {}, Storage.from_settings(settings), "u-metrics", WorkerHealth(stall_after=60))
     reader.consumer, reader.producer = Consumer(), Producer()  # type: ignore[assignment]
+    reader.end_offsets = reader.consumer  # type: ignore[assignment]
 
     def exit_for_restart(message: str, *args: object) -> None:
         raise Exited(message % args)
