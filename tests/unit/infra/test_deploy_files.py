@@ -139,18 +139,43 @@ def env_of(stages: dict[str, Stage], name: str) -> dict[str, str]:
     return env
 
 
-def test_the_dockerfile_has_a_target_per_role_non_root_with_driftline_as_its_entry_point():
-    _, stages = dockerfile_stages()
-    assert {"worker", "verdicts", "cli", "airflow"} <= set(stages)
-    for target in ("worker", "verdicts", "cli"):
-        assert json.loads(effective(stages, target, "ENTRYPOINT") or "null") == ["driftline"], target
+def dockerfile_problems(path: Path = DOCKERFILE) -> list[str]:
+    """What a role's image must have: its target, a user other than root, `driftline` as the entry point and the
+    right command; the worker's and verdicts server's health checks on /livez."""
+    _, stages = dockerfile_stages(path)
+    missing = {"worker", "verdicts", "cli", "airflow"} - set(stages)
+    if missing:
+        return [f"no target {sorted(missing)}"]
+    problems = []
+    for target, command in (("worker", ["worker"]), ("verdicts", ["verdicts"]), ("cli", ["--help"])):
+        if json.loads(effective(stages, target, "ENTRYPOINT") or "null") != ["driftline"]:
+            problems.append(f"{target}: the entry point is not driftline")
+        if json.loads(effective(stages, target, "CMD") or "null") != command:
+            problems.append(f"{target}: the command is not {command}")
         user = effective(stages, target, "USER") or "root"
-        assert user.split(":")[0] not in {"root", "0"}, f"{target} runs as {user}"
-        assert chain(stages, target)[-1].base.startswith("python:${PYTHON_VERSION}-slim"), target
-    assert json.loads(effective(stages, "worker", "CMD") or "null") == ["worker"]
-    assert json.loads(effective(stages, "verdicts", "CMD") or "null") == ["verdicts"]
+        if user.split(":")[0] in {"root", "0"}:
+            problems.append(f"{target} runs as {user}")
+        if not chain(stages, target)[-1].base.startswith("python:${PYTHON_VERSION}-slim"):
+            problems.append(f"{target} is not built on the slim Python image")
+    for target in ("worker", "verdicts"):
+        health = stages[target].values("HEALTHCHECK")
+        if len(health) != 1 or "/livez" not in health[0]:
+            problems.append(f"{target}: no HEALTHCHECK on /livez")
     # The airflow target keeps the official image's user (airflow) and entry point.
-    assert not stages["airflow"].values("USER") and not stages["airflow"].values("ENTRYPOINT")
+    if stages["airflow"].values("USER") or stages["airflow"].values("ENTRYPOINT"):
+        problems.append("airflow: changes the official image's user or entry point")
+    return problems
+
+
+def test_the_dockerfile_has_a_target_per_role_non_root_with_driftline_as_its_entry_point():
+    assert dockerfile_problems() == []
+
+
+def test_the_dockerfile_check_refuses_a_root_worker_without_a_health_check(tmp_path):
+    broken = tmp_path / "Dockerfile"
+    text = DOCKERFILE.read_text().replace("USER 10001:10001\nEXPOSE 6066", "USER root\nEXPOSE 6066")
+    broken.write_text(text.replace("/livez' % os.environ['DRIFTLINE_WORKER_PORT']", "/' % os.environ['X']"))
+    assert dockerfile_problems(broken) == ["worker runs as root", "worker: no HEALTHCHECK on /livez"]
 
 
 def test_the_worker_image_listens_on_all_addresses_and_checks_its_health_on_livez():
@@ -763,6 +788,13 @@ def test_promtool_passes_the_host_and_compose_configs_and_the_rules(tmp_path):
     groups.write_text(yaml.safe_dump({"groups": named("PrometheusRule", "driftline-worker")["spec"]["groups"]}))
     done = run(promtool, "check", "rules", groups)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_check_refuses_a_broken_rule(tmp_path):
+    broken = tmp_path / "rules.yml"
+    broken.write_text((PROMETHEUS / "driftline-rules.yml").read_text().replace("> 100000", "> > 100000"))
+    done = run(tool("promtool"), "check", "rules", broken)
+    assert done.returncode != 0
 
 
 def test_promtool_tests_the_alert_rules():
