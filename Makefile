@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install deploy-tools deploy-check demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,24 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+test: lint deploy-tools
 	$(BIN)/pytest -q -rs
+
+# promtool and prometheus for the deployment checks: Debian's prometheus package, unpacked into .venv/bin (nothing is
+# installed system-wide, no service is started). Without apt the checks that need them skip (and fail under CI).
+$(BIN)/promtool: | $(BIN)/.installed
+	-@tmp=$$(mktemp -d) && cd $$tmp && { apt-get download prometheus >/dev/null 2>&1 \
+		|| { apt-get update -qq >/dev/null 2>&1 && apt-get download prometheus >/dev/null 2>&1; }; } \
+		&& dpkg-deb -x prometheus_*.deb unpacked && cp unpacked/usr/bin/promtool unpacked/usr/bin/prometheus $(CURDIR)/$(BIN)/; \
+		rm -rf $$tmp
+
+deploy-tools: $(BIN)/promtool
+
+# The deployment files (infra/deploy, .dockerignore) against the compose spec, the Kubernetes and CRD schemas,
+# hadolint, promtool (check config, check rules, test rules), kustomize when kubectl is here, a real Prometheus, and
+# driftline's own settings and metric names (docs/deploying.md, "What was validated").
+deploy-check: install deploy-tools
+	$(BIN)/pytest -q -rs tests/unit/infra/test_deploy_files.py tests/integration/test_deploy_prometheus.py
 
 # The stream path on real processes: backlog, kill -9, a worker joining and leaving, a broker restart.
 chaos: install
