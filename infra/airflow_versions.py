@@ -105,8 +105,9 @@ def json_output(text: str) -> list[dict[str, object]]:
     raise ValueError(f"no JSON list in the output: {text[-500:]!r}")
 
 
-def release_time(version: str, index: str = INDEX) -> datetime:
-    """When ``apache-airflow==version`` was uploaded to the index (its PEP 691 JSON page, as uv reads it)."""
+def release_time(version: str) -> datetime:
+    """When ``apache-airflow==version`` was uploaded to the index uv installs from (its PEP 691 JSON page)."""
+    index = os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL") or INDEX
     request = urllib.request.Request(  # noqa: S310 - the package index's https address
         f"{index.rstrip('/')}/apache-airflow/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
     )
