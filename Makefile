@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install deploy-tools deploy-check demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install deploy-tools deploy-check airflow-versions demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ deploy-tools: $(BIN)/promtool
 # driftline's own settings and metric names (docs/deploying.md, "What was validated").
 deploy-check: install deploy-tools
 	$(BIN)/pytest -q -rs tests/unit/infra/test_deploy_files.py tests/integration/test_deploy_prometheus.py
+
+# The DAGs on real DAG runs under the oldest and the newest Airflow that driftline[airflow] claims, each in a fresh
+# environment without the worker (docs/operations.md, "Airflow versions"); AIRFLOW_VERSIONS="3.2.0 3.3.1" for others.
+airflow-versions: install
+	$(BIN)/python -m driftline.infra.airflow_versions $(AIRFLOW_VERSIONS)
 
 # The stream path on real processes: backlog, kill -9, a worker joining and leaving, a broker restart.
 chaos: install

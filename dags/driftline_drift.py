@@ -14,9 +14,9 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import PokeReturnValue, dag, get_current_context, task
-from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 
 from driftline.dags.assets import RETRAIN_REQUESTS
+from driftline.dags.tasks.airflow_api import CronDataIntervalTimetable
 from driftline.dags.tasks.failures import alert_task_failure
 from driftline.schemas.settings import Settings
 
@@ -26,7 +26,7 @@ def data_interval() -> tuple[datetime, datetime]:
     context = get_current_context()
     start, end = context["data_interval_start"], context["data_interval_end"]
     if start is None or end is None:  # a run triggered without a logical date (REST API logical_date: null)
-        from airflow.sdk.exceptions import AirflowFailException
+        from driftline.dags.tasks.airflow_api import AirflowFailException
 
         raise AirflowFailException(
             "this drift run has no data interval, so there is no window to check: trigger it with a logical date, "
@@ -79,8 +79,7 @@ def driftline_drift() -> None:
     @task(outlets=[RETRAIN_REQUESTS], map_index_template="{{ task.op_kwargs['model'] }}")
     def check_model(model: str) -> dict[str, Any]:
         """The model's windows of this interval vs the training reference; reports, alerts, retrain request."""
-        from airflow.sdk.exceptions import AirflowSkipException
-
+        from driftline.dags.tasks.airflow_api import AirflowSkipException
         from driftline.dags.tasks.configs import task_config
         from driftline.dags.tasks.drift import check_interval
         from driftline.dags.tasks.settings import task_settings

@@ -165,6 +165,7 @@ def _cmd_dag_test(args: argparse.Namespace, settings: Settings) -> int:
         options["logical_date"] = args.logical_date + timedelta(microseconds=1)
     if args.no_wait:
         options["mark_success_pattern"] = "ingest_caught_up"
+    _serialize_dags_for_airflow_3_1_0()
     run = dag.test(run_conf=json.loads(args.conf) if args.conf else None, **options)
     print(f"{args.dag_id}: {run.state}")
     return 0 if str(run.state) in {"success", "DagRunState.SUCCESS"} else 1
@@ -191,6 +192,22 @@ def airflow_bundles(*, only: bool = False) -> list[dict[str, Any]]:
 def _cmd_airflow_bundle(args: argparse.Namespace, settings: Settings) -> int:
     print(json.dumps(airflow_bundles(only=args.only)))
     return 0
+
+
+def _serialize_dags_for_airflow_3_1_0() -> None:
+    """Airflow 3.1.0's dag.test runs only a DAG already written to the metadata database (by a DAG processor, or
+    `airflow dags reserialize`), and fails on a fresh one with "the dag is not serialized"; from 3.1.1 on, dag.test
+    writes it itself. On 3.1.0, write the DAG folder's DAGs as `airflow dags reserialize` does."""
+    import subprocess
+
+    import airflow
+
+    if airflow.__version__ != "3.1.0":
+        return
+    command = [str(Path(sys.executable).with_name("airflow")), "dags", "reserialize"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"'airflow dags reserialize' failed:\n{done.stderr[-2000:]}")
 
 
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:

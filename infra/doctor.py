@@ -153,7 +153,11 @@ def check_airflow(settings: Settings) -> Iterator[Finding]:
     folder = Path(driftline.dags.__file__).parent
     try:
         from airflow.configuration import conf
-        from airflow.dag_processing.dagbag import DagBag
+
+        try:
+            from airflow.dag_processing.dagbag import DagBag  # Airflow >= 3.2
+        except ImportError:  # Airflow 3.1
+            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
     except Exception as exc:  # noqa: BLE001 - reported as the finding
         yield Finding("airflow", "FAIL", f"Airflow does not import here ({type(exc).__name__}: {exc})")
         return

@@ -14,7 +14,7 @@ def task_config(settings: Settings, model: str, *, entry_point: bool = True) -> 
     Airflow is told not to try (``AirflowFailException``). A network failure while checking propagates, and the
     task's retries take it. ``entry_point=False`` (the drift check) leaves the retrain entry point unchecked: a
     missing training package must not stop monitoring."""
-    from airflow.sdk.exceptions import AirflowFailException
+    from driftline.dags.tasks.airflow_api import AirflowFailException
 
     scan = scan_monitor_configs(settings.config_dir)
     try:

@@ -116,7 +116,9 @@ def task_settings() -> Settings:
 
 def _read_connections() -> dict[str, ConnectionValues]:
     from airflow.sdk import Connection
-    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
+    from driftline.dags.tasks.airflow_api import AirflowNotFoundException
 
     found = {}
     for conn_id in CONNECTIONS:
