@@ -23,8 +23,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Two pytest-xdist processes (the machines have 2 cores; most of the suite waits on other processes), the longest
+# tests first (tests/conftest.py), each worker taking the other's tests when it runs out; the 15 slowest are listed.
 test: lint deploy-tools
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -n 2 --dist worksteal --durations=15
 
 # promtool and prometheus for the deployment checks: Debian's prometheus package, unpacked into .venv/bin (nothing is
 # installed system-wide, no service is started). Without apt the checks that need them skip (and fail under CI).

@@ -8,6 +8,11 @@ metadata database, and stops them, with every process they started, when its ``w
 The DAGs are written to the database once at start (``airflow dags reserialize``) instead of running a DAG
 processor, and the scheduler does not serve task logs over HTTP (the API server reads them from
 ``$AIRFLOW_HOME/logs``), so nothing listens beyond loopback.
+
+The scheduler starts once the runs it is to run exist. ``airflow backfill create`` reads and then writes in one
+SQLite transaction (a savepoint per run); when another process wrote in between, SQLite refuses the write at once
+("database is locked", whatever the busy timeout), and a running scheduler writes again and again (heartbeats, its
+loop's checks). With both cores busy that failed a backfill in ``make test``.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class AirflowServices:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._scheduler_started = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> AirflowServices:
@@ -89,7 +95,6 @@ class AirflowServices:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._cli("dags", "reserialize")
         self._spawn("api-server", "api-server", "--host", LOOPBACK, "--port", str(self.port))
-        self._spawn("scheduler", "scheduler", "--skip-serve-logs")
         health = f"http://{LOOPBACK}:{self.port}/api/v2/monitor/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,6 +124,13 @@ class AirflowServices:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent, if any
         self._processes.clear()
+        self._scheduler_started = False
+
+    def _run_scheduler(self) -> None:
+        """Start the scheduler, unless it was started (module docstring: only once the runs exist)."""
+        if not self._scheduler_started:
+            self._spawn("scheduler", "scheduler", "--skip-serve-logs")
+            self._scheduler_started = True
 
     def _spawn(self, name: str, *args: str) -> None:
         with open(self.log_dir / f"airflow-{name}.log", "ab") as log:
@@ -156,6 +168,7 @@ class AirflowServices:
             "completed",
         )
         [backfill_id] = sorted(self._backfill_ids(dag_id) - before)
+        self._run_scheduler()
         with self._unpaused(dag_id):  # after the runs exist: fewer writers at once on SQLite
             return self._wait(dag_id, timeout, backfill_id=backfill_id)
 
@@ -163,6 +176,7 @@ class AirflowServices:
         """Clear every task of ``run`` (as the UI's Clear does) and wait until the scheduler has run it again."""
         logical = run.data_interval_start.astimezone(UTC).isoformat()
         self._cli("tasks", "clear", dag_id, "--start-date", logical, "--end-date", logical, "--yes")
+        self._run_scheduler()
         with self._unpaused(dag_id):
             [again] = self._wait(dag_id, timeout, run_id=run.run_id)
         return again
@@ -202,6 +216,7 @@ class AirflowServices:
         if not self._unfinished_backfills(dag_id):
             return
         print(f"  an earlier backfill of {dag_id} is unfinished; the scheduler finishes it first", flush=True)
+        self._run_scheduler()
         deadline = time.monotonic() + timeout
         with self._unpaused(dag_id):
             while self._unfinished_backfills(dag_id):
