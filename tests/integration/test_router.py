@@ -120,7 +120,7 @@ def test_a_router_in_another_process_follows_the_topic_and_falls_back_to_storage
         f"{beats[-1]['slowest'] * 1e3:.2f} ms"
     )
     assert beats[-1]["calls"] > calls_before + 1000  # requests kept flowing with the broker down
-    # No call waited on Kafka (a poll is 0.2 s) or storage: the slowest of them all took under 50 ms.
+    # No call waited on Kafka (a poll is 0.2 s) or storage: the slowest not preempted by the OS took under 50 ms.
     assert beats[-1]["slowest"] < 0.05, beats[-1]
 
 

@@ -69,10 +69,12 @@ def test_argo_and_flagger_get_the_gates_verdict_over_http(driftline_env, tmp_pat
     try:
         since = urllib.parse.quote(T0.isoformat())
         deadline, good = time.monotonic() + 30, None
-        while True:  # until the server has read the topic
+        every = {"v1": 12 * 4000, "v2": 12 * 300, "v3": 12 * 300}
+        while True:  # until the server has read the topic: every window of each version (they are on 3 partitions)
             try:
                 status, good = call(port, f"/analysis?model=m&candidate=v2&stable=v1&since={since}")
-                if good.get("events", {}).get("v2") == 12 * 300:
+                _, slow = call(port, f"/analysis?model=m&candidate=v3&stable=v1&since={since}")
+                if {**good.get("events", {}), **slow.get("events", {})} == every:
                     break
             except (urllib.error.URLError, ConnectionError):
                 pass
