@@ -13,17 +13,20 @@ import pytest
 # Wall time of one run of each file's tests on an idle 2-core machine (2026-12-08), longest first. A file not
 # listed keeps its place after these; the order only decides when a test starts, never whether it runs.
 LONGEST_FIRST = (
+    "tests/integration/test_airflow_versions.py",  # 143 s (two Airflow installs and their DAG runs)
     "tests/integration/test_chaos.py",  # 114 s
     "tests/integration/test_airflow_loop.py",  # 143 s in 4 tests
     "tests/integration/test_worker_observability.py",  # 41 s
     "tests/integration/test_airflow_connections.py",  # 30 s
-    "tests/integration/test_ingest_assets.py",  # 30 s
+    "tests/integration/test_ingest_dag.py",  # 28 s
     "tests/integration/test_worker.py",  # 57 s in 3 tests
     "tests/integration/test_ingest_s3.py",  # 28 s in 3 tests
     "tests/integration/test_fuzz.py",  # 24 s
     "tests/integration/test_producer_broker_restart.py",  # 21 s
     "tests/integration/test_doctor.py",  # 20 s in 3 tests
     "tests/integration/test_rollout.py",  # 17 s
+    "tests/integration/test_airflow_bundle.py",  # 7 s idle, 21 s with the other worker busy
+    "tests/integration/test_examples.py",  # 9 s
     "tests/integration/test_router.py",  # 8 s
 )
 
