@@ -17,7 +17,6 @@ training rows), ``performance`` (realized from labels, estimated from scores).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, JsonValue, PlainSerializer
@@ -229,8 +228,3 @@ class DriftReport(Record):
     @property
     def drifted(self) -> list[FeatureDrift]:
         return [feature for feature in self.features if feature.drifted]
-
-
-def window_moment(value: str | datetime) -> datetime:
-    """A window bound of a report, whether read from its JSON (text) or from the record."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from driftline.infra.airflow_versions import build_wheel
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +34,8 @@ def megabytes(folder: Path) -> float:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("dist")
-    run(UV, "build", "--wheel", "--out-dir", folder, ROOT)
-    [built] = folder.glob("driftline-*.whl")
-    return built
+    """The checkout's wheel, built from a copy (the checkout is left as it is)."""
+    return build_wheel(tmp_path_factory.mktemp("dist"))
 
 
 def environment(folder: Path, requirement: str) -> Path:
