@@ -9,10 +9,11 @@ The DAGs are written to the database once at start (``airflow dags reserialize``
 processor, and the scheduler does not serve task logs over HTTP (the API server reads them from
 ``$AIRFLOW_HOME/logs``), so nothing listens beyond loopback.
 
-The scheduler starts once the runs it is to run exist. ``airflow backfill create`` reads and then writes in one
-SQLite transaction (a savepoint per run); when another process wrote in between, SQLite refuses the write at once
-("database is locked", whatever the busy timeout), and a running scheduler writes again and again (heartbeats, its
-loop's checks). With both cores busy that failed a backfill in ``make test``.
+The metadata database is the local stack's PostgreSQL (``DRIFTLINE_AIRFLOW_DATABASE``, the default) or SQLite.
+On SQLite the scheduler starts once the runs it is to run exist: ``airflow backfill create`` reads and then writes
+in one SQLite transaction (a savepoint per run); when another process wrote in between, SQLite refuses the write at
+once ("database is locked", whatever the busy timeout), and a running scheduler writes again and again (heartbeats,
+its loop's checks). PostgreSQL has no such lock; the order is kept for both.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -31,6 +31,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy
+import sqlalchemy.pool
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 from driftline.infra.local_stack import LOOPBACK, StackError, airflow_environment, free_port
 
@@ -46,24 +53,35 @@ class DagRun:
     data_interval_end: datetime
 
 
-def _airflow() -> str:
-    return str(Path(sys.executable).with_name("airflow"))
-
-
-def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)  # Airflow stores UTC without a zone in SQLite
+def _utc(value: str | datetime) -> datetime:
+    """A time read from the metadata database: text on SQLite (UTC without a zone), a datetime on PostgreSQL."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class AirflowServices:
-    """The API server and the scheduler of the Airflow home ``home`` (whose database is migrated)."""
+    """The API server and the scheduler of the Airflow home ``home``, whose metadata database (at
+    ``database_url``, or SQLite in the home) is migrated; ``airflow_bin`` is the ``airflow`` command of the
+    environment to run them from (default: this one's)."""
 
-    def __init__(self, home: Path, env: dict[str, str], log_dir: Path, *, api_port: int | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        env: dict[str, str],
+        log_dir: Path,
+        *,
+        api_port: int | None = None,
+        database_url: str | None = None,
+        airflow_bin: str | None = None,
+    ) -> None:
         self.home = home
         self.port = api_port or free_port()
         self.log_dir = log_dir
+        self.airflow_bin = airflow_bin or str(Path(sys.executable).with_name("airflow"))
+        self.database_url = database_url or f"sqlite:///{home / 'airflow.db'}"
         self.env = {
             **env,
-            **airflow_environment(home),
+            **airflow_environment(home, database_url),
             "AIRFLOW__API__HOST": LOOPBACK,
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{self.port}",
@@ -76,6 +94,7 @@ class AirflowServices:
         }
         self._processes: list[subprocess.Popen[bytes]] = []
         self._scheduler_started = False
+        self._engine: Engine | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> AirflowServices:
@@ -125,6 +144,9 @@ class AirflowServices:
                 os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent, if any
         self._processes.clear()
         self._scheduler_started = False
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
 
     def _run_scheduler(self) -> None:
         """Start the scheduler, unless it was started (module docstring: only once the runs exist)."""
@@ -136,13 +158,17 @@ class AirflowServices:
         with open(self.log_dir / f"airflow-{name}.log", "ab") as log:
             self._processes.append(
                 subprocess.Popen(
-                    [_airflow(), *args], stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+                    [self.airflow_bin, *args],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    start_new_session=True,
                 )
             )
 
     def _cli(self, *args: str) -> str:
         completed = subprocess.run(
-            [_airflow(), *args], env=self.env, capture_output=True, text=True, check=False, timeout=300
+            [self.airflow_bin, *args], env=self.env, capture_output=True, text=True, check=False, timeout=300
         )
         if completed.returncode != 0:
             raise StackError(f"'airflow {' '.join(args)}' failed:\n{(completed.stdout + completed.stderr)[-3000:]}")
@@ -196,19 +222,24 @@ class AirflowServices:
 
     def runs(self, dag_id: str, *, backfill_id: int | None = None, run_id: str | None = None) -> list[DagRun]:
         """Runs of ``dag_id`` (of one backfill, or the one run), oldest interval first, from the metadata DB."""
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            rows = db.execute(
-                "SELECT run_id, state, run_type, data_interval_start, data_interval_end FROM dag_run "
-                "WHERE dag_id = ? AND (? IS NULL OR backfill_id = ?) AND (? IS NULL OR run_id = ?) "
-                "ORDER BY data_interval_start",
-                (dag_id, backfill_id, backfill_id, run_id, run_id),
-            ).fetchall()
+        query = (
+            "SELECT run_id, state, run_type, data_interval_start, data_interval_end FROM dag_run "
+            "WHERE dag_id = :dag_id AND (:backfill_id IS NULL OR backfill_id = :backfill_id) "
+            "AND (:run_id IS NULL OR run_id = :run_id) ORDER BY data_interval_start"
+        )
+        rows = self._query(query, dag_id=dag_id, backfill_id=backfill_id, run_id=run_id)
         return [DagRun(r[0], r[1], r[2], _utc(r[3]), _utc(r[4])) for r in rows]
 
+    def _query(self, query: str, **parameters: object) -> list[Any]:
+        """Rows of ``query`` on the metadata database (read-only: every write goes through Airflow)."""
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(self.database_url, poolclass=sqlalchemy.pool.NullPool)
+        with self._engine.connect() as db:
+            return list(db.execute(sqlalchemy.text(query), parameters).fetchall())
+
     def _paused(self, dag_id: str) -> bool:
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            row = db.execute("SELECT is_paused FROM dag WHERE dag_id = ?", (dag_id,)).fetchone()
-        return row is None or bool(row[0])
+        rows = self._query("SELECT is_paused FROM dag WHERE dag_id = :dag_id", dag_id=dag_id)
+        return not rows or bool(rows[0][0])
 
     def _wait_for_unfinished_backfills(self, dag_id: str, timeout: float) -> None:
         """Airflow allows one unfinished backfill per DAG. One left by an earlier, interrupted run is finished by
@@ -225,14 +256,12 @@ class AirflowServices:
                 time.sleep(5)
 
     def _unfinished_backfills(self, dag_id: str) -> int:
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            query = "SELECT count(*) FROM backfill WHERE dag_id = ? AND completed_at IS NULL"
-            count: int = db.execute(query, (dag_id,)).fetchone()[0]
+        query = "SELECT count(*) FROM backfill WHERE dag_id = :dag_id AND completed_at IS NULL"
+        count: int = self._query(query, dag_id=dag_id)[0][0]
         return count
 
     def _backfill_ids(self, dag_id: str) -> set[int]:
-        with sqlite3.connect(self.home / "airflow.db", timeout=30) as db:
-            return {row[0] for row in db.execute("SELECT id FROM backfill WHERE dag_id = ?", (dag_id,))}
+        return {row[0] for row in self._query("SELECT id FROM backfill WHERE dag_id = :dag_id", dag_id=dag_id)}
 
     def _wait(
         self, dag_id: str, timeout: float, *, backfill_id: int | None = None, run_id: str | None = None

@@ -61,12 +61,12 @@ def stage(name: str) -> None:
 
 
 def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> int:
-    """Run the loop; stop the broker afterwards if the demo started it (unless ``keep``)."""
+    """Run the loop; stop the broker and PostgreSQL afterwards if the demo started them (unless ``keep``)."""
     from driftline.infra.local_stack import LocalStack
 
     started = time.monotonic()
     stack = LocalStack.from_settings(settings)
-    broker_was_running = stack.broker_pid() is not None
+    was_running = stack.broker_pid() is not None, stack.postgres.pid() is not None
     try:
         summary = _run(settings, stack, rows)
         _print_summary(summary, time.monotonic() - started)
@@ -76,13 +76,14 @@ def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> i
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
-        if not keep and not broker_was_running:
-            print(f"{stack.down()} (the demo started it; 'driftline demo --keep' leaves it running)")
+        if not keep and was_running == (False, False):
+            print(f"{stack.down()} (the demo started them; 'driftline demo --keep' leaves them running)")
+        elif not keep and not all(was_running):
+            stopped = stack.down_broker() if not was_running[0] else stack.postgres.stop()
+            print(f"{stopped} (the demo started it; 'driftline demo --keep' leaves it running)")
 
 
 def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any]:
-    from driftline.infra.local_stack import airflow_environment, migrate_airflow_db
-
     stage("local stack")
     for line in stack.up():
         print("  " + line)
@@ -100,12 +101,7 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         allowed_lateness_seconds=30.0,
         drift_schedule=DRIFT_SCHEDULE,
     )
-    # The worker and the DAG runs are child processes: they read these settings from their environment.
-    # Its own Airflow database too: runs of earlier demos (other intervals, other storage) never mix into this one's
-    # backfill.
-    airflow_home = run_dir / "airflow-home"
-    print("  " + migrate_airflow_db(airflow_home))
-    child_env = {**os.environ, **settings.to_env(), **airflow_environment(airflow_home)}
+    airflow_home, database_url, child_env = _demo_airflow(stack, settings, run_dir, run_id)
 
     from driftline.schemas.storage import Storage
     from driftline.schemas.storage import models as model_store
@@ -149,7 +145,9 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
 
     rollouts = run_rollouts(settings, child_env, run_dir, rng)
     stage("Airflow: backfill of driftline_drift over the traffic's past intervals")
-    backfill = backfill_drift(settings, airflow_home, child_env, run_dir, start=end - TRAFFIC_SPAN, end=end)
+    backfill = backfill_drift(
+        settings, airflow_home, child_env, run_dir, start=end - TRAFFIC_SPAN, end=end, database_url=database_url
+    )
 
     from driftline.schemas.storage import events, state
 
@@ -190,6 +188,26 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         "backfill": backfill,
         "rollouts": rollouts,
     }
+
+
+def _demo_airflow(
+    stack: LocalStack, settings: Settings, run_dir: Path, run_id: str
+) -> tuple[Path, str | None, dict[str, str]]:
+    """This run's Airflow home and database (on the stack's PostgreSQL, None on SQLite), migrated, and the
+    environment of its child processes: the worker and the DAG runs read these settings from it.
+
+    Its own Airflow database: runs of earlier demos (other intervals, other storage) never mix into this one's
+    backfill. ``driftline airflow-ui`` starts Airflow on this run's database and storage from ``airflow.env``."""
+    from driftline.infra.local_stack import airflow_environment, migrate_airflow_db
+
+    airflow_home = run_dir / "airflow-home"
+    database_url = stack.airflow_database_url(f"demo_{run_id.lower()}")
+    if database_url:
+        stack.postgres.create_database(f"demo_{run_id.lower()}")
+    print("  " + migrate_airflow_db(airflow_home, database_url))
+    demo_env = {**settings.to_env(secrets=False), **airflow_environment(airflow_home, database_url)}
+    (run_dir / "airflow.env").write_text("".join(f"{key}={value}\n" for key, value in demo_env.items()))
+    return airflow_home, database_url, {**os.environ, **settings.to_env(), **demo_env}
 
 
 def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generator, signing_key: str | None) -> Any:
@@ -360,7 +378,14 @@ def run_dags(run_dir: Path, env: dict[str, str], end: datetime) -> dict[str, str
 
 
 def backfill_drift(
-    settings: Settings, airflow_home: Path, env: dict[str, str], run_dir: Path, *, start: datetime, end: datetime
+    settings: Settings,
+    airflow_home: Path,
+    env: dict[str, str],
+    run_dir: Path,
+    *,
+    start: datetime,
+    end: datetime,
+    database_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Airflow's own backfill of the drift DAG over ``[start, end)``, run by a real scheduler that is stopped
     afterwards: one run per interval, and per run the window its report checked."""
@@ -369,7 +394,7 @@ def backfill_drift(
 
     storage = Storage.from_settings(settings)
     started = datetime.now(UTC)
-    with AirflowServices(airflow_home, env, run_dir / "airflow") as airflow:
+    with AirflowServices(airflow_home, env, run_dir / "airflow", database_url=database_url) as airflow:
         print(f"  Airflow API server on 127.0.0.1:{airflow.port} and a scheduler (logs in {run_dir / 'airflow'})")
         runs = airflow.backfill("driftline_drift", start, end - DRIFT_WINDOW)
     reports: dict[datetime, tuple[str, DriftReport]] = {}

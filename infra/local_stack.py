@@ -1,8 +1,8 @@
-"""The embedded local stack: Kafka-protocol broker (Tansu), local storage, an Airflow home.
+"""The embedded local stack: Kafka-protocol broker (Tansu), local storage, an Airflow home and its database.
 
 Everything lives under one directory (``$DRIFTLINE_HOME``, default ``./.driftline``).
-``up`` is idempotent: a running broker is reused, the Airflow database is
-migrated once. ``down`` stops the broker. The broker keeps messages in memory:
+``up`` is idempotent: a running broker and PostgreSQL server are reused, the Airflow database is
+migrated once. ``down`` stops the broker and PostgreSQL. The broker keeps messages in memory:
 ``down`` (or a crash) loses them — see docs/operations.md.
 """
 
@@ -17,12 +17,15 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import driftline.dags
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage.base import Storage
 from driftline.schemas.storage.state import forget_worker_state
+
+if TYPE_CHECKING:
+    from driftline.infra.local_postgres import LocalPostgres
 
 
 class StackError(RuntimeError):
@@ -68,9 +71,29 @@ class LocalStack:
     def airflow_home(self) -> Path:
         return self.home / "airflow"
 
+    @property
+    def postgres(self) -> LocalPostgres:
+        from driftline.infra.local_postgres import LocalPostgres
+
+        return LocalPostgres(self.home / "postgres")
+
+    def airflow_database_url(self, database: str = "airflow") -> str | None:
+        """The SQLAlchemy URL of ``database`` on the stack's PostgreSQL; None when the stack's Airflow is on
+        SQLite (``DRIFTLINE_AIRFLOW_DATABASE=sqlite``)."""
+        return self.postgres.url(database) if self.base.airflow_database == "postgresql" else None
+
     def environment(self) -> dict[str, str]:
         """Variables that point driftline (every setting) and Airflow at this stack."""
-        return {**self.settings().to_env(), **airflow_environment(self.airflow_home)}
+        return {**self.settings().to_env(), **airflow_environment(self.airflow_home, self.airflow_database_url())}
+
+    def start_postgres(self) -> list[str]:
+        """The stack's PostgreSQL running, with ``airflow``'s database (nothing to do on SQLite)."""
+        if self.base.airflow_database != "postgresql":
+            return []
+        done = [self.postgres.start()]
+        if self.postgres.create_database("airflow"):
+            done.append("Airflow's database created in PostgreSQL")
+        return done
 
     def broker_pid(self) -> int | None:
         if not self.pid_file.exists():
@@ -104,19 +127,25 @@ class LocalStack:
             forgotten = forget_worker_state(Storage.from_settings(self.settings()))
             if forgotten:
                 done.append(f"removed {forgotten} stream-worker checkpoint(s) of the previous broker")
+        done += self.start_postgres()
         if migrate_airflow:
-            done.append(migrate_airflow_db(self.airflow_home))
+            done.append(migrate_airflow_db(self.airflow_home, self.airflow_database_url()))
         (self.home / "env").write_text("".join(f"export {k}={v}\n" for k, v in self.environment().items()))
         done.append(f"environment written to {self.home / 'env'} (source it to use this stack)")
         return done
 
     def down(self) -> str:
+        """Stop the broker and the PostgreSQL server; one line saying what was done."""
+        database = self.postgres.stop() if self.postgres.pid() else None
+        broker = self.down_broker()
+        return f"{broker}; {database}" if database else broker
+
+    def down_broker(self) -> str:
         pid = self.broker_pid()
+        self.pid_file.unlink(missing_ok=True)
         if not pid:
-            self.pid_file.unlink(missing_ok=True)
             return "broker not running"
         stop_process(pid)
-        self.pid_file.unlink(missing_ok=True)
         return f"broker (pid {pid}) stopped"
 
 
@@ -133,31 +162,46 @@ def _under(location: str, base_home: str, home: Path) -> str:
 # SQLite lets one writer in at a time; Python's default 5 s wait for the lock is too short once a scheduler, an
 # API server and a backfill command write at once. Airflow imports this by the path below.
 SQLITE_CONNECT_ARGS = {"timeout": 60}
+POSTGRES_CONNECT_ARGS: dict[str, object] = {}  # psycopg2's defaults (SQLite's timeout is no option of its)
 
 
-def airflow_environment(airflow_home: Path) -> dict[str, str]:
+def airflow_environment(airflow_home: Path, database_url: str | None = None) -> dict[str, str]:
+    """Airflow's settings for the home ``airflow_home``: the DAGs of the installed package, and the metadata
+    database at ``database_url`` (a PostgreSQL one of :meth:`LocalStack.airflow_database_url`), or, without it,
+    SQLite in the home."""
+    if database_url is not None:
+        database = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "driftline.infra.local_stack.POSTGRES_CONNECT_ARGS",
+        }
+    else:
+        database = {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "driftline.infra.local_stack.SQLITE_CONNECT_ARGS",
+        }
     return {
         "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "driftline.infra.local_stack.SQLITE_CONNECT_ARGS",
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(driftline.dags.__file__).parent),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        **database,
     }
 
 
-def migrate_airflow_db(airflow_home: Path) -> str:
+def migrate_airflow_db(airflow_home: Path, database_url: str | None = None, *, airflow_bin: str | None = None) -> str:
+    """``airflow db migrate`` once per home and database (``airflow_bin``: the ``airflow`` of another
+    environment; default this one's)."""
     marker = airflow_home / ".migrated"
-    if marker.exists():
-        return f"Airflow database ready in {airflow_home}"
+    where = "PostgreSQL" if database_url else "SQLite"
+    if marker.exists() and marker.read_text() == (database_url or "sqlite"):
+        return f"Airflow database ready ({where}), home {airflow_home}"
     airflow_home.mkdir(parents=True, exist_ok=True)
-    command = [str(Path(sys.executable).with_name("airflow")), "db", "migrate"]
-    completed = subprocess.run(
-        command, env={**os.environ, **airflow_environment(airflow_home)}, capture_output=True, text=True, check=False
-    )
+    command = [airflow_bin or str(Path(sys.executable).with_name("airflow")), "db", "migrate"]
+    environment = {**os.environ, **airflow_environment(airflow_home, database_url)}
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise StackError(f"'airflow db migrate' failed:\n{completed.stderr[-2000:]}")
-    marker.write_text("ok")
-    return f"Airflow database migrated in {airflow_home}"
+    marker.write_text(database_url or "sqlite")
+    return f"Airflow database migrated ({where}), home {airflow_home}"
 
 
 def port_in_use(port: int) -> bool:

@@ -95,6 +95,12 @@ def _flag(value: str) -> bool:
     raise ValueError("expected 1/true/yes/on or 0/false/no/off")
 
 
+def _airflow_database(value: str) -> str:
+    if value.strip().lower() not in {"postgresql", "sqlite"}:
+        raise ValueError("expected postgresql (a local PostgreSQL server under the home) or sqlite")
+    return value.strip().lower()
+
+
 def _positive_int(value: str) -> int:
     if not value.strip().isdigit() or int(value) < 1:
         raise ValueError("expected a positive whole number")
@@ -161,6 +167,10 @@ class Settings:
     partitions: int = field(default=4, metadata=_env("DRIFTLINE_PARTITIONS", _positive_int))
     home: str = field(default=".driftline", metadata=_env("DRIFTLINE_HOME"))
     broker_port: int = field(default=9092, metadata=_env("DRIFTLINE_BROKER_PORT", _port))
+    # The metadata database of the local stack's and the demo's Airflow: a PostgreSQL server of their own under
+    # <home>/postgres (a Unix socket, no TCP port), so a scheduler, an API server and backfills started from the UI
+    # write at once; or sqlite (one writer at a time). A team's own Airflow keeps its own database setting.
+    airflow_database: str = field(default="postgresql", metadata=_env("DRIFTLINE_AIRFLOW_DATABASE", _airflow_database))
     # Empty means "under home": <home>/storage and <home>/models.
     storage_url: str = field(default="", metadata=_env("DRIFTLINE_STORAGE_URL"))
     config_dir: str = field(default="", metadata=_env("DRIFTLINE_CONFIG_DIR"))
@@ -256,12 +266,13 @@ class Settings:
                 raise SettingsError(f"{name}={shown}: {exc}") from None
         return cls(**values)
 
-    def to_env(self) -> dict[str, str]:
-        """The environment variables that make :meth:`from_env` in a child process return these settings."""
+    def to_env(self, *, secrets: bool = True) -> dict[str, str]:
+        """The environment variables that make :meth:`from_env` in a child process return these settings
+        (without the secret ones unless ``secrets``: for a file, where they would outlive the process)."""
         variables = {}
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if value is None:
+            if value is None or (spec.metadata["secret"] and not secrets):
                 continue
             variables[spec.metadata["env"]] = ("1" if value else "0") if isinstance(value, bool) else str(value)
         return variables

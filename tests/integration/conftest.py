@@ -7,12 +7,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from driftline.infra.local_postgres import LocalPostgres
 from driftline.infra.local_slack import SlackEndpoint
-from driftline.infra.local_stack import airflow_environment, free_port, start_broker, stop_process
+from driftline.infra.local_stack import (
+    airflow_environment,
+    free_port,
+    migrate_airflow_db,
+    start_broker,
+    stop_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +86,30 @@ def airflow_home(tmp_path_factory) -> Path:
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     return home
+
+
+@dataclass(frozen=True)
+class AirflowOnPostgres:
+    home: Path
+    database_url: str
+
+    def environment(self) -> dict[str, str]:
+        return airflow_environment(self.home, self.database_url)
+
+
+@pytest.fixture(scope="session")
+def airflow_on_postgres(tmp_path_factory) -> Iterator[AirflowOnPostgres]:
+    """An Airflow home whose metadata database is on a PostgreSQL server of its own, as the local stack's is,
+    migrated; the server is stopped at the end of the session."""
+    root = tmp_path_factory.mktemp("airflow-pg")
+    postgres = LocalPostgres(root / "postgres")
+    postgres.start()
+    try:
+        postgres.create_database("airflow")
+        migrate_airflow_db(root / "home", postgres.url("airflow"))
+        yield AirflowOnPostgres(root / "home", postgres.url("airflow"))
+    finally:
+        postgres.stop()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 
 from driftline.infra import demo_model
 from driftline.infra.airflow_services import AirflowServices
-from driftline.infra.local_stack import airflow_environment
 from driftline.schemas.records import Alert
 from driftline.schemas.settings import Settings
 from driftline.schemas.storage import Storage, state
@@ -42,8 +41,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def loop_env(driftline_env, s3_bucket, slack, airflow_home, tmp_path, monkeypatch):
-    for key, value in airflow_environment(airflow_home).items():
+def loop_env(driftline_env, s3_bucket, slack, airflow_on_postgres, tmp_path, monkeypatch):
+    for key, value in airflow_on_postgres.environment().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("DRIFTLINE_STORAGE_URL", f"s3://{s3_bucket}/store")
     settings = Settings.from_env()
@@ -178,7 +177,7 @@ def test_a_slack_outage_delays_drift_alerts_and_never_drops_them(s3_bucket, slac
 
 
 def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_without_a_second_alert(
-    loop_env, slack, airflow_home, tmp_path
+    loop_env, slack, airflow_on_postgres, tmp_path
 ):
     """Airflow's own backfill, run by its scheduler: one run per past interval, each checking its own window."""
     settings, storage, v1, rng = loop_env
@@ -187,7 +186,13 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
     ingest = run("dag-test", "driftline_ingest")
     assert ingest.returncode == 0, ingest.stdout[-3000:] + ingest.stderr[-3000:]
 
-    with AirflowServices(airflow_home, dict(os.environ), tmp_path / "airflow-logs") as airflow:
+    airflow = AirflowServices(
+        airflow_on_postgres.home,
+        dict(os.environ),
+        tmp_path / "airflow-logs",
+        database_url=airflow_on_postgres.database_url,
+    )
+    with airflow:
         runs = airflow.backfill("driftline_drift", t1, t1 + timedelta(hours=2))
         assert [(r.run_type, r.state) for r in runs] == [("backfill", "success")] * 3, runs
         intervals = [(r.data_interval_start, r.data_interval_end) for r in runs]
