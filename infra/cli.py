@@ -210,6 +210,17 @@ def _serialize_dags_for_airflow_3_1_0() -> None:
         raise SystemExit(f"'airflow dags reserialize' failed:\n{done.stderr[-2000:]}")
 
 
+def _cmd_airflow_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from driftline.infra.airflow_ui import run_airflow_ui
+    from driftline.infra.local_stack import StackError
+
+    try:
+        return run_airflow_ui(settings, run=args.run, stack=args.stack)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.infra.drift_cli import cmd_profile, run
 
@@ -296,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bundle.add_argument("--only", action="store_true", help="driftline's bundle alone, to add to a list of your own")
     bundle.set_defaults(func=_cmd_airflow_bundle)
+    ui = commands.add_parser(
+        "airflow-ui",
+        help="Airflow's UI on the latest demo run's own runs and data (or --run ID, or the local stack's: --stack), "
+        "on 127.0.0.1:$DRIFTLINE_AIRFLOW_PORT (8080), with the login printed; Ctrl-C stops it",
+    )
+    which = ui.add_mutually_exclusive_group()
+    which.add_argument("--run", help="a demo run id (a folder of .driftline/demo); default: the latest")
+    which.add_argument("--stack", action="store_true", help="the local stack's Airflow (after 'driftline up')")
+    ui.set_defaults(func=_cmd_airflow_ui)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument(
         "dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"]
@@ -375,6 +395,7 @@ COMMAND_ROLE = {
     "check": "cli",
     "dag-test": "airflow",
     "airflow-bundle": "airflow",
+    "airflow-ui": "all",
     "doctor": "all",
     "up": "local",
     "down": "local",

@@ -171,6 +171,9 @@ class Settings:
     # <home>/postgres (a Unix socket, no TCP port), so a scheduler, an API server and backfills started from the UI
     # write at once; or sqlite (one writer at a time). A team's own Airflow keeps its own database setting.
     airflow_database: str = field(default="postgresql", metadata=_env("DRIFTLINE_AIRFLOW_DATABASE", _airflow_database))
+    # The port of the local stack's and the demo's Airflow API server and UI (`driftline airflow-ui`) on loopback;
+    # their alerts' task-log links point at it.
+    airflow_port: int = field(default=8080, metadata=_env("DRIFTLINE_AIRFLOW_PORT", _port))
     # Empty means "under home": <home>/storage and <home>/models.
     storage_url: str = field(default="", metadata=_env("DRIFTLINE_STORAGE_URL"))
     config_dir: str = field(default="", metadata=_env("DRIFTLINE_CONFIG_DIR"))
