@@ -538,3 +538,4 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     for line in traffic_lines(r["traffic"], r["mirrored"]):
         print("   " + line)
     print(f"run folder            {s['run_dir']}")
+    print("Airflow UI            driftline airflow-ui  (this run's DAG runs and data; the login is printed)")
