@@ -114,9 +114,18 @@ def driftline_drift() -> None:
         print(f"retrain requested for {', '.join(models)}")
         return models
 
+    # A run's state follows its last tasks: with request_retrains last (and skipped), a run whose checks failed
+    # would end "success". This one fails the run then (each failed check has alerted already, so it does not).
+    @task(trigger_rule="one_failed", retries=0, on_failure_callback=None)
+    def fail_if_a_check_failed() -> None:
+        from driftline.dags.tasks.airflow_api import AirflowFailException
+
+        raise AirflowFailException("a model's drift check failed in this run: its task's log and alert say why")
+
     checks = check_model.expand(model=configured_models())
     ingest_caught_up() >> checks
     request_retrains(checks)  # type: ignore[arg-type]  # the mapped results, resolved by Airflow at run time
+    checks >> fail_if_a_check_failed()
 
 
 driftline_drift_dag = driftline_drift()
