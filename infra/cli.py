@@ -339,7 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("data")
     profile.add_argument("-o", "--output", required=True, help="where to write the profile (.npz)")
     profile.add_argument("--config", help="monitor config: feature types and the label column to leave out")
-    profile.add_argument("--exclude", action="append", help="a column to leave out (repeatable)")
+    profile.add_argument(
+        "--exclude",
+        action="append",
+        help="a column that is not a feature (repeatable); the label column and row identifiers are left out already",
+    )
     profile.set_defaults(func=_cmd_profile)
     check = commands.add_parser(
         "check", help="drift of CURRENT against REFERENCE (a profile or data); exit 0 no drift, 1 drift, 2 error"
@@ -347,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("reference", help="a profile (.npz) or training data (Parquet/CSV)")
     check.add_argument("current", help="current data (Parquet/CSV, path or URL)")
     check.add_argument("--config", help="monitor config: alpha, correction, tests, thresholds, feature types")
+    check.add_argument(
+        "--exclude",
+        action="append",
+        help="a column that is not a feature (repeatable); the label column and row identifiers are left out already",
+    )
     check.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
     check.add_argument("--html", help="write a self-contained HTML report to this file")
     check.add_argument("--alpha", type=float, help="significance level (default 0.05 or the config's)")
