@@ -162,7 +162,9 @@ class Settings:
     never reach a log line through it.
     """
 
-    bootstrap_servers: str = field(default="127.0.0.1:9092", metadata=_env("DRIFTLINE_BOOTSTRAP_SERVERS"))
+    # Empty means the local stack's broker: 127.0.0.1:<broker_port>, so DRIFTLINE_BROKER_PORT alone moves every
+    # process (the broker, the producer, the worker, doctor) together.
+    bootstrap_servers: str = field(default="", metadata=_env("DRIFTLINE_BOOTSTRAP_SERVERS"))
     topic_prefix: str = field(default="driftline", metadata=_env("DRIFTLINE_TOPIC_PREFIX"))
     partitions: int = field(default=4, metadata=_env("DRIFTLINE_PARTITIONS", _positive_int))
     home: str = field(default=".driftline", metadata=_env("DRIFTLINE_HOME"))
@@ -245,6 +247,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not self.bootstrap_servers:
+            object.__setattr__(self, "bootstrap_servers", f"127.0.0.1:{self.broker_port}")
         if not self.storage_url:
             object.__setattr__(self, "storage_url", str(Path(self.home) / "storage"))
         if not self.config_dir:
