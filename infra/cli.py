@@ -83,7 +83,7 @@ def _rollout_settings(args: argparse.Namespace, settings: Settings) -> Any:
 
 def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.schemas.config import load_monitor_configs
-    from driftline.schemas.storage import Storage
+    from driftline.schemas.storage import Storage, layout
     from driftline.schemas.storage import models as model_store
     from driftline.streams.rollouts import state as rollout
     from driftline.streams.rollouts import store as rollout_store
@@ -102,7 +102,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action in {"status", "history"}:
         found = model_store.read_deployment_state(storage, args.model)
         if found is None:
-            raise rollout.DeployError(f"model {args.model!r} has no deployment state yet")
+            raise rollout_store.no_deployment_state(storage, args.model, "")
         state = found
     else:
         state = rollout_store.act(storage, args.model, args.action, reason=reason, publish=publish)
@@ -130,6 +130,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     rolling = state.stages and state.status in rollout.IN_PROGRESS
     stage = f", stage {state.stage + 1} of {len(state.stages)}" if rolling else ""
     print(f"{args.model}: {state.status} ({state.strategy}{stage}), revision {state.revision}: {shares}{shadow}")
+    print(f"  deployment state: {storage.url(layout.deployment_state(args.model))}")
     return 0
 
 
