@@ -7,7 +7,11 @@ It never raises into the serving path and never blocks it:
 * librdkafka's local queue is bounded (``max_buffered``); when it is full the
   event is dropped, counted in :attr:`DriftlineProducer.stats` and logged at
   most once per ``log_every`` drops;
-* delivery failures are counted and logged from the delivery callback.
+* delivery failures are counted and logged from the delivery callback;
+* while the broker is unreachable it says so once (and once a minute after, with the count), not once per
+  connection attempt: librdkafka's own log lines go to Python's logging (logger ``driftline.streams.producer``),
+  never straight to stderr; :meth:`DriftlineProducer.close` then waits at most ``unreachable_close_seconds``
+  (not its whole timeout) and counts every event it gives up on as ``delivery_failed``.
 
 **Sampling** for very high-volume services: ``sample_rate=0.1`` keeps one request in ten, chosen by a hash
 of its request id (so a later :meth:`~DriftlineProducer.log_label` for the same request is kept exactly when
@@ -29,6 +33,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -42,6 +47,10 @@ from driftline.schemas.records import DeadLetter
 from driftline.schemas.settings import Settings, Topics
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines (connection attempts, timeouts), routed here instead of stderr; quiet unless asked.
+client_log = logging.getLogger(f"{__name__}.librdkafka")
+client_log.setLevel(logging.ERROR)
+REPEAT_LOG_SECONDS = 60.0
 
 
 @dataclass
@@ -88,6 +97,7 @@ class DriftlineProducer:
         extra_config: dict[str, Any] | None = None,
         sample_rate: float = 1.0,
         keep_errors: bool = True,
+        unreachable_close_seconds: float = 1.0,
     ) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be at least 1, got {max_buffered}")
@@ -108,9 +118,13 @@ class DriftlineProducer:
             "enable.idempotence": False,
             "acks": "all",
             "client.id": "driftline-producer",
+            "logger": client_log,
             **(extra_config or {}),
             "error_cb": self._on_client_error,
         }
+        self._unreachable_close_seconds = unreachable_close_seconds
+        self._unreachable_since: float | None = None  # all brokers down, as librdkafka last said
+        self._errors_logged: dict[int, tuple[float, int]] = {}  # error code -> (last logged, repeats since)
         self._fatal_error: KafkaError | None = None
         self._producer: Producer | None = Producer(self._config)
         topics = topics or Topics()
@@ -218,11 +232,25 @@ class DriftlineProducer:
             return self.stats.pending
 
     def close(self, timeout: float = 10.0) -> None:
+        """Send what is buffered, waiting up to ``timeout`` seconds (``unreachable_close_seconds`` when no broker
+        answers); what is still undelivered then is counted as ``delivery_failed`` and logged once."""
         if self._closed:
             return
-        remaining = self.flush(timeout)
-        if remaining:
-            log.warning("driftline producer closed with %d events undelivered after %.1fs", remaining, timeout)
+        wait = min(timeout, self._unreachable_close_seconds) if self._unreachable_since is not None else timeout
+        remaining = self.flush(wait)
+        if remaining and self._producer is not None:
+            try:
+                self._producer.purge(in_queue=True, in_flight=True)
+                self._producer.poll(0)  # the purged messages' delivery callbacks count them as failed
+            except Exception:  # closing: the client is thrown away next
+                log.debug("purging the driftline producer at close raised", exc_info=True)
+            why = " (no broker answered)" if self._unreachable_since is not None else ""
+            log.warning(
+                "driftline producer closed after %.1fs with %d events undelivered%s; counted in stats.delivery_failed",
+                wait,
+                remaining,
+                why,
+            )
         self._closed = True
         # Drop the client now (its callbacks refer back to this object, so it would otherwise wait for the
         # garbage collector and keep reconnecting to a broker that is gone).
@@ -297,7 +325,18 @@ class DriftlineProducer:
     def _on_client_error(self, error: KafkaError) -> None:
         if error.fatal():
             self._fatal_error = error
-        log.warning("driftline producer: %s", error)
+        if error.code() == KafkaError._ALL_BROKERS_DOWN and self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+        # Each kind of error once, then at most once a minute with how often it came back: a broker that is down
+        # makes librdkafka report every reconnection attempt.
+        now = time.monotonic()
+        last, repeats = self._errors_logged.get(error.code(), (None, 0))
+        if last is None or now - last >= REPEAT_LOG_SECONDS:
+            again = f" (and {repeats} more times in the last {now - last:.0f}s)" if last is not None and repeats else ""
+            log.warning("driftline producer: %s%s", error, again)
+            self._errors_logged[error.code()] = (now, 0)
+        else:
+            self._errors_logged[error.code()] = (last, repeats + 1)
 
     def _note_fatal(self, exc: Exception) -> None:
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
@@ -327,6 +366,9 @@ class DriftlineProducer:
         with self._lock:
             if error is None:
                 self.stats.delivered += 1
+                if self._unreachable_since is not None:
+                    self._unreachable_since = None
+                    self._errors_logged.clear()
                 return
             self.stats.delivery_failed += 1
             failed = self.stats.delivery_failed

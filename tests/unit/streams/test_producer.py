@@ -183,3 +183,43 @@ def test_a_sample_rate_outside_zero_to_one_is_refused_when_the_producer_is_made(
     for rate in (0, -0.5, 1.5):
         with pytest.raises(ValueError, match=r"share of requests kept, in \(0, 1\]"):
             make_producer(sample_rate=rate)
+
+
+def unreachable_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again: nothing listens there
+
+
+def test_an_unreachable_broker_is_said_once_per_kind_and_nothing_reaches_stderr(capfd, caplog):
+    """librdkafka reports every reconnection attempt (about 8 lines a second on stderr before); now its log lines go
+    to Python's logging and each error kind is logged once (then once a minute)."""
+    producer = DriftlineProducer(f"127.0.0.1:{unreachable_port()}", extra_config={"reconnect.backoff.ms": 50})
+    with caplog.at_level("WARNING", logger="driftline.streams.producer"):
+        for i in range(5):
+            producer.log_prediction(model="m", model_version="v1", request_id=f"r{i}", features={}, prediction=1,
+                                    latency_ms=1.0)  # fmt: skip
+        producer.flush(3.0)  # polls for 3 s: dozens of failed connection attempts
+        producer.close(10.0)
+    assert capfd.readouterr().err == ""
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("driftline producer: ")]
+    assert 1 <= len(said) == len({m.split(": ", 2)[1] for m in said}), said  # one line per kind of error
+    assert producer.stats.delivery_failed == 5 and producer.stats.pending == 0  # given up on at close, and counted
+    [closed] = [r.getMessage() for r in caplog.records if "closed after" in r.getMessage()]
+    assert closed == (
+        "driftline producer closed after 1.0s with 5 events undelivered (no broker answered); counted in "
+        "stats.delivery_failed"
+    )
+
+
+def test_close_waits_its_whole_timeout_only_while_a_broker_answers():
+    producer = make_producer()
+    waits: list[float] = []
+    producer.flush = lambda timeout=10.0: waits.append(timeout) or 0  # type: ignore[method-assign]
+    producer.close(10.0)
+    assert waits == [10.0]  # nothing said the brokers are down
+    down = make_producer(unreachable_close_seconds=0.5)
+    down._on_client_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    down.flush = lambda timeout=10.0: waits.append(timeout) or 0  # type: ignore[method-assign]
+    down.close(10.0)
+    assert waits == [10.0, 0.5]
