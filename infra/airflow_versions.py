@@ -306,7 +306,7 @@ def write_inputs(settings: Settings, storage: Storage) -> None:
     training.to_parquet(reference)
     v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
     model_store.save_model(storage, v1, name=MODEL, version="v1", reason="initial")
-    rollout_store.switch(storage, MODEL, "v1", reason="initial")
+    rollout_store.switch(storage, MODEL, "v1", reason="initial", signing_key=settings.model_signing_key)
     config_dir = Path(settings.config_dir)
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / f"{MODEL}.yaml").write_text(

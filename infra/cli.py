@@ -97,7 +97,13 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         if not args.version:
             raise rollout.DeployError("driftline rollout start needs the version to roll out: MODEL VERSION")
         state = rollout_store.start_rollout(
-            storage, args.model, args.version, _rollout_settings(args, settings), reason=reason, publish=publish
+            storage,
+            args.model,
+            args.version,
+            _rollout_settings(args, settings),
+            reason=reason,
+            signing_key=settings.model_signing_key,
+            publish=publish,
         )
     elif args.action in {"status", "history"}:
         found = model_store.read_deployment_state(storage, args.model)

@@ -227,7 +227,7 @@ def _train_first_version(storage: Storage, run_dir: Path, rng: np.random.Generat
     training.to_parquet(reference_path)
     model_v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
     model_store.save_model(storage, model_v1, name=MODEL, version="v1", reason="initial", signing_key=signing_key)
-    rollout_store.switch(storage, MODEL, "v1", reason="initial deployment")
+    rollout_store.switch(storage, MODEL, "v1", reason="initial deployment", signing_key=signing_key)
     (run_dir / "models").mkdir(parents=True, exist_ok=True)
     (run_dir / "models" / f"{MODEL}.yaml").write_text(
         yaml.safe_dump(

@@ -66,6 +66,7 @@ def run_rollouts(
                         heavy,
                         settings_for,
                         reason="a heavier retrained candidate",
+                        signing_key=settings.model_signing_key,
                         publish=_publisher(settings),
                     )
                 elif heavy is not None and stored.status == "rolled_back" and followed and settle is None:

@@ -32,7 +32,13 @@ def act_from_conf(settings: Settings, conf: dict[str, Any], *, who: str) -> dict
         overrides = {k: conf[k] for k in ("strategy", "stages") if conf.get(k) is not None}
         chosen = DeploymentSettings.model_validate({**base.model_dump(), **overrides})
         state = rollout_store.start_rollout(
-            storage, model, str(conf["version"]), chosen, reason=reason, publish=publish
+            storage,
+            model,
+            str(conf["version"]),
+            chosen,
+            reason=reason,
+            signing_key=settings.model_signing_key,
+            publish=publish,
         )
     else:
         state = rollout_store.act(storage, model, action, reason=reason, publish=publish)

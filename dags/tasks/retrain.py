@@ -242,7 +242,13 @@ def _roll_out(storage: Storage, config: MonitorConfig, version: str, reason: str
     before = model_store.read_deployment_state(storage, config.model)
     try:
         state = rollout_store.start_rollout(
-            storage, config.model, version, config.deployment, reason=reason, publish=publish
+            storage,
+            config.model,
+            version,
+            config.deployment,
+            reason=reason,
+            signing_key=settings.model_signing_key,
+            publish=publish,
         )
     except rollout.DeployError as exc:  # a rollout in progress: this version waits for it to end
         return {"status": "not_deployed", "reason": str(exc)}

@@ -52,13 +52,44 @@ def save(storage: Storage, state: DeploymentState, publish: Publisher | None = N
     return state
 
 
-def switch(
-    storage: Storage, model: str, version: str, *, reason: str, publish: Publisher | None = None
-) -> DeploymentState:
-    """Route all traffic to ``version`` (which must be stored) at once: blue/green."""
+def check_loadable(storage: Storage, model: str, version: str, signing_key: str | None) -> None:
+    """Refuse (:class:`DeployError`) a version that a router would refuse to load: not stored, its record copied,
+    unsigned or badly signed for ``signing_key``, its artifact changed (SHA-256), or failing to load. Checked before
+    any deployment state changes, so a refused version never becomes "serving" in a state that nothing serves.
+    A model whose libraries this environment lacks (a router's has them) is checked up to its digest."""
     stored = model_store.stored_versions(storage, model)
     if version not in stored:
         raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored or 'none'}")
+    try:
+        model_store.load_model(storage, model, version, signing_key=signing_key)
+    except ModuleNotFoundError as exc:
+        log.warning(
+            "model %r version %r: record, signature and SHA-256 checked; not loaded here (%s is not installed)",
+            model,
+            version,
+            exc.name,
+        )
+    except model_store.ArtifactIntegrityError as exc:
+        raise DeployError(f"{exc} Nothing was rolled out.") from None
+    except Exception as exc:  # noqa: BLE001 - unpickling runs the model's own code: a router would meet it too
+        raise DeployError(
+            f"refusing to roll out model {model!r} version {version!r}: loading it failed "
+            f"({type(exc).__name__}: {exc}); a router could not serve it. Nothing was rolled out."
+        ) from None
+
+
+def switch(
+    storage: Storage,
+    model: str,
+    version: str,
+    *,
+    reason: str,
+    signing_key: str | None,
+    publish: Publisher | None = None,
+) -> DeploymentState:
+    """Route all traffic to ``version`` (which must be stored and load as a router would load it) at once:
+    blue/green."""
+    check_loadable(storage, model, version, signing_key)
     current = model_store.read_deployment_state(storage, model)
     if current is not None and current.serving == version and current.status not in IN_PROGRESS:
         state = changed(current, reason=reason, at=utc_now(), to_status=current.status)
@@ -98,12 +129,12 @@ def start_rollout(
     settings: DeploymentSettings,
     *,
     reason: str,
+    signing_key: str | None,
     publish: Publisher | None = None,
 ) -> DeploymentState:
-    """Begin rolling the stored ``version`` out by ``settings`` (blue/green: it serves at once)."""
-    stored = model_store.stored_versions(storage, model)
-    if version not in stored:
-        raise DeployError(f"model {model!r} has no stored version {version!r}; stored: {stored or 'none'}")
+    """Begin rolling the stored ``version`` out by ``settings`` (blue/green: it serves at once), once it loads as
+    a router would load it (:func:`check_loadable`)."""
+    check_loadable(storage, model, version, signing_key)
     current = model_store.read_deployment_state(storage, model)
     return save(storage, begin(current, model, version, settings, reason=reason, at=utc_now()), publish)
 

@@ -56,7 +56,7 @@ def loop_env(driftline_env, s3_bucket, slack, airflow_on_postgres, tmp_path, mon
     storage.write_bytes("reference/churn.parquet", buffer.getvalue())  # the user's training data, not driftline's
     v1 = demo_model.train(training[demo_model.FEATURES], training["label"])
     model_store.save_model(storage, v1, name="churn", version="v1", reason="initial")
-    rollout_store.switch(storage, "churn", "v1", reason="initial")
+    rollout_store.switch(storage, "churn", "v1", reason="initial", signing_key=None)
     config_dir = tmp_path / "models"
     config_dir.mkdir()
     (config_dir / "churn.yaml").write_text(

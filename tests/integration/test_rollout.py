@@ -49,7 +49,7 @@ def test_the_gates_promote_a_good_candidate_and_roll_back_a_slow_one(driftline_e
     canary = DeploymentSettings(strategy="canary", stages=[0.3, 1.0])
     for model in ("good", "slow"):
         rollout_store.save(storage, rollout.initial(model, "v1", reason="initial", at=utc_now()), publish)
-        rollout_store.start_rollout(storage, model, "v2", canary, reason="retrained", publish=publish)
+        rollout_store.start_rollout(storage, model, "v2", canary, reason="retrained", signing_key=None, publish=publish)
     log_path = tmp_path / "worker.log"
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(

@@ -435,7 +435,7 @@ def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_
     model_store.save_model(
         storage, {"any": "model"}, name="m", version="v2", training_window_start=HOUR, training_window_end=WINDOW[1]
     )
-    rollout_store.switch(storage, "m", "v2", reason="retrained")
+    rollout_store.switch(storage, "m", "v2", reason="retrained", signing_key=None)
     store(storage, 0, [float(v) for v in rng.normal(3, 1, 300)])
     summary = run_drift_check(settings, storage, cfg, *WINDOW)
     assert summary.alert and summary.retrain_requested is False and not state.retrain_requested(storage, "m")

@@ -97,7 +97,7 @@ def test_a_model_served_longer_than_its_max_age_is_alerted_once_per_version(tmp_
     storage = Storage.from_url(str(tmp_path))
     config = MonitorConfig.model_validate({"model": "m", "reference": "r.parquet", "retrain": {"max_age": "30d"}})
     model_store.save_model(storage, {"a": 1}, name="m", version="v1", trained_at=T0)
-    rollout_store.switch(storage, "m", "v1", reason="initial")
+    rollout_store.switch(storage, "m", "v1", reason="initial", signing_key=None)
     assert check_model_age(storage, config, T0 + timedelta(days=30)) is None
     finding = check_model_age(storage, config, T0 + timedelta(days=31))
     assert finding is not None and "trained 31 days before this window" in finding

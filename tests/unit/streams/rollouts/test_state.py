@@ -16,13 +16,13 @@ T0 = datetime(2026, 5, 1, tzinfo=UTC)
 def test_blue_green_switch_and_rollback(tmp_path):
     storage = Storage.from_url(str(tmp_path))
     with pytest.raises(rollout.DeployError, match="has no stored version 'v1'; stored: none"):
-        rollout_store.switch(storage, "m", "v1", reason="x")
+        rollout_store.switch(storage, "m", "v1", reason="x", signing_key=None)
     model_store.save_model(storage, {"w": 1}, name="m", version="v1")
     model_store.save_model(storage, {"w": 2}, name="m", version="v2")
-    rollout_store.switch(storage, "m", "v1", reason="initial")
+    rollout_store.switch(storage, "m", "v1", reason="initial", signing_key=None)
     with pytest.raises(rollout.DeployError, match="no previous version"):
         rollout_store.rollback(storage, "m")
-    state = rollout_store.switch(storage, "m", "v2", reason="retrained")
+    state = rollout_store.switch(storage, "m", "v2", reason="retrained", signing_key=None)
     assert (state.serving, state.previous) == ("v2", "v1")
     back = rollout_store.rollback(storage, "m")
     assert (back.serving, back.previous) == ("v1", "v2")
@@ -44,9 +44,9 @@ def test_the_history_is_bounded_and_redeploying_what_serves_keeps_the_rollback_t
     storage = Storage.from_url(str(tmp_path))
     for version in ("v1", "v2"):
         model_store.save_model(storage, {"w": version}, name="m", version=version)
-    rollout_store.switch(storage, "m", "v1", reason="initial")
-    rollout_store.switch(storage, "m", "v2", reason="retrained")
-    same = rollout_store.switch(storage, "m", "v2", reason="again")
+    rollout_store.switch(storage, "m", "v1", reason="initial", signing_key=None)
+    rollout_store.switch(storage, "m", "v2", reason="retrained", signing_key=None)
+    same = rollout_store.switch(storage, "m", "v2", reason="again", signing_key=None)
     assert (same.serving, same.previous, same.revision) == ("v2", "v1", 3)
 
 
