@@ -103,12 +103,18 @@ def _install_record_factory() -> None:
 def _tell_airflow(secrets: set[str]) -> None:
     # Only inside an Airflow task (its task runner is loaded): importing airflow.sdk.log elsewhere would
     # reconfigure the process's logging (measured: it replaces the root logger's handlers).
+    # The task process's own masker, not airflow.sdk.log.mask_secret: that one also sends each secret to the
+    # supervisor, and the message is logged in clear at DEBUG ("Sending request ... MaskSecret(value=...)"). The
+    # task's log lines are redacted in the task process before they reach the supervisor; Connection passwords
+    # Airflow masks on its own.
     if "airflow.sdk.execution_time.task_runner" not in sys.modules:
         return
-    from airflow.sdk.log import mask_secret
-
+    try:
+        from airflow.sdk.log import _secrets_masker  # type: ignore[attr-defined]
+    except ImportError:  # another Airflow 3 layout: logging.py's own redaction still covers driftline's lines
+        return
     for secret in secrets:
         try:
-            mask_secret(secret)
+            _secrets_masker().add_mask(secret)
         except Exception:  # noqa: BLE001, S112 - outside a task Airflow may refuse; logs are still redacted
             continue

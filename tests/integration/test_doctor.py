@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -157,10 +158,15 @@ def test_broken_configs_fail_their_own_models_at_once_with_one_line_and_the_othe
         check=False,
         text=True,
         timeout=300,
+        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},  # no secret in any log at any level
     )
 
     output = run.stdout + run.stderr
     assert run.returncode == 1, output[-3000:]  # the run failed, as two of its tasks did
+    assert "DEBUG" in output or "debug" in output
+    assert os.environ["DRIFTLINE_SLACK_TOKEN"] not in output
+    logged = [p for p in Path(os.environ["AIRFLOW_HOME"]).rglob("*.log") if "xoxb-test-token" in p.read_text()]
+    assert logged == []
     line = (
         f"model 'churn': reference: {tmp_path}/gone.parquet does not exist (No such file or directory); "
         "check the path or URL in the config; it must be the model's training data as Parquet or CSV"
