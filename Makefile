@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install deploy-tools deploy-check airflow-versions stack demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install deploy-tools browser-tools deploy-check airflow-versions stack demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: install
 
 # Two pytest-xdist processes (the machines have 2 cores; most of the suite waits on other processes), the longest
 # tests first (tests/conftest.py), each worker taking the other's tests when it runs out; the 15 slowest are listed.
-test: lint deploy-tools
+test: lint deploy-tools browser-tools
 	$(BIN)/pytest -q -rs -n 2 --dist worksteal --durations=15
 
 # promtool and prometheus for the deployment checks: Debian's prometheus package, unpacked into .venv/bin (nothing is
@@ -37,6 +37,14 @@ $(BIN)/promtool: | $(BIN)/.installed
 		rm -rf $$tmp
 
 deploy-tools: $(BIN)/promtool
+
+# Chromium for the tests of pages a person looks at (Playwright drives it; it downloads no browser of its own):
+# Debian's package, installed when missing (as root, or with sudo). Without it those tests skip (and fail under CI).
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { $$SUDO apt-get update -qq >/dev/null 2>&1 && $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1; } \
+		|| echo "browser-tools: could not install Debian's chromium; the browser tests will skip"; }
 
 # The deployment files (infra/deploy, .dockerignore) against the compose spec, the Kubernetes and CRD schemas,
 # hadolint, promtool (check config, check rules, test rules), kustomize when kubectl is here, a real Prometheus, and

@@ -76,7 +76,7 @@ def driftline_drift() -> None:
         return scan_monitor_configs(task_settings().config_dir).models
 
     # Each mapped task is labelled by its model in the UI and in failure alerts.
-    @task(outlets=[RETRAIN_REQUESTS], map_index_template="{{ task.op_kwargs['model'] }}")
+    @task(map_index_template="{{ task.op_kwargs['model'] }}")
     def check_model(model: str) -> dict[str, Any]:
         """The model's windows of this interval vs the training reference; reports, alerts, retrain request."""
         from driftline.dags.tasks.airflow_api import AirflowSkipException
@@ -98,7 +98,34 @@ def driftline_drift() -> None:
             raise AirflowSkipException(f"nothing to check in [{start.isoformat()}, {end.isoformat()}): {why}")
         return checked.to_jsonable()
 
-    ingest_caught_up() >> check_model.expand(model=configured_models())
+    # After every model's check, whichever failed or had nothing to check: one model's broken config must not hold
+    # back another's retrain.
+    @task(outlets=[RETRAIN_REQUESTS], trigger_rule="all_done")
+    def request_retrains(checked: list[dict[str, Any] | None]) -> list[str]:
+        """Update the retrain-requests Asset (which starts driftline_retrain) when, and only when, a window of this
+        run requested a retrain; skipped otherwise, and a skipped task updates no Asset."""
+        from driftline.dags.tasks.airflow_api import AirflowSkipException
+
+        models = sorted(
+            {run["model"] for run in checked if run and any(window["retrain_requested"] for window in run["windows"])}
+        )
+        if not models:
+            raise AirflowSkipException("no window of this run requested a retrain")
+        print(f"retrain requested for {', '.join(models)}")
+        return models
+
+    # A run's state follows its last tasks: with request_retrains last (and skipped), a run whose checks failed
+    # would end "success". This one fails the run then (each failed check has alerted already, so it does not).
+    @task(trigger_rule="one_failed", retries=0, on_failure_callback=None)
+    def fail_if_a_check_failed() -> None:
+        from driftline.dags.tasks.airflow_api import AirflowFailException
+
+        raise AirflowFailException("a model's drift check failed in this run: its task's log and alert say why")
+
+    checks = check_model.expand(model=configured_models())
+    ingest_caught_up() >> checks
+    request_retrains(checks)  # type: ignore[arg-type]  # the mapped results, resolved by Airflow at run time
+    checks >> fail_if_a_check_failed()
 
 
 driftline_drift_dag = driftline_drift()

@@ -100,6 +100,7 @@ class DriftReport:
     quality: list[QualityIssue] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     multivariate: MultivariateDrift | None = None
+    excluded: dict[str, str] = field(default_factory=dict)  # columns of the reference not tested, and why
 
     @property
     def drifted_features(self) -> list[str]:
@@ -140,6 +141,7 @@ class DriftReport:
             "multivariate": self.multivariate.to_dict() if self.multivariate is not None else {"status": "off"},
             "features": [f.to_dict() for f in sorted(self.features, key=lambda f: -f.severity)],
             "quality": [q.to_dict() for q in self.quality],
+            "excluded_columns": [{"column": name, "reason": why} for name, why in self.excluded.items()],
         }
 
 
@@ -587,4 +589,5 @@ def compare_profiles(
         quality_checks(reference, current, current_columns),
         dict(metadata or {}),
         joint,
+        dict(reference.excluded),
     )

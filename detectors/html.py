@@ -114,6 +114,14 @@ def render_html(report: dict[str, Any]) -> str:
     elif report.get("verdict") == "insufficient_data":
         names = ", ".join(html.escape(str(n)) for n in report.get("insufficient_data", []))
         verdict_line = f"<p class='na'>Insufficient data: no verdict for {names} (too few values); not 'no drift'.</p>"
+    excluded = report.get("excluded_columns") or []
+    not_tested = (
+        "<p>Not tested (not features): "
+        + "; ".join(f"<b>{html.escape(c['column'])}</b> ({html.escape(c['reason'])})" for c in excluded)
+        + ".</p>"
+        if excluded
+        else ""
+    )
     window = ""
     if report.get("window_start"):
         window = f"<p>Window {html.escape(str(report['window_start']))} → {html.escape(str(report['window_end']))}</p>"
@@ -133,7 +141,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"(share {report['share_drifted']:.0%}; α = {report['alpha']}, correction: {report['correction']}).</p>"
         "<table><tr><th>feature</th><th>type</th><th>test</th><th>statistic</th><th>p-value</th><th>threshold</th>"
         f"<th>effect ≥ floor</th><th>verdict</th><th>rows ref / cur</th><th>how computed</th></tr>{''.join(rows)}"
-        f"</table>{_multivariate_html(report.get('multivariate'))}{production}{segments}{performance}"
+        f"</table>{not_tested}{_multivariate_html(report.get('multivariate'))}{production}{segments}{performance}"
         f"<h2>Data quality</h2>{'<ul>' + quality + '</ul>' if quality else '<p>No issues.</p>'}"
         f"<h2>Distributions</h2><p class='legend'><span style='background:{_REFERENCE}'></span>reference"
         f"<span style='background:{_CURRENT}'></span>current</p>{plots}</body></html>"

@@ -37,7 +37,7 @@ import json
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -275,6 +275,9 @@ class Profile:
     # Up to SAMPLE_SIZE whole rows (feature -> values, row-aligned; NaN / None where a value was missing), for the
     # multivariate check. Empty for a profile written before it existed.
     joint: dict[str, np.ndarray] = field(default_factory=dict)
+    # Columns of the source left out of the features, with why (an identifier, the label, asked for): named in
+    # every report made against this profile (detectors/identifiers.py).
+    excluded: dict[str, str] = field(default_factory=dict)
 
     def arrow_types(self) -> dict[str, pa.DataType]:
         """How a text source (CSV) is read for this profile: numeric features as ``float64``; categorical ones as
@@ -296,6 +299,18 @@ class Profile:
             ):
                 types[name] = pa.string()
         return types
+
+    def without(self, names: Iterable[str]) -> Profile:
+        """This profile with the features ``names`` left out (named in ``excluded``: asked for)."""
+        drop = set(names) & set(self.feature_types)
+        return replace(
+            self,
+            feature_types={k: v for k, v in self.feature_types.items() if k not in drop},
+            summaries={k: v for k, v in self.summaries.items() if k not in drop},
+            source_types={k: v for k, v in self.source_types.items() if k not in drop},
+            joint={k: v for k, v in self.joint.items() if k not in drop},
+            excluded={**self.excluded, **dict.fromkeys(sorted(drop), "left out as asked")},
+        )
 
     # -- merge ----------------------------------------------------------------------------------
     def merge(self, other: Profile, seed: int = 0) -> Profile:
@@ -341,6 +356,7 @@ class Profile:
             self.rows + other.rows,
             {**other.source_types, **self.source_types},
             _merge_joint(self.joint, self.rows, other.joint, other.rows, rng=rng),
+            {**other.excluded, **self.excluded},
         )
 
     # -- storage --------------------------------------------------------------------------------
@@ -351,6 +367,7 @@ class Profile:
             "rows": self.rows,
             "feature_types": self.feature_types,
             "source_types": self.source_types,
+            "excluded": self.excluded,
             "features": {},
         }
         for index, (name, summary) in enumerate(self.summaries.items()):
@@ -436,7 +453,14 @@ class Profile:
                         archive[f"f{index}_sample"].astype(object),
                         archive.get(f"f{index}_hashed"),
                     )
-        return cls(meta["feature_types"], summaries, meta["rows"], meta.get("source_types", {}), joint)
+        return cls(
+            meta["feature_types"],
+            summaries,
+            meta["rows"],
+            meta.get("source_types", {}),
+            joint,
+            meta.get("excluded", {}),
+        )
 
 
 def _merge_samples(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from driftline.detectors.binning import FastBinner
+from driftline.detectors.identifiers import identifier_reason
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,15 +67,35 @@ def build_reference_profile(
     feature_types: dict[str, FeatureType] | None = None,
     *,
     exclude: Iterable[str] = (),
+    label: str | None = None,
     fine_bins: int = FINE_BINS,
     seed: int = 0,
 ) -> Profile:
-    """Profile training data held in memory (bin edges are the exact reference quantiles)."""
+    """Profile training data held in memory (bin edges are the exact reference quantiles).
+
+    Without ``feature_types`` every column is a feature but ``exclude``, the ``label`` column and the columns that
+    identify rows (:mod:`.identifiers`); the profile names each column left out and why."""
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     if table.num_rows == 0:
         raise ValueError("cannot profile an empty reference: it has no rows")
-    feature_types = feature_types or infer_feature_types(table.schema, exclude)
+    excluded = {name: "left out as asked" for name in exclude if name in table.column_names}
+    if label is not None and label in table.column_names:
+        excluded[label] = "the label column (what the model predicts, not an input)"
+    if not feature_types:
+        feature_types = infer_feature_types(table.schema, excluded)
+        for name in list(feature_types):
+            reason = identifier_reason(name, table.column(name))
+            if reason is not None:
+                excluded[name] = reason
+                del feature_types[name]
+        if not feature_types:
+            raise ValueError(
+                f"no column of the reference is left to test: {', '.join(f'{k} ({v})' for k, v in excluded.items())}"
+                "; name the features in the monitor config's 'features:'"
+            )
+    else:  # the user's own list; what is excluded stays out of it all the same
+        feature_types = {name: kind for name, kind in feature_types.items() if name not in excluded}
     missing_columns = sorted(set(feature_types) - set(table.column_names))
     if missing_columns:
         raise ValueError(f"reference data lacks the columns {missing_columns}; it has {table.column_names}")
@@ -84,7 +106,8 @@ def build_reference_profile(
             if values.size == 0:
                 raise ValueError(f"reference column {name!r} has no numeric values to profile")
             edges[name] = np.unique(np.quantile(values, np.linspace(0, 1, fine_bins + 1)[1:-1]))
-    return profile_batches(iter(table.to_batches(max_chunksize=262_144)), feature_types, edges, seed=seed)
+    profile = profile_batches(iter(table.to_batches(max_chunksize=262_144)), feature_types, edges, seed=seed)
+    return replace(profile, excluded=excluded)
 
 
 def profile_batches(

@@ -69,7 +69,8 @@ def _schema_issues(
                 )
             )
     if current_columns is not None:
-        for name in sorted(set(current_columns) - set(reference.feature_types)):
+        # A column the reference left out (an identifier, the label) is expected, not new.
+        for name in sorted(set(current_columns) - set(reference.feature_types) - set(reference.excluded)):
             issues.append(
                 QualityIssue(
                     "extra_column",

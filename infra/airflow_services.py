@@ -39,7 +39,13 @@ import sqlalchemy.pool
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-from driftline.infra.local_stack import LOOPBACK, StackError, airflow_environment, free_port
+from driftline.infra.local_stack import (
+    LOOPBACK,
+    StackError,
+    airflow_api_environment,
+    airflow_environment,
+    free_port,
+)
 
 FINISHED = ("success", "failed")
 
@@ -82,10 +88,7 @@ class AirflowServices:
         self.env = {
             **env,
             **airflow_environment(home, database_url),
-            "AIRFLOW__API__HOST": LOOPBACK,
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{self.port}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{self.port}/execution/",
+            **airflow_api_environment(self.port),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # task processes at once: this is a laptop, not a cluster
             # Only the runs asked for (backfills, cleared runs): unpausing a DAG must not also start its latest
@@ -117,9 +120,7 @@ class AirflowServices:
         health = f"http://{LOOPBACK}:{self.port}/api/v2/monitor/health"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for process in self._processes:
-                if process.poll() is not None:
-                    raise StackError(f"an Airflow process exited with {process.returncode}; see {self.log_dir}")
+            self.check_alive()
             try:
                 with urllib.request.urlopen(health, timeout=2) as answer:
                     if answer.status == 200:
@@ -148,7 +149,13 @@ class AirflowServices:
             self._engine.dispose()
             self._engine = None
 
-    def _run_scheduler(self) -> None:
+    def check_alive(self) -> None:
+        """Raise :class:`StackError` if the API server or the scheduler has exited."""
+        for process in self._processes:
+            if process.poll() is not None:
+                raise StackError(f"an Airflow process exited with {process.returncode}; see {self.log_dir}")
+
+    def run_scheduler(self) -> None:
         """Start the scheduler, unless it was started (module docstring: only once the runs exist)."""
         if not self._scheduler_started:
             self._spawn("scheduler", "scheduler", "--skip-serve-logs")
@@ -194,7 +201,7 @@ class AirflowServices:
             "completed",
         )
         [backfill_id] = sorted(self._backfill_ids(dag_id) - before)
-        self._run_scheduler()
+        self.run_scheduler()
         with self._unpaused(dag_id):  # after the runs exist: fewer writers at once on SQLite
             return self._wait(dag_id, timeout, backfill_id=backfill_id)
 
@@ -202,7 +209,7 @@ class AirflowServices:
         """Clear every task of ``run`` (as the UI's Clear does) and wait until the scheduler has run it again."""
         logical = run.data_interval_start.astimezone(UTC).isoformat()
         self._cli("tasks", "clear", dag_id, "--start-date", logical, "--end-date", logical, "--yes")
-        self._run_scheduler()
+        self.run_scheduler()
         with self._unpaused(dag_id):
             [again] = self._wait(dag_id, timeout, run_id=run.run_id)
         return again
@@ -247,7 +254,7 @@ class AirflowServices:
         if not self._unfinished_backfills(dag_id):
             return
         print(f"  an earlier backfill of {dag_id} is unfinished; the scheduler finishes it first", flush=True)
-        self._run_scheduler()
+        self.run_scheduler()
         deadline = time.monotonic() + timeout
         with self._unpaused(dag_id):
             while self._unfinished_backfills(dag_id):
@@ -271,9 +278,7 @@ class AirflowServices:
             runs = self.runs(dag_id, backfill_id=backfill_id, run_id=run_id)
             if runs and all(run.state in FINISHED for run in runs):
                 return runs
-            for process in self._processes:
-                if process.poll() is not None:
-                    raise StackError(f"an Airflow process exited with {process.returncode}; see {self.log_dir}")
+            self.check_alive()
             if time.monotonic() > deadline:
                 states = ", ".join(f"{run.run_id}={run.state}" for run in runs)
                 raise StackError(f"{dag_id} runs not finished within {timeout:.0f} s ({states}); see {self.log_dir}")

@@ -83,7 +83,7 @@ def _rollout_settings(args: argparse.Namespace, settings: Settings) -> Any:
 
 def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     from driftline.schemas.config import load_monitor_configs
-    from driftline.schemas.storage import Storage
+    from driftline.schemas.storage import Storage, layout
     from driftline.schemas.storage import models as model_store
     from driftline.streams.rollouts import state as rollout
     from driftline.streams.rollouts import store as rollout_store
@@ -102,7 +102,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action in {"status", "history"}:
         found = model_store.read_deployment_state(storage, args.model)
         if found is None:
-            raise rollout.DeployError(f"model {args.model!r} has no deployment state yet")
+            raise rollout_store.no_deployment_state(storage, args.model, "")
         state = found
     else:
         state = rollout_store.act(storage, args.model, args.action, reason=reason, publish=publish)
@@ -130,6 +130,7 @@ def _cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     rolling = state.stages and state.status in rollout.IN_PROGRESS
     stage = f", stage {state.stage + 1} of {len(state.stages)}" if rolling else ""
     print(f"{args.model}: {state.status} ({state.strategy}{stage}), revision {state.revision}: {shares}{shadow}")
+    print(f"  deployment state: {storage.url(layout.deployment_state(args.model))}")
     return 0
 
 
@@ -208,6 +209,17 @@ def _serialize_dags_for_airflow_3_1_0() -> None:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"'airflow dags reserialize' failed:\n{done.stderr[-2000:]}")
+
+
+def _cmd_airflow_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from driftline.infra.airflow_ui import run_airflow_ui
+    from driftline.infra.local_stack import StackError
+
+    try:
+        return run_airflow_ui(settings, run=args.run, stack=args.stack)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_profile(args: argparse.Namespace, settings: Settings) -> int:
@@ -296,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bundle.add_argument("--only", action="store_true", help="driftline's bundle alone, to add to a list of your own")
     bundle.set_defaults(func=_cmd_airflow_bundle)
+    ui = commands.add_parser(
+        "airflow-ui",
+        help="Airflow's UI on the latest demo run's own runs and data (or --run ID, or the local stack's: --stack), "
+        "on 127.0.0.1:$DRIFTLINE_AIRFLOW_PORT (8080), with the login printed; Ctrl-C stops it",
+    )
+    which = ui.add_mutually_exclusive_group()
+    which.add_argument("--run", help="a demo run id (a folder of .driftline/demo); default: the latest")
+    which.add_argument("--stack", action="store_true", help="the local stack's Airflow (after 'driftline up')")
+    ui.set_defaults(func=_cmd_airflow_ui)
     dag_test = commands.add_parser("dag-test", help="run one driftline DAG once (Airflow dag.test)")
     dag_test.add_argument(
         "dag_id", choices=["driftline_ingest", "driftline_drift", "driftline_retrain", "driftline_deploy"]
@@ -319,7 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("data")
     profile.add_argument("-o", "--output", required=True, help="where to write the profile (.npz)")
     profile.add_argument("--config", help="monitor config: feature types and the label column to leave out")
-    profile.add_argument("--exclude", action="append", help="a column to leave out (repeatable)")
+    profile.add_argument(
+        "--exclude",
+        action="append",
+        help="a column that is not a feature (repeatable); the label column and row identifiers are left out already",
+    )
     profile.set_defaults(func=_cmd_profile)
     check = commands.add_parser(
         "check", help="drift of CURRENT against REFERENCE (a profile or data); exit 0 no drift, 1 drift, 2 error"
@@ -327,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("reference", help="a profile (.npz) or training data (Parquet/CSV)")
     check.add_argument("current", help="current data (Parquet/CSV, path or URL)")
     check.add_argument("--config", help="monitor config: alpha, correction, tests, thresholds, feature types")
+    check.add_argument(
+        "--exclude",
+        action="append",
+        help="a column that is not a feature (repeatable); the label column and row identifiers are left out already",
+    )
     check.add_argument("--json", help="write the report as JSON to this file ('-' for stdout)")
     check.add_argument("--html", help="write a self-contained HTML report to this file")
     check.add_argument("--alpha", type=float, help="significance level (default 0.05 or the config's)")
@@ -375,6 +405,7 @@ COMMAND_ROLE = {
     "check": "cli",
     "dag-test": "airflow",
     "airflow-bundle": "airflow",
+    "airflow-ui": "all",
     "doctor": "all",
     "up": "local",
     "down": "local",

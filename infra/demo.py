@@ -198,14 +198,18 @@ def _demo_airflow(
 
     Its own Airflow database: runs of earlier demos (other intervals, other storage) never mix into this one's
     backfill. ``driftline airflow-ui`` starts Airflow on this run's database and storage from ``airflow.env``."""
-    from driftline.infra.local_stack import airflow_environment, migrate_airflow_db
+    from driftline.infra.local_stack import airflow_api_environment, airflow_environment, migrate_airflow_db
 
     airflow_home = run_dir / "airflow-home"
     database_url = stack.airflow_database_url(f"demo_{run_id.lower()}")
     if database_url:
         stack.postgres.create_database(f"demo_{run_id.lower()}")
     print("  " + migrate_airflow_db(airflow_home, database_url))
-    demo_env = {**settings.to_env(secrets=False), **airflow_environment(airflow_home, database_url)}
+    demo_env = {
+        **settings.to_env(secrets=False),
+        **airflow_environment(airflow_home, database_url),
+        **airflow_api_environment(settings.airflow_port),  # the alerts' task-log links: where airflow-ui serves
+    }
     (run_dir / "airflow.env").write_text("".join(f"{key}={value}\n" for key, value in demo_env.items()))
     return airflow_home, database_url, {**os.environ, **settings.to_env(), **demo_env}
 
@@ -534,3 +538,4 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
     for line in traffic_lines(r["traffic"], r["mirrored"]):
         print("   " + line)
     print(f"run folder            {s['run_dir']}")
+    print("Airflow UI            driftline airflow-ui  (this run's DAG runs and data; the login is printed)")

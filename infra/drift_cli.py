@@ -50,9 +50,12 @@ def _storage_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
     return options if url.startswith("s3://") else {}
 
 
-def load_reference(path: str, config: Any = None, storage_options: dict[str, Any] | None = None) -> Profile:
+def load_reference(
+    path: str, config: Any = None, storage_options: dict[str, Any] | None = None, exclude: tuple[str, ...] = ()
+) -> Profile:
     """A stored profile as it is, or data (Parquet/CSV) profiled now; which one the file's first bytes say,
-    whatever its name."""
+    whatever its name. Columns in ``exclude``, the label (the config's, else ``label``) and columns that identify
+    rows are left out of a profile made now; a stored profile left out what it left out when it was made."""
     import fsspec
 
     from driftline.detectors.profile import Profile
@@ -64,8 +67,12 @@ def load_reference(path: str, config: Any = None, storage_options: dict[str, Any
     if fmt == "profile":
         with fsspec.open(path, "rb", compression=compression, **options) as handle:
             return Profile.from_bytes(handle.read())
-    exclude = (config.label_column,) if config else ()
-    return build_reference_profile(read_table(path, options), config.features if config else None, exclude=exclude)
+    return build_reference_profile(
+        read_table(path, options),
+        config.features if config else None,
+        exclude=exclude,
+        label=config.label_column if config else "label",
+    )
 
 
 def cmd_profile(args: Any) -> int:
@@ -76,12 +83,12 @@ def cmd_profile(args: Any) -> int:
     from driftline.schemas.config import load_monitor_config
 
     config = load_monitor_config(args.config) if args.config else None
-    exclude = tuple(args.exclude or ()) + ((config.label_column,) if config else ())
     started = time.monotonic()
     profile = build_reference_profile(
         read_table(args.data, _storage_options(args.data, args.storage_options)),
         config.features if config else None,
-        exclude=exclude,
+        exclude=tuple(args.exclude or ()) + tuple(config.exclude if config else ()),
+        label=config.label_column if config else "label",
     )
     data = profile.to_bytes()
     with fsspec.open(args.output, "wb", **_storage_options(args.output, args.storage_options)) as handle:
@@ -101,7 +108,10 @@ def cmd_check(args: Any) -> int:
     from driftline.schemas.config import load_monitor_config
 
     config = load_monitor_config(args.config) if args.config else None
-    reference = load_reference(args.reference, config, args.storage_options)
+    exclude = tuple(args.exclude or ()) + tuple(config.exclude if config else ())
+    reference = load_reference(args.reference, config, args.storage_options, exclude)
+    if exclude and reference.feature_types.keys() & set(exclude):  # a stored profile made without the exclusion
+        reference = reference.without(exclude)
     with open_batches(
         args.current,
         columns=list(reference.feature_types),
@@ -187,6 +197,9 @@ def _print_summary(report: dict[str, Any]) -> None:
         )
     for issue in report["quality"]:
         print(f"  quality: {issue['message']}")
+    if report.get("excluded_columns"):
+        left_out = "; ".join(f"{c['column']} ({c['reason']})" for c in report["excluded_columns"])
+        print(f"  not tested: {left_out}")
 
 
 def run(command: Callable[[Any], int], args: Any, storage_options: dict[str, Any]) -> int:

@@ -84,7 +84,11 @@ class LocalStack:
 
     def environment(self) -> dict[str, str]:
         """Variables that point driftline (every setting) and Airflow at this stack."""
-        return {**self.settings().to_env(), **airflow_environment(self.airflow_home, self.airflow_database_url())}
+        return {
+            **self.settings().to_env(),
+            **airflow_environment(self.airflow_home, self.airflow_database_url()),
+            **airflow_api_environment(self.base.airflow_port),
+        }
 
     def start_postgres(self) -> list[str]:
         """The stack's PostgreSQL running, with ``airflow``'s database (nothing to do on SQLite)."""
@@ -184,6 +188,16 @@ def airflow_environment(airflow_home: Path, database_url: str | None = None) -> 
         "AIRFLOW__CORE__DAGS_FOLDER": str(Path(driftline.dags.__file__).parent),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         **database,
+    }
+
+
+def airflow_api_environment(port: int) -> dict[str, str]:
+    """Airflow's API server (and UI) on loopback at ``port``; task-log links and the tasks' Execution API use it."""
+    return {
+        "AIRFLOW__API__HOST": LOOPBACK,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{port}/execution/",
     }
 
 

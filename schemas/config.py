@@ -287,6 +287,12 @@ class MonitorConfig(_Section):
         default=None, description="Feature name -> type; inferred from the reference when omitted."
     )
     label_column: str = "label"
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns of the reference that are not features (never tested). The label column and columns "
+        "that identify rows (a different value on every row, a sequence, an id-like name) are left out already; "
+        "every column left out is named in the report.",
+    )
     drift: DriftSettings = DriftSettings()
     metrics: MetricSettings = MetricSettings()
     alerts: AlertSettings = AlertSettings()

@@ -3,10 +3,11 @@
 The drift DAG writes one per model and window (``reports/model=<model>/drift-<window end>.json``, the HTML page
 beside it); Slack alerts, the report indexes and the demo read it. A reader given a report with a field it does
 not know (a newer driftline) or without one it needs (an older one) gets a :class:`.RecordError` naming the field,
-as for every record. ``make schemas`` writes its JSON Schema (``schemas/jsonschema/drift_report.v3.json``).
+as for every record. ``make schemas`` writes its JSON Schema (``schemas/jsonschema/drift_report.v4.json``).
 
-Version 3 is the first typed report. Version 2 (written before it, with ``report_version: 2`` and no
-``schema_version``) holds the same fields and is read as version 3.
+Version 4 adds ``excluded_columns``: the reference's columns that were not tested (the label, identifiers, those
+excluded in the config) and why. Version 3, the first typed report, is read as version 4 with none listed;
+version 2 (written before it, with ``report_version: 2`` and no ``schema_version``) holds version 3's fields.
 
 Sections, each a model of its own: ``features`` (every feature's test, against the training reference),
 ``multivariate`` (the features together), ``quality`` (findings), ``skipped_files`` (files set aside),
@@ -19,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, JsonValue, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer
 
 from driftline.schemas.records import QuarantinedFile, Record, UtcDatetime
 
@@ -181,11 +182,18 @@ class Performance(Section):
     estimated: EstimatedPerformance | None
 
 
+class ExcludedColumn(Section):
+    """A column of the reference that is not a feature, and why (detectors/identifiers.py)."""
+
+    column: str
+    reason: str
+
+
 class DriftReport(Record):
     """One model's window against its training reference, and what driftline did about it."""
 
     record_type: ClassVar[str] = "drift_report"
-    schema_version: Literal[3] = 3  # type: ignore[assignment]  # a kind declares its own version
+    schema_version: Literal[4] = 4  # type: ignore[assignment]  # a kind declares its own version
 
     model: str
     model_versions: list[str]
@@ -204,6 +212,7 @@ class DriftReport(Record):
     multivariate: MultivariateDrift
     features: list[FeatureDrift]
     quality: list[QualityFinding]
+    excluded_columns: list[ExcludedColumn] = Field(default_factory=list)
     skipped_files: list[QuarantinedFile]
     skipped_events_at_most: int
     production_drift: ProductionDrift
@@ -218,11 +227,13 @@ class DriftReport(Record):
 
     @classmethod
     def parse(cls, raw: bytes | str | Mapping[str, Any]) -> Self:
-        """As :meth:`.Record.parse`; a version 2 report (``report_version: 2``, no ``schema_version``) holds the
-        same fields and is read as version 3."""
+        """As :meth:`.Record.parse`; a version 3 report is read as version 4 with no excluded column listed, and a
+        version 2 one (``report_version: 2``, no ``schema_version``) holds version 3's fields."""
         data = cls.decode(raw)
         if "schema_version" not in data and data.get("report_version") == 2:
             data = {key: value for key, value in data.items() if key != "report_version"} | {"schema_version": 3}
+        if data.get("schema_version") == 3:
+            data = {**data, "schema_version": 4}
         return super().parse(data)
 
     @property

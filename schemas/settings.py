@@ -162,7 +162,9 @@ class Settings:
     never reach a log line through it.
     """
 
-    bootstrap_servers: str = field(default="127.0.0.1:9092", metadata=_env("DRIFTLINE_BOOTSTRAP_SERVERS"))
+    # Empty means the local stack's broker: 127.0.0.1:<broker_port>, so DRIFTLINE_BROKER_PORT alone moves every
+    # process (the broker, the producer, the worker, doctor) together.
+    bootstrap_servers: str = field(default="", metadata=_env("DRIFTLINE_BOOTSTRAP_SERVERS"))
     topic_prefix: str = field(default="driftline", metadata=_env("DRIFTLINE_TOPIC_PREFIX"))
     partitions: int = field(default=4, metadata=_env("DRIFTLINE_PARTITIONS", _positive_int))
     home: str = field(default=".driftline", metadata=_env("DRIFTLINE_HOME"))
@@ -171,6 +173,9 @@ class Settings:
     # <home>/postgres (a Unix socket, no TCP port), so a scheduler, an API server and backfills started from the UI
     # write at once; or sqlite (one writer at a time). A team's own Airflow keeps its own database setting.
     airflow_database: str = field(default="postgresql", metadata=_env("DRIFTLINE_AIRFLOW_DATABASE", _airflow_database))
+    # The port of the local stack's and the demo's Airflow API server and UI (`driftline airflow-ui`) on loopback;
+    # their alerts' task-log links point at it.
+    airflow_port: int = field(default=8080, metadata=_env("DRIFTLINE_AIRFLOW_PORT", _port))
     # Empty means "under home": <home>/storage and <home>/models.
     storage_url: str = field(default="", metadata=_env("DRIFTLINE_STORAGE_URL"))
     config_dir: str = field(default="", metadata=_env("DRIFTLINE_CONFIG_DIR"))
@@ -242,6 +247,8 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not self.bootstrap_servers:
+            object.__setattr__(self, "bootstrap_servers", f"127.0.0.1:{self.broker_port}")
         if not self.storage_url:
             object.__setattr__(self, "storage_url", str(Path(self.home) / "storage"))
         if not self.config_dir:

@@ -16,6 +16,7 @@ LONGEST_FIRST = (
     "tests/integration/test_airflow_versions.py",  # 143 s (two Airflow installs and their DAG runs)
     "tests/integration/test_chaos.py",  # 114 s
     "tests/integration/test_airflow_loop.py",  # 143 s in 4 tests
+    "tests/integration/test_airflow_ui.py",  # 55 s (a demo run, Airflow's UI in Chromium, a backfill from it)
     "tests/integration/test_worker_observability.py",  # 41 s
     "tests/integration/test_airflow_connections.py",  # 30 s
     "tests/integration/test_ingest_dag.py",  # 28 s

@@ -10,6 +10,7 @@ alerts.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,11 +45,16 @@ log = logging.getLogger(__name__)
 def reference_profile(settings: Settings, storage: Storage, config: MonitorConfig) -> tuple[Profile, str]:
     """The stored profile of the training data and its key (see :func:`.models.reference_key`); built (once)
     when missing or when the reference moved."""
-    stored = model_store.read_reference_profile(storage, config.model, config.reference)
+    # What shaped the profile besides the data: a config naming other features or exclusions gets a new profile.
+    shape = json.dumps([config.features, sorted(config.exclude), config.label_column], sort_keys=True)
+    source = f"{config.reference} {shape}"
+    stored = model_store.read_reference_profile(storage, config.model, source)
     if stored is None:
         table = read_table(config.reference, settings.storage_options)
-        stored = build_reference_profile(table, config.features, exclude=(config.label_column,)).to_bytes()
-        model_store.write_reference_profile(storage, config.model, config.reference, stored)
+        stored = build_reference_profile(
+            table, config.features, exclude=config.exclude, label=config.label_column
+        ).to_bytes()
+        model_store.write_reference_profile(storage, config.model, source, stored)
     return Profile.from_bytes(stored), model_store.reference_key(stored)
 
 

@@ -191,6 +191,12 @@ def read_deployment_state(storage: Storage, model: str) -> DeploymentState | Non
     return storage.read_record(DeploymentState, path)
 
 
+def deployed_models(storage: Storage) -> list[str]:
+    """The models that have a deployment state in ``storage``, by name."""
+    models = (path.rsplit("/", 1)[-1] for path in storage.list("models"))
+    return sorted(model for model in models if storage.exists(layout.deployment_state(model)))
+
+
 def write_deployment_state(storage: Storage, state: DeploymentState) -> str:
     return storage.write_bytes(layout.deployment_state(state.model), state.to_json())
 

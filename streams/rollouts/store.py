@@ -67,11 +67,26 @@ def switch(
     return save(storage, state, publish)
 
 
+def no_deployment_state(storage: Storage, model: str, then: str) -> DeployError:
+    """The error for a model with no deployment state: where driftline looked, and the models it found there."""
+    known = model_store.deployed_models(storage)
+    found = (
+        f"models with one there: {', '.join(known)}"
+        if known
+        else "no model has one there yet (the retrain DAG or 'driftline rollout start MODEL VERSION' makes one)"
+    )
+    return DeployError(
+        f"model {model!r} has no deployment state in {storage.url('models')}; {found}; {then}"
+        if then
+        else f"model {model!r} has no deployment state in {storage.url('models')}; {found}"
+    )
+
+
 def rollback(storage: Storage, model: str, *, publish: Publisher | None = None) -> DeploymentState:
     """Route traffic back to the stable version (during a rollout) or the previous one (after it)."""
     current = model_store.read_deployment_state(storage, model)
     if current is None:
-        raise DeployError(f"model {model!r} has no deployment state yet; nothing to roll back")
+        raise no_deployment_state(storage, model, "nothing to roll back")
     reason = f"rollback from {current.candidate or current.serving}"
     return save(storage, roll_back(current, reason=reason, at=utc_now()), publish)
 
@@ -110,7 +125,7 @@ def act(storage: Storage, model: str, action: str, *, reason: str, publish: Publ
         raise DeployError(f"unknown rollout action {action!r}; one of {', '.join(ACTIONS)}")
     current = model_store.read_deployment_state(storage, model)
     if current is None:
-        raise DeployError(f"model {model!r} has no deployment state yet; start a rollout first")
+        raise no_deployment_state(storage, model, "start a rollout first")
     return save(storage, ACTIONS[action](current, reason=reason, at=utc_now()), publish)
 
 

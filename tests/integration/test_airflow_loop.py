@@ -22,6 +22,7 @@ from driftline.streams.alerts.delivery import AlertDeliveryError
 from driftline.streams.alerts.outbox import deliver_pending_alerts
 from driftline.streams.producer import DriftlineProducer
 from driftline.streams.rollouts import store as rollout_store
+from tests.integration.conftest import AirflowOnPostgres
 
 pytestmark = pytest.mark.integration
 # Yesterday 08:00: ingest refuses events older than DRIFTLINE_MAX_EVENT_AGE_SECONDS (7 days) at receipt.
@@ -94,8 +95,26 @@ def publish_hours(
         assert producer.flush(30) == 0
 
 
-def test_the_loop_through_airflow(loop_env, slack):
+def retrain_request_events(airflow: AirflowOnPostgres) -> int:
+    """How many times the retrain-requests Asset was updated (each update starts a retrain run)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(airflow.database_url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as db:
+        count: int = db.execute(
+            sqlalchemy.text(
+                "SELECT count(*) FROM asset_event JOIN asset ON asset.id = asset_event.asset_id "
+                "WHERE asset.name = :name"
+            ),
+            {"name": "driftline_retrain_requests"},
+        ).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_the_loop_through_airflow(loop_env, slack, airflow_on_postgres):
     settings, storage, v1, rng = loop_env
+    requests_before = retrain_request_events(airflow_on_postgres)
     publish_hours(settings, v1, rng)
 
     ingest = run("dag-test", "driftline_ingest")
@@ -105,11 +124,17 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert len(predictions) == len(labels) == 2 * ROWS_PER_HOUR
     assert predictions["request_id"].is_unique and labels["request_id"].is_unique
 
+    # The unshifted hour: no drift, no retrain requested, so no retrain run is started.
+    calm = run("dag-test", "driftline_drift", "--logical-date", (T0 + timedelta(hours=1)).isoformat())
+    assert calm.returncode == 0, calm.stdout[-3000:] + calm.stderr[-3000:]
+    assert retrain_request_events(airflow_on_postgres) == requests_before
+
     # A manual run triggered at T0 + 2 h checks the interval that ended then: the shifted hour, and only it.
     at = (T0 + timedelta(hours=2)).isoformat()
     drift = run("dag-test", "driftline_drift", "--logical-date", at)
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
-    [report_path] = state.drift_reports(storage, "churn")
+    [calm_path, report_path] = state.drift_reports(storage, "churn")
+    assert state.read_drift_report(storage, calm_path).verdict == "no_drift"
     report = state.read_drift_report(storage, report_path).to_jsonable()
     assert (report["window_start"], report["window_end"]) == ((T0 + timedelta(hours=1)).isoformat(), at)
     assert b"<svg" in storage.read_bytes(report_path.removesuffix(".json") + ".html")
@@ -124,9 +149,12 @@ def test_the_loop_through_airflow(loop_env, slack):
     assert "• x1:" not in text
     assert state.retrain_requested(storage, "churn")
 
-    # A re-run of the same interval sends no second message.
+    assert retrain_request_events(airflow_on_postgres) == requests_before + 1
+
+    # A re-run of the same interval sends no second message and requests no second retrain.
     again = run("dag-test", "driftline_drift", "--logical-date", at)
     assert again.returncode == 0 and len(slack.texts()) == 1
+    assert retrain_request_events(airflow_on_postgres) == requests_before + 1
 
     retrain = run("dag-test", "driftline_retrain")
     assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]

@@ -38,7 +38,12 @@ def lines_of(process: subprocess.Popen[str]) -> Queue[dict]:
             else:
                 OUTPUT.append(line)
 
+    def read_log() -> None:  # librdkafka's log lines: on stderr, never cut into the JSON lines of stdout
+        assert process.stderr is not None
+        OUTPUT.extend(process.stderr)
+
     threading.Thread(target=read, daemon=True).start()
+    threading.Thread(target=read_log, daemon=True).start()
     return found
 
 
@@ -79,7 +84,7 @@ def test_a_router_in_another_process_follows_the_topic_and_falls_back_to_storage
         [sys.executable, str(Path(__file__).with_name("router_process.py")), "m", str(stop_file)],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
     )
     beats: list[dict] = []

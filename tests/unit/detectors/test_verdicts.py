@@ -102,7 +102,9 @@ def test_a_tiny_but_significant_change_in_a_huge_window_is_minor_not_drift():
 
 
 def test_gross_change_bounds_are_exact():
-    reference = build_reference_profile(pd.DataFrame({"x": np.arange(1000.0), "c": ["a", "b"] * 499 + ["once", "z"]}))
+    # x is 0, 1, ..., 999, which alone would be left out as a row number: named a feature here.
+    table = pd.DataFrame({"x": np.arange(1000.0), "c": ["a", "b"] * 499 + ["once", "z"]})
+    reference = build_reference_profile(table, {"x": "numeric", "c": "categorical"})
     current = _window(reference, pd.DataFrame({"x": [2000.0] * 9 + [5.0], "c": ["new"] * 8 + ["a", None]}))
     by_check = {
         change.check: change
@@ -263,7 +265,9 @@ def test_the_config_default_effect_floors_are_the_engine_defaults():
 
 def test_an_id_like_feature_is_compared_by_hash_buckets_without_claiming_every_value_unseen():
     rng = np.random.default_rng(14)
-    reference = build_reference_profile(pd.DataFrame({"user": [f"u{i}" for i in range(30_000)]}))
+    # Named as a feature (as a monitor config's `features:` does): left alone, it would be left out as an identifier.
+    users = pd.DataFrame({"user": [f"u{i}" for i in range(30_000)]})
+    reference = build_reference_profile(users, {"user": "categorical"})
     assert reference.summaries["user"].hashed is not None
     fresh = _window(reference, pd.DataFrame({"user": [f"v{i}" for i in range(5000)]}))  # new ids: the normal case
     report = compare_profiles(reference, fresh)

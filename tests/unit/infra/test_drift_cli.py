@@ -92,3 +92,50 @@ def test_check_exits_3_for_a_window_too_small_to_judge_and_1_for_gross_change_in
     out = capsys.readouterr().out
     assert out.startswith("DRIFT: 1 of 2 features drifted") and "out_of_range" in out
     assert "too few values to judge: plan" in out
+
+
+def test_check_leaves_out_ids_and_the_label_finds_one_shifted_feature_and_takes_exclude(tmp_path, capsys):
+    """A training CSV and production CSVs whose ids continue where training's stopped."""
+    rng = np.random.default_rng(21)
+
+    def rows(n: int, first: int, shift: float = 0.0, *, label: bool = False) -> pd.DataFrame:
+        frame = pd.DataFrame(
+            {
+                "customer_id": np.arange(first, first + n),
+                "txn": [f"t{first + i}" for i in range(n)],
+                "amount": rng.lognormal(3, 1, n),
+                "age": rng.integers(18, 90, n),
+                "tenure": rng.normal(24, 6, n) + shift,
+                "region": rng.choice(["n", "s", "e", "w"], n),
+            }
+        )
+        if label:
+            frame["label"] = rng.integers(0, 2, n)
+        return frame
+
+    rows(5000, 0, label=True).to_csv(tmp_path / "train.csv", index=False)
+    rows(3000, 5000).to_csv(tmp_path / "today.csv", index=False)
+    rows(3000, 8000, shift=3.0).to_csv(tmp_path / "shifted.csv", index=False)
+    capsys.readouterr()
+
+    assert main(["check", str(tmp_path / "train.csv"), str(tmp_path / "today.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("NO DRIFT: 0 of 4 features drifted")
+    assert (
+        "  not tested: label (the label column (what the model predicts, not an input)); customer_id (an identifier: a "
+        "different whole number on every row, increasing (a row number or a sequence)); txn (an identifier: a "
+        "different value on every row)\n"
+    ) in out
+    assert "quality:" not in out
+
+    report = tmp_path / "shifted.json"
+    assert main(["check", str(tmp_path / "train.csv"), str(tmp_path / "shifted.csv"), "--json", str(report)]) == 1
+    assert json.loads(report.read_text())["drifted_features"] == ["tenure"]
+
+    capsys.readouterr()
+    args = ["check", str(tmp_path / "train.csv"), str(tmp_path / "shifted.csv"), "--exclude", "tenure"]
+    assert main(args) == 0
+    assert "tenure (left out as asked)" in capsys.readouterr().out
+    # A stored profile made without the exclusion gets it at check time.
+    assert main(["profile", str(tmp_path / "train.csv"), "-o", str(tmp_path / "train.profile")]) == 0
+    assert main(["check", str(tmp_path / "train.profile"), str(tmp_path / "shifted.csv"), "--exclude", "tenure"]) == 0

@@ -27,6 +27,15 @@ def test_an_empty_environment_gives_the_declared_defaults():
     assert Settings.from_env({"DRIFTLINE_HOME": "/srv/dl"}).storage_url == "/srv/dl/storage"
 
 
+def test_the_broker_port_alone_moves_every_client_of_the_local_broker():
+    assert Settings.from_env({"DRIFTLINE_BROKER_PORT": "19092"}).bootstrap_servers == "127.0.0.1:19092"
+    assert Settings.from_env({"DRIFTLINE_BROKER_PORT": "19092"}).kafka_client_config()["bootstrap.servers"] == (
+        "127.0.0.1:19092"
+    )
+    explicit = {"DRIFTLINE_BROKER_PORT": "19092", "DRIFTLINE_BOOTSTRAP_SERVERS": "kafka-1:9093,kafka-2:9093"}
+    assert Settings.from_env(explicit).bootstrap_servers == "kafka-1:9093,kafka-2:9093"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [

@@ -109,7 +109,7 @@ def test_the_report_round_trips_through_its_json_and_its_schema_accepts_it():
     written = report(["a"], 2)
     assert DriftReport.parse(written.to_json()) == written
     assert json.loads(written.to_json())["window_start"] == "2026-05-01T06:00:00+00:00"  # as reports always had it
-    jsonschema.validate(json.loads(written.to_json()), record_schemas()["drift_report.v3.json"])
+    jsonschema.validate(json.loads(written.to_json()), record_schemas()["drift_report.v4.json"])
 
 
 def test_a_report_of_another_shape_names_the_field():
@@ -123,8 +123,11 @@ def test_a_report_of_another_shape_names_the_field():
         DriftReport.parse({**report_fields([], 1), "production_drift": {"status": "later"}})
 
 
-def test_a_version_2_report_written_before_reports_were_typed_is_read():
-    older = {"report_version": 2, **report_fields(["a"], 2)}
-    assert DriftReport.parse(older) == report(["a"], 2)
-    with pytest.raises(RecordError, match="field 'schema_version': this driftline reads version 3, got 4"):
-        DriftReport.parse({**report_fields([], 1), "schema_version": 4})
+def test_version_2_and_3_reports_written_before_are_read_with_no_excluded_column():
+    fields = report_fields(["a"], 2)
+    fields.pop("excluded_columns", None)  # not in versions 2 and 3
+    assert DriftReport.parse({"report_version": 2, **fields}) == report(["a"], 2)
+    assert DriftReport.parse({**fields, "schema_version": 3}) == report(["a"], 2)
+    assert report(["a"], 2).excluded_columns == []
+    with pytest.raises(RecordError, match="field 'schema_version': this driftline reads version 4, got 5"):
+        DriftReport.parse({**report_fields([], 1), "schema_version": 5})
