@@ -30,7 +30,7 @@
    every request was answered and logged and every event delivered by the producer; the worker counted each event
    once and its windows hold them all; ingest landed each once; a drift report says drift; Slack received a latency
    alert on v2 and a drift alert. Then every process is stopped (also on failure or Ctrl-C) and the run folder
-   removed (kept with ``--keep``, or when a check failed: the logs are there).
+   removed (kept with ``--keep``, or when the run failed: the logs are there).
 
 The last line is ``stack: roles=… client_mb=… events_sent=… events_counted=… drift_reports=… alerts=…
 airflow_db=… lost=…`` (:class:`Figures`), also when a stage failed, after a line saying which; the exit status
@@ -862,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     run.figures.roles = len(run.ran)
     if args.keep or found:
-        stage(f"stack: kept {folder}" + ("" if args.keep else " (a check failed; its logs are there)"))
+        stage(f"stack: kept {folder}" + ("" if args.keep else " (the run failed; its logs are there)"))
     else:
         shutil.rmtree(folder, ignore_errors=True)
     stage(f"stack: {time.monotonic() - started:.0f} s")
