@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install deploy-tools browser-tools deploy-check airflow-versions demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
+.PHONY: install deploy-tools browser-tools deploy-check airflow-versions stack demo test lint bench bench-window bench-streams bench-router bench-quality bench-evidently-env chaos fuzz schemas up down clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ deploy-check: install deploy-tools
 # environment without the worker (docs/operations.md, "Airflow versions"); AIRFLOW_VERSIONS="3.2.0 3.3.1" for others.
 airflow-versions: install
 	$(BIN)/python -m driftline.infra.airflow_versions $(AIRFLOW_VERSIONS)
+
+# driftline as deployed, on this machine: the wheel in one environment per role (the service's with the client only),
+# Airflow on PostgreSQL, the worker, the broker and a model service under real traffic with a drift and a latency
+# regression; checks every part and stops all it started (docs/deploying.md, "A production-shaped stack").
+stack: install
+	$(BIN)/python -m driftline.infra.stack $(STACK_ARGS)
 
 # The stream path on real processes: backlog, kill -9, a worker joining and leaving, a broker restart.
 chaos: install
