@@ -303,7 +303,7 @@ def base_environment() -> dict[str, str]:
     """This process's environment without driftline's, Airflow's or a virtual environment's settings: what each
     role's processes start from, before their own settings."""
     own = ("DRIFTLINE_", "AIRFLOW_", "AIRFLOW__", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
-    return {k: v for k, v in os.environ.items() if not k.startswith(own)}  # noqa: TID251 - passed on to the roles
+    return {k: v for k, v in os.environ.items() if not k.startswith(own)}
 
 
 @dataclass
