@@ -577,7 +577,7 @@ class StackRun:
         v1, v2 = service_models(trained, remembered, demo_model.true_labels(remembered, rng))
         model_store.save_model(storage, v1, name=MODEL, version="v1", reason="trained on the reference")
         model_store.save_model(storage, v2, name=MODEL, version="v2", reason=f"v1 blended with {V2_ROWS} rows")
-        rollout_store.switch(storage, MODEL, "v1", reason="initial deployment")
+        rollout_store.switch(storage, MODEL, "v1", reason="initial deployment", signing_key=None)  # stored unsigned
         config = {
             "model": MODEL,
             "reference": str(reference),
@@ -679,6 +679,7 @@ class StackRun:
             MODEL,
             "v2",
             reason="stack: the heavier v2",
+            signing_key=None,  # stored unsigned, as v1
             publish=DeploymentPublisher(settings),
         )
 
