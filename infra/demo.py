@@ -62,13 +62,27 @@ def stage(name: str) -> None:
 
 def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> int:
     """Run the loop; stop the broker and PostgreSQL afterwards if the demo started them (unless ``keep``)."""
+    from driftline.infra.local_slack import SlackEndpoint
     from driftline.infra.local_stack import LocalStack
 
     started = time.monotonic()
     stack = LocalStack.from_settings(settings)
     was_running = stack.broker_pid() is not None, stack.postgres.pid() is not None
+    # Without Slack settings the alerts go to a local Slack endpoint (slack-sdk talks to it as to Slack), so the
+    # summary shows each message as the ML team would see it.
+    slack = None if settings.slack_configured else SlackEndpoint()
+    if slack is not None:
+        settings = replace(
+            settings,
+            slack_token="xoxb-driftline-demo",  # noqa: S106 - the local endpoint's, not a credential
+            slack_channel="#ml-alerts",
+            slack_base_url=slack.base_url,
+        )
     try:
         summary = _run(settings, stack, rows)
+        summary["slack"] = slack_messages(slack.messages()) if slack is not None else None
+        if slack is not None:
+            _write_slack(Path(summary["run_dir"]) / "slack.txt", summary["slack"])
         _print_summary(summary, time.monotonic() - started)
         print(f"summary               {write_summary(stack.home / 'demo' / 'summary.json', summary)}")
         return 0 if summary["ok"] else 1
@@ -76,6 +90,8 @@ def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> i
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
+        if slack is not None:
+            slack.stop()
         if not keep and was_running == (False, False):
             print(f"{stack.down()} (the demo started them; 'driftline demo --keep' leaves them running)")
         elif not keep and not all(was_running):
@@ -188,6 +204,27 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         "backfill": backfill,
         "rollouts": rollouts,
     }
+
+
+def slack_messages(calls: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Each message Slack received: its kind (read back from the header's title), header and text."""
+    from driftline.streams.alerts.formatting import KIND_TITLE
+
+    kinds = {title: kind for kind, title in KIND_TITLE.items()}
+    messages = []
+    for call in calls:
+        blocks = call.get("blocks")
+        if isinstance(blocks, str):  # slack-sdk sends the blocks as JSON text in a form body
+            blocks = json.loads(blocks)
+        header = next((b["text"]["text"] for b in blocks or [] if b.get("type") == "header"), "")
+        parts = header.split(" · ")
+        kind = kinds.get(parts[1], "other") if len(parts) >= 3 else "other"
+        messages.append({"kind": kind, "header": header, "text": str(call.get("text", ""))})
+    return messages
+
+
+def _write_slack(path: Path, messages: list[dict[str, str]]) -> None:
+    path.write_text("".join(f"--- {m['header']}\n{m['text']}\n\n" for m in messages))
 
 
 def _demo_airflow(
@@ -460,7 +497,8 @@ def write_summary(path: Path, s: dict[str, Any]) -> Path:
             "report": s["report_path"],
         },
         "serving": s["manifest"].serving if s["manifest"] else None,
-        "drift_alerts_sent": s["drift_alerts_sent"],
+        "alerts_sent": s["drift_alerts_sent"],
+        "slack": s.get("slack"),
         "backfill": s["backfill"],
         "traffic": s["rollouts"]["traffic"],
         "mirrored": s["rollouts"]["mirrored"],
@@ -469,6 +507,21 @@ def write_summary(path: Path, s: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
     return path
+
+
+def _alert_kinds(alerts: list[Alert]) -> str:
+    """The stream alerts counted by what they say: ``2 p95 latency over its limit, 1 predictions changed``."""
+    from driftline.streams.alerts.formatting import KIND_TITLE, METRIC_WORDS
+
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        if alert.kind in {"threshold", "resolved"}:
+            metric = METRIC_WORDS.get(alert.metric or "", alert.metric or "a metric")
+            label = f"{metric} {'over its limit' if alert.kind == 'threshold' else 'back within its limit'}"
+        else:
+            label = KIND_TITLE.get(alert.kind, alert.kind)
+        counts[label] = counts.get(label, 0) + 1
+    return ", ".join(f"{n} {label}" for label, n in counts.items()) or "none"
 
 
 def _print_summary(s: dict[str, Any], seconds: float) -> None:
@@ -488,11 +541,7 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
             f"   {m.window_start:%H:%M}  count={m.count:4d}  error_rate={m.error_rate:.3f}  "
             f"p50={m.latency_p50_ms or 0:.1f}ms  p95={m.latency_p95_ms or 0:.1f}ms  p99={m.latency_p99_ms or 0:.1f}ms"
         )
-    latency_alerts = [a for a in s["alerts"] if a.metric == "latency_p95_ms"]
-    print(
-        f"threshold alerts      {len(s['alerts'])} ({len(latency_alerts)} latency p95 > 50 ms, "
-        f"{len(s['alerts']) - len(latency_alerts)} error rate) → console (no Slack configured)"
-    )
+    print(f"stream alerts         {len(s['alerts'])}: {_alert_kinds(s['alerts'])}")
     print("Airflow DAG runs      " + ", ".join(f"{k}={v}" for k, v in s["dag_results"].items()))
     print(
         f"Parquet rows written  {s['stored_rows']} predictions (unique request ids: {s['unique_request_ids']}), "
@@ -511,7 +560,22 @@ def _print_summary(s: dict[str, Any], seconds: float) -> None:
                 f"   {f['feature']:8s} {f['test']:12s} stat={f['statistic']:.4g}{score}  "
                 f"threshold={f['threshold']:.3g}  {verdict}"
             )
-    print(f"drift alerts sent     {len(s['drift_alerts_sent'])} → console (no Slack configured)")
+    messages = s.get("slack")
+    if messages is None:
+        print(f"alerts sent           {len(s['drift_alerts_sent'])} → Slack (your settings)")
+    else:
+        counts: dict[str, int] = {}
+        for message in messages:
+            title = message["header"].split(" · ")[1] if " · " in message["header"] else "other"
+            counts[title] = counts.get(title, 0) + 1
+        print(
+            f"Slack messages        {len(messages)} received by a local Slack endpoint (no Slack configured): "
+            + ", ".join(f"{n} {title}" for title, n in counts.items())
+        )
+        for message in messages:
+            first = message["text"].splitlines()[0] if message["text"] else ""
+            print(f"   {message['header']}\n      {first[:150]}")
+        print(f"   every message in full: {Path(s['run_dir']) / 'slack.txt'}")
     if manifest:
         print(
             f"now serving           {MODEL} {manifest.serving} (previous {manifest.previous}; "

@@ -213,7 +213,7 @@ def version_windows(windows: Iterable[WindowMetrics], min_count: int) -> dict[st
 
 
 def latency_alerts(messages: Iterable[SlackMessage], version: str) -> list[SlackMessage]:
-    return [m for m in messages if m.kind == "threshold" and "latency_p95_ms" in m.text and m.version == version]
+    return [m for m in messages if m.kind == "threshold" and "p95 latency" in m.text and m.version == version]
 
 
 def problems(

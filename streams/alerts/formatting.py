@@ -4,6 +4,7 @@ notification) of each kind. Pure: records in, text and blocks out.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from driftline.schemas.records import Alert, AlertSeverity, QuarantinedFile
@@ -57,11 +58,15 @@ def alert_blocks(alert: Alert) -> Blocks:
     body = alert.text or alert.alert_id
     if len(body) > _SECTION_LIMIT:
         body = body[: _SECTION_LIMIT - 40] + "\n… (cut; the full text is in the report)"
-    window = f"window {alert.window_start.isoformat()} → {alert.window_end.isoformat()}"
-    if alert.window_start == alert.window_end:
-        window = f"at {alert.window_start.isoformat()}"
-    context = [f"{_SEVERITY_EMOJI[severity]} {severity}", window]
-    if alert.count is not None:
+    # The header says the severity and the text says the window: the context line adds what they do not.
+    context = []
+    if alert.kind == "deployment" or alert.window_start == alert.window_end:
+        moment = f"at {alert.window_end.isoformat()}"  # a change happens at a time; it has no window
+        if moment.removeprefix("at ") not in body:
+            context.append(moment)
+    elif alert.window_start.isoformat() not in body and _span(alert.window_start, alert.window_end) not in body:
+        context.append(f"window {alert.window_start.isoformat()} → {alert.window_end.isoformat()}")
+    if alert.count is not None and f"{alert.count:,}" not in body and str(alert.count) not in body:
         context.append(f"{alert.count:,} events")
     context.append(f"id `{alert.alert_id}`")
     blocks: Blocks = [
@@ -83,12 +88,40 @@ def alert_blocks(alert: Alert) -> Blocks:
     return blocks
 
 
+METRIC_WORDS = {"latency_p95_ms": "p95 latency", "error_rate": "error rate", "fallback_rate": "fallback rate"}
+
+
+def metric_value(metric: str | None, value: float | None) -> str:
+    """A metric's value as a person reads it: ``45.1 ms``, ``7.2 %``, ``0.8123``."""
+    if value is None:
+        return "no value"
+    if metric == "latency_p95_ms":
+        return f"{value:.4g} ms"
+    if metric in {"error_rate", "fallback_rate"}:
+        return f"{value:.1%}"
+    return f"{value:.4g}"
+
+
+def _span(start: datetime, end: datetime) -> str:
+    """A window as a person reads it: ``2026-05-01 10:00 → 10:05 UTC`` (the date once when it is one day)."""
+    first = start.astimezone(UTC)
+    last = end.astimezone(UTC)
+    shown = "%H:%M:%S" if first.second or last.second else "%H:%M"
+    tail = last.strftime(shown) if first.date() == last.date() else last.strftime(f"%Y-%m-%d {shown}")
+    return f"{first.strftime(f'%Y-%m-%d {shown}')} → {tail} UTC"
+
+
 def format_threshold_alert(alert: Alert) -> str:
-    critical = "CRITICAL " if alert.severity == "critical" else ""
+    """A stream metric over its limit, in words, with what to do next."""
+    metric = METRIC_WORDS.get(alert.metric or "", alert.metric or "a metric")
+    value, limit = metric_value(alert.metric, alert.value), metric_value(alert.metric, alert.threshold)
     return (
-        f":rotating_light: driftline: {critical}model *{alert.model}* version *{alert.model_version}* — "
-        f"{alert.metric} = {alert.value:.4g} exceeds {alert.threshold:.4g} "
-        f"in window {alert.window_start.isoformat()} → {alert.window_end.isoformat()} ({alert.count} events)"
+        f":rotating_light: driftline: model *{alert.model}* version *{alert.model_version}*: {metric} was {value}, "
+        f"over its limit of {limit}, in the window {_span(alert.window_start, alert.window_end)} "
+        f"({alert.count:,} requests).\n"
+        f"Next: if *{alert.model_version}* is new, `driftline rollout status {alert.model}` shows whether it is "
+        f"rolling out and `driftline rollback {alert.model}` routes traffic back; otherwise look at what changed "
+        f"around the service. A window back within the limit resolves this here."
     )
 
 
@@ -130,30 +163,38 @@ def format_quarantine_alert(model: str, file: QuarantinedFile, moved_to_url: str
 
 
 def _feature_line(feature: FeatureLine) -> str:
-    score = f"p={feature.p_value:.3g}" if feature.p_value is not None else "distance"
-    effect = ""
-    if feature.effect is not None and feature.effect_floor is not None:
-        effect = f", effect {feature.effect:.3g} {feature.effect_measure or ''} ≥ {feature.effect_floor:.3g}"
-    statistic = "none" if feature.statistic is None else f"{feature.statistic:.4g}"
-    return (
-        f"• {feature.feature}: {feature.test} statistic={statistic} {score} (threshold {feature.threshold:.3g}{effect})"
-    )
+    """What moved, in words; the test, its statistic and p-value are in the report, one click away."""
+    measure = feature.effect_measure or ""
+    if feature.effect is None:
+        moved = f"changed ({feature.test} over its threshold {feature.threshold:.3g})"
+    elif measure.startswith("wasserstein"):
+        moved = f"its values moved by {feature.effect:.2g} standard deviations of the training data"
+    elif measure.startswith("total_variation"):
+        moved = f"{feature.effect:.0%} of its values moved to other categories or ranges"
+    else:
+        moved = f"changed by {feature.effect:.3g} ({measure or feature.test})"
+    floor = f" (alerting from {feature.effect_floor:.2g})" if feature.effect_floor is not None else ""
+    return f"• {feature.feature}: {moved}{floor}"
+
+
+def _versions(report: DriftReport) -> str:
+    versions = report.model_versions
+    if not versions:
+        return ""
+    return f" version *{versions[0]}*" if len(versions) == 1 else f" versions *{', '.join(versions)}*"
 
 
 def format_drift_alert(report: DriftReport, report_url: str) -> str:
     drifted = report.drifted
     joint = report.multivariate
     lines = [
-        f":warning: driftline: data drift on model *{report.model}* — "
-        f"{len(drifted)} of {len(report.features)} features drifted against the training reference "
-        f"({_window(report)}, {report.current_rows} rows)"
+        f":warning: driftline: model *{report.model}*{_versions(report)}: {len(drifted)} of {len(report.features)} "
+        f"features no longer look like the training data, in the window {_span(report.window_start, report.window_end)}"
+        f" ({report.current_rows:,} rows)"
     ]
     lines.extend(_feature_line(feature) for feature in drifted)
     if joint.drifted:
-        lines.append(
-            f"• the features together ({joint.test}): {joint.message}; p={joint.p_value or 0.0:.3g} "
-            f"(threshold {joint.threshold or 0.0:.3g})"
-        )
+        lines.append(f"• the features together: their combinations changed ({joint.message})")
     if report.minor_features:
         lines.append(f"Significant but below their effect floor (not alerted): {', '.join(report.minor_features)}.")
     if report.insufficient_data:
@@ -165,7 +206,17 @@ def format_drift_alert(report: DriftReport, report_url: str) -> str:
                 f"{', '.join(segment.drifted_features)} drifted."
             )
     if report.retrain_requested:
-        lines.append("Retraining has been requested.")
+        lines.append(
+            f"Next: retraining was requested; the retrain DAG trains a new version on this window and rolls it out "
+            f"under guard, and says so here. To keep the current model, pause `driftline_retrain`; to go back after "
+            f"a rollout: `driftline rollback {report.model}`."
+        )
+    else:
+        why = f" ({report.retrain_not_requested})" if report.retrain_not_requested else ""
+        lines.append(
+            f"Next: no retrain was requested{why}. Open the report: if the change is expected, raise these "
+            "features' floors (`drift.effect_floors`) or `drift.alert_share`; if not, find what changed upstream."
+        )
     lines.append(f"Report: {report_url}")
     return "\n".join(lines)
 

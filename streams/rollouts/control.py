@@ -219,7 +219,31 @@ def _with_evidence(state: DeploymentState, evidence: list[str]) -> DeploymentSta
     return state.model_copy(update={"history": [*state.history[:-1], event]})
 
 
-SEVERITY = {"rolled_back": "critical", "paused": "warning", "aborted": "critical"}
+# A rollback is driftline doing its job (the candidate is off, the stable version serves): a warning that says
+# what was done, not a critical page. A pause waits for a person.
+SEVERITY = {"rolled_back": "warning", "paused": "warning", "aborted": "warning"}
+
+
+def next_action(state: DeploymentState, version: str, status: str) -> str:
+    """What a person may do after this change, as commands."""
+    model = state.model
+    if status == "rolled_back":
+        return (
+            f"Done: all traffic is on *{state.serving}* again. Next: the evidence above says why; "
+            f"`driftline rollout history {model}` shows every change; to try *{version}* again: "
+            f"`driftline rollout start {model} {version}`."
+        )
+    if status == "paused":
+        return (
+            f"Next: a person decides: `driftline rollout resume {model}` or `driftline rollout abort {model}` "
+            "(or the deploy DAG with that action)."
+        )
+    if status == "promoted":
+        return f"Next: nothing to do; to go back: `driftline rollback {model}`."
+    return (
+        f"Next: the gates decide each stage; `driftline rollout status {model}` shows it, "
+        f"`driftline rollout abort {model}` stops it."
+    )
 
 
 def deployment_alert(before: DeploymentState, after: DeploymentState, channel: str | None) -> Alert:
@@ -235,6 +259,7 @@ def deployment_alert(before: DeploymentState, after: DeploymentState, channel: s
         f"{event.from_status or 'new'} → *{event.to_status}* — {event.reason}",
         f"traffic now: {shares}{shadow}",
         *[f"• {line}" for line in event.evidence],
+        next_action(after, event.version or after.serving, event.to_status),
     ]
     return Alert(
         alert_id=deployment_alert_id(after.model, after.revision),

@@ -46,7 +46,7 @@ GOOD = Figures(
 )
 SERVICE = {"answered": 2000, "logged": 2000, "producer": {"delivered": 2000, "dropped": 0, "pending": 0}}
 MESSAGES = [
-    SlackMessage("threshold", "model *churn* version *v2* — latency_p95_ms = 15.6 exceeds 5"),
+    SlackMessage("threshold", "model *churn* version *v2*: p95 latency was 15.6 ms, over its limit of 5 ms"),
     SlackMessage("drift", "data drift"),
 ]
 

@@ -23,9 +23,14 @@ def test_threshold_alert_text_names_model_version_metric_value_threshold_and_win
         count=500,
     )
     assert format_threshold_alert(alert) == (
-        ":rotating_light: driftline: model *churn* version *v3* — latency_p95_ms = 81.23 exceeds 50 in window "
-        "2026-05-01T10:00:00+00:00 → 2026-05-01T10:05:00+00:00 (500 events)"
+        ":rotating_light: driftline: model *churn* version *v3*: p95 latency was 81.23 ms, over its limit of 50 ms, "
+        "in the window 2026-05-01 10:00 → 10:05 UTC (500 requests).\n"
+        "Next: if *v3* is new, `driftline rollout status churn` shows whether it is rolling out and "
+        "`driftline rollback churn` routes traffic back; otherwise look at what changed around the service. A window "
+        "back within the limit resolves this here."
     )
+    rates = alert.model_copy(update={"metric": "error_rate", "value": 0.0712, "threshold": 0.05})
+    assert "error rate was 7.1%, over its limit of 5.0%," in format_threshold_alert(rates)
 
 
 def test_an_alert_in_block_kit_has_its_severity_its_window_and_a_button_per_web_link():
@@ -42,10 +47,15 @@ def test_an_alert_in_block_kit_has_its_severity_its_window_and_a_button_per_web_
     header, section, context, actions = alert_blocks(alert)
     assert header["text"]["text"] == "WARNING · data drift · churn"
     assert section["text"] == {"type": "mrkdwn", "text": "data drift on *churn*"}
+    # The severity once (the header), the window once (here: the text does not say it).
     assert context["elements"][0]["text"] == (
-        ":large_orange_circle: warning · window 2026-05-01T10:00:00+00:00 → 2026-05-01T11:00:00+00:00 · "
-        "1,500 events · id `drift-churn-20260501T110000Z`"
+        "window 2026-05-01T10:00:00+00:00 → 2026-05-01T11:00:00+00:00 · 1,500 events · "
+        "id `drift-churn-20260501T110000Z`"
     )
+    said = alert.model_copy(update={"text": "drift in the window 2026-05-01T10:00:00+00:00 …, 1,500 rows"})
+    assert alert_blocks(said)[2]["elements"][0]["text"] == "id `drift-churn-20260501T110000Z`"
+    in_words = alert.model_copy(update={"text": "in the window 2026-05-01 10:00 → 11:00 UTC (1,500 rows)"})
+    assert alert_blocks(in_words)[2]["elements"][0]["text"] == "id `drift-churn-20260501T110000Z`"
     assert [(b["text"]["text"], b["url"]) for b in actions["elements"]] == list(alert.links.items())
 
 

@@ -64,7 +64,10 @@ def test_a_slow_candidate_is_rolled_back_with_the_failing_gate_as_evidence():
     event = state.history[-1]
     assert event.reason.startswith("gates failed at stage 1: latency failed")
     assert any(line.startswith("latency: candidate p95") and line.endswith("fail") for line in event.evidence)
-    assert decision.alert.severity == "critical" and ":rewind:" in decision.alert.text
+    # Done by driftline, nothing broken now: a warning that says what was done and what a person may do.
+    assert decision.alert.severity == "warning" and ":rewind:" in decision.alert.text
+    assert "Done: all traffic is on *v1* again." in decision.alert.text
+    assert "to try *v2* again: `driftline rollout start m v2`." in decision.alert.text
 
 
 def test_approval_is_asked_before_the_last_stage_and_a_quiet_stage_is_held():
