@@ -199,6 +199,10 @@ class Settings:
         default=None, repr=False, metadata=_env("DRIFTLINE_SLACK_WEBHOOK_URL", _optional_text, secret=True)
     )
     slack_base_url: str | None = field(default=None, metadata=_env("DRIFTLINE_SLACK_BASE_URL", _optional_text))
+    # Where people open reports: the storage root published over HTTP (a web server or CDN over the bucket, e.g.
+    # https://reports.example.com/driftline). Unset: an S3 report gets a presigned link valid 7 days, a local one
+    # its path.
+    reports_base_url: str | None = field(default=None, metadata=_env("DRIFTLINE_REPORTS_BASE_URL", _optional_text))
     # Signs each stored model version; with it set, a version whose record was not signed with it is refused, so
     # write access to the bucket alone cannot make driftline load a model. Keep it out of the bucket.
     model_signing_key: str | None = field(

@@ -34,7 +34,7 @@ from driftline.schemas.config import MonitorConfig
 from driftline.schemas.records import DriftSummary, QuarantinedFile, RetrainRequest
 from driftline.schemas.reports import DriftReport, Performance, ProductionDrift
 from driftline.schemas.settings import Settings
-from driftline.schemas.storage import Storage, events, state
+from driftline.schemas.storage import Storage, events, layout, state
 from driftline.schemas.storage import models as model_store
 from driftline.streams.alerts import outbox
 from driftline.streams.alerts.formatting import format_quarantine_alert
@@ -205,7 +205,8 @@ def run_drift_check(
             update={"retrain_requested": requested, "retrain_not_requested": None if requested else outcome}
         )
     state.write_drift_report(storage, report, render_html(report.to_jsonable()))
-    html_url = report_url.removesuffix(".json") + ".html"
+    html_path = layout.drift_report(config.model, window_end).removesuffix(".json") + ".html"
+    html_url = storage.link(html_path, settings.reports_base_url)  # what a person opens from the alert
     write_report_indexes(storage, config.model)
     for kind, why in report.alerts_held_back.items():
         log.info("%s alert for %s held back: %s", kind, config.model, why)

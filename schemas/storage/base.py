@@ -78,6 +78,20 @@ class Storage:
             raise OutsideRootError(f"{full!r} is not under the storage root {self.root}")
         return full[len(prefix) :]
 
+    def link(self, relative: str, base_url: str | None = None, *, expires_seconds: int = 7 * 24 * 3600) -> str:
+        """A link a person can open: ``base_url`` + the path when the storage is published there (a web server or
+        CDN over the bucket); else, on S3, a presigned HTTPS URL valid for ``expires_seconds`` (7 days, S3's
+        longest); else :meth:`url` (a local path, which a chat client cannot open)."""
+        if base_url:
+            return f"{base_url.rstrip('/')}/{self.path(relative)[len(self.root) + 1 :]}"
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        if protocol in {"s3", "s3a"}:
+            try:
+                return str(self.fs.sign(self.path(relative), expiration=expires_seconds))
+            except (NotImplementedError, ValueError, OSError):  # no credentials to sign with
+                return self.url(relative)
+        return self.url(relative)
+
     def url(self, relative: str) -> str:
         """A full URL for messages meant for people (``s3://…`` or a local path)."""
         full = self.path(relative)

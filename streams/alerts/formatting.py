@@ -75,7 +75,7 @@ def alert_blocks(alert: Alert) -> Blocks:
         {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
     ]
     web = {label: url for label, url in alert.links.items() if url.startswith(("https://", "http://"))}
-    other = {label: url for label, url in alert.links.items() if label not in web}
+    other = {label: url for label, url in alert.links.items() if label not in web and url not in body}
     if web:
         buttons = [
             {"type": "button", "text": {"type": "plain_text", "text": label[:75]}, "url": url}
@@ -169,12 +169,15 @@ def _feature_line(feature: FeatureLine) -> str:
         moved = f"changed ({feature.test} over its threshold {feature.threshold:.3g})"
     elif measure.startswith("wasserstein"):
         moved = f"its values moved by {feature.effect:.2g} standard deviations of the training data"
+        if feature.effect_floor is not None:
+            moved += f" (alerts from {feature.effect_floor:.2g})"
     elif measure.startswith("total_variation"):
         moved = f"{feature.effect:.0%} of its values moved to other categories or ranges"
+        if feature.effect_floor is not None:
+            moved += f" (alerts from {feature.effect_floor:.0%})"
     else:
         moved = f"changed by {feature.effect:.3g} ({measure or feature.test})"
-    floor = f" (alerting from {feature.effect_floor:.2g})" if feature.effect_floor is not None else ""
-    return f"• {feature.feature}: {moved}{floor}"
+    return f"• {feature.feature}: {moved}"
 
 
 def _versions(report: DriftReport) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -146,6 +148,14 @@ def test_the_loop_through_airflow(loop_env, slack, airflow_on_postgres):
     assert report["performance"]["estimated"]["metric"] == "accuracy"
     [text] = slack.texts()
     assert "*churn*" in text and all(f"• {name}:" in text for name in ("plan", "x0", "x3"))
+    assert "model *churn* version *v1*: 3 of " in text and "\nNext: retraining was requested" in text
+    # The report on S3 is a presigned link a person opens (a button), not an s3:// path.
+    blocks = slack.messages()[0]["blocks"]
+    [report_link] = [b["url"] for block in blocks if block["type"] == "actions" for b in block["elements"]
+                     if b["text"]["text"] == "Report"]  # fmt: skip
+    assert report_link.startswith(os.environ["DRIFTLINE_S3_ENDPOINT_URL"]) and "Signature=" in report_link
+    with urllib.request.urlopen(report_link, timeout=10) as page:
+        assert page.status == 200 and page.read().startswith(b"<!doctype html>")
     assert "• x1:" not in text
     assert state.retrain_requested(storage, "churn")
 
@@ -263,7 +273,6 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
 
 def test_a_person_steers_a_rollout_from_airflow_with_a_conf(loop_env, slack):
     """Real runs of the deploy DAG, as the Airflow UI's "Trigger DAG w/ config" makes them."""
-    import json
 
     _, storage, v1, _ = loop_env
     model_store.save_model(storage, v1, name="churn", version="v2", reason="retrained")
