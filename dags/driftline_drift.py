@@ -93,6 +93,10 @@ def driftline_drift() -> None:
             config = task_config(settings, model, entry_point=False)
             links = {"Airflow task log": get_current_context()["ti"].log_url}
             checked = check_interval(settings, Storage.from_settings(settings), config, start, end, links=links)
+        from driftline.dags.tasks.drift_report import verdict_line
+
+        for summary in checked.summaries:
+            print(verdict_line(summary))  # the line to read in the task's log; the return value has the rest
         if not checked.summaries:
             why = "; ".join(checked.empty_windows) or f"no {config.drift.window} window of {model!r} ends in it"
             raise AirflowSkipException(f"nothing to check in [{start.isoformat()}, {end.isoformat()}): {why}")

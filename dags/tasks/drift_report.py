@@ -316,3 +316,18 @@ def drift_summary(
         quarantined_files=[file.path for file in report.skipped_files],
         alerts_held_back=sorted(report.alerts_held_back),
     )
+
+
+def verdict_line(summary: DriftSummary) -> str:
+    """One line a person reads in the task's log: the window, the verdict, what drifted, what was done."""
+    start, end = summary.window_start, summary.window_end
+    window = f"{start:%Y-%m-%d %H:%M} → {end:%H:%M} UTC" if start.date() == end.date() else f"{start} → {end}"
+    verdict = summary.verdict.replace("_", " ").upper()
+    drifted = f": {', '.join(summary.drifted_features)}" if summary.drifted_features else ""
+    done = [f"alerts sent: {', '.join(summary.alerts_delivered)}" if summary.alerts_delivered else "no alert sent"]
+    if summary.retrain_requested:
+        done.append("retrain requested")
+    return (
+        f"{summary.model}, window {window} ({summary.current_rows:,} rows): {verdict}{drifted}; {'; '.join(done)}; "
+        f"report {summary.report_url.removesuffix('.json')}.html"
+    )

@@ -131,3 +131,31 @@ def test_version_2_and_3_reports_written_before_are_read_with_no_excluded_column
     assert report(["a"], 2).excluded_columns == []
     with pytest.raises(RecordError, match="field 'schema_version': this driftline reads version 4, got 5"):
         DriftReport.parse({**report_fields([], 1), "schema_version": 5})
+
+
+def test_the_task_log_says_each_window_in_one_line():
+    from datetime import UTC, datetime
+
+    from driftline.dags.tasks.drift_report import verdict_line
+    from driftline.schemas.records import DriftSummary
+
+    summary = DriftSummary(
+        model="churn",
+        window_start=datetime(2026, 12, 8, 1, 30, tzinfo=UTC),
+        window_end=datetime(2026, 12, 8, 2, tzinfo=UTC),
+        current_rows=3000,
+        drifted_features=["plan", "x0"],
+        share_drifted=0.2,
+        alert=True,
+        retrain_requested=True,
+        report_url="s3://b/reports/model=churn/drift-20261208T020000Z.json",
+        alerts_delivered=["drift-churn-20261208T020000Z"],
+        verdict="drift",
+    )
+    assert verdict_line(summary) == (
+        "churn, window 2026-12-08 01:30 → 02:00 UTC (3,000 rows): DRIFT: plan, x0; alerts sent: "
+        "drift-churn-20261208T020000Z; retrain requested; report s3://b/reports/model=churn/drift-20261208T020000Z.html"
+    )
+    calm = summary.model_copy(update={"drifted_features": [], "verdict": "no_drift", "alerts_delivered": [],
+                                      "retrain_requested": False})  # fmt: skip
+    assert verdict_line(calm).startswith("churn, window 2026-12-08 01:30 → 02:00 UTC (3,000 rows): NO DRIFT; no alert")
