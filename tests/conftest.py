@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "tests/integration/test_fuzz.py",  # 24 s
     "tests/integration/test_producer_broker_restart.py",  # 21 s
     "tests/integration/test_doctor.py",  # 20 s in 3 tests
+    "tests/integration/test_report_pages.py",  # 17 s (a drift DAG run, its pages and check --html in Chromium)
     "tests/integration/test_rollout.py",  # 17 s
     "tests/integration/test_airflow_bundle.py",  # 7 s idle, 21 s with the other worker busy
     "tests/integration/test_examples.py",  # 9 s

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from driftline.dags.tasks.drift_report import (
     DriftDecision,
@@ -38,6 +38,7 @@ from driftline.schemas.storage import Storage, events, layout, state
 from driftline.schemas.storage import models as model_store
 from driftline.streams.alerts import outbox
 from driftline.streams.alerts.formatting import format_quarantine_alert
+from driftline.streams.alerts.ids import WindowKind, window_alert_id
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +208,36 @@ def run_drift_check(
     state.write_drift_report(storage, report, render_html(report.to_jsonable()))
     html_path = layout.drift_report(config.model, window_end).removesuffix(".json") + ".html"
     html_url = storage.link(html_path, settings.reports_base_url)  # what a person opens from the alert
-    write_report_indexes(storage, config.model)
     for kind, why in report.alerts_held_back.items():
         log.info("%s alert for %s held back: %s", kind, config.model, why)
     for alert in window_alerts(config, report, decision, html_url, links):
         outbox.queue_alert(storage, alert)
-    return drift_summary(report, decision, report_url, outbox.deliver_pending_alerts(settings, storage))
+    try:
+        delivered = outbox.deliver_pending_alerts(settings, storage)
+    finally:  # after delivery, failed or not: the index says which alerts were sent
+        write_report_indexes(storage, config.model)
+    return drift_summary(report, decision, report_url, delivered)
 
 
 def write_report_indexes(storage: Storage, model: str) -> str:
-    """Regenerate ``model``'s report index (its newest ``INDEX_LIMIT`` windows) and the index of all models;
-    returns the model index's URL.
+    """Regenerate ``model``'s report index (its newest ``INDEX_LIMIT`` windows, each with the alerts the outbox
+    delivered for it) and the index of all models; returns the model index's URL.
 
     Rebuilt from the reports themselves, so a rerun or a backfill never leaves it stale for long: two checks of
     one model finishing at the same moment can each write an index without the other's newest report, until the
     next check of that model writes it again."""
     paths = state.drift_reports(storage, model)
-    newest = [state.read_drift_report(storage, path).to_jsonable() for path in reversed(paths[-INDEX_LIMIT:])]
-    url = state.write_report_index(storage, model, render_report_index(model, newest, older=len(paths) - len(newest)))
+    stored = [state.read_drift_report(storage, path) for path in reversed(paths[-INDEX_LIMIT:])]
+    newest = [report.to_jsonable() for report in stored]
+    sent_ids = set(state.sent_alert_ids(storage))
+    sent = {
+        report.window_end.isoformat(): [
+            kind for kind in get_args(WindowKind) if window_alert_id(kind, model, report.window_end) in sent_ids
+        ]
+        for report in stored
+    }
+    page = render_report_index(model, newest, older=len(paths) - len(newest), sent=sent)
+    url = state.write_report_index(storage, model, page)
     latest: dict[str, dict[str, Any] | None] = {}
     for name in {*state.reported_models(storage), model}:
         reports = state.drift_reports(storage, name)

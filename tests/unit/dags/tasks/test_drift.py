@@ -416,14 +416,36 @@ def test_the_report_index_lists_windows_newest_first_with_verdicts_and_links(tmp
     run_drift_check(settings, storage, cfg, *WINDOW)  # a backfill of the earlier window, checked second
 
     page = storage.read_bytes("reports/model=m/index.html").decode()
-    rows = re.findall(r"<tr><td><a href='(drift-\w+\.html)'>.*?</a></td><td class='(\w+)'>([\w ]+)</td>", page)
+    rows = re.findall(
+        r"<tr><td><a href='(drift-\w+\.html)'>.*?</a></td><td class='version'>(\w+)</td><td class='(\w+)'>([\w ]+)"
+        r"</td>.*?<td class='alerts'>(.*?)</td></tr>",
+        page,
+    )
     assert rows == [
-        ("drift-20260501T080000Z.html", "drift", "drift"),
-        ("drift-20260501T070000Z.html", "ok", "no drift"),
+        ("drift-20260501T080000Z.html", "v1", "drift", "drift", "drift: sent"),  # delivered, per the outbox
+        ("drift-20260501T070000Z.html", "v1", "ok", "no drift", "none"),
     ]
     assert storage.exists("reports/model=m/drift-20260501T080000Z.html")  # the link's target is beside the index
     models = storage.read_bytes("reports/index.html").decode()
     assert "<a href='model=m/index.html'>m</a>" in models and "2026-05-01T08:00:00+00:00" in models
+
+
+def test_the_report_index_is_written_when_delivery_fails_and_says_the_alert_is_not_delivered(tmp_path, monkeypatch):
+    from driftline.streams.alerts import outbox
+    from driftline.streams.alerts.delivery import AlertDeliveryError
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise AlertDeliveryError("Slack unreachable")
+
+    monkeypatch.setattr(outbox, "deliver_with_retry", unreachable)
+    settings, storage, cfg, rng = setup(tmp_path)
+    store(storage, 0, [float(v) for v in rng.normal(3, 1, 200)])
+    with pytest.raises(AlertDeliveryError):
+        run_drift_check(settings, storage, cfg, *WINDOW)  # Airflow retries the task; the alert stays pending
+
+    page = storage.read_bytes("reports/model=m/index.html").decode()
+    assert "<td class='alerts'><span class='drift'>drift: not delivered yet</span></td>" in page
+    assert state.outbox_alert_ids(storage, "pending") == ["drift-m-20260501T070000Z"]
 
 
 def test_a_backfill_over_windows_the_serving_version_was_trained_after_requests_no_retrain(tmp_path):
