@@ -245,11 +245,12 @@ def test_a_backfill_checks_each_interval_and_a_cleared_run_rewrites_its_report_w
         assert [bool(r["drifted_features"]) for r in reports] == [False, False, True]
         [alert] = slack.texts()
         assert "*churn*" in alert
-        [message] = slack.messages()  # Block Kit: severity and kind, and a button to the Airflow task's log
+        [message] = slack.messages()  # Block Kit: severity and kind, a button to the report and the task's log
         assert message["blocks"][0]["text"]["text"] == "WARNING · data drift · churn"
-        [button] = message["blocks"][3]["elements"]  # the report is on S3, not a web address: a line, not a button
-        assert button["text"]["text"] == "Airflow task log" and button["url"].startswith("http")
-        assert message["blocks"][4]["elements"][0]["text"].startswith("Report: `s3://")
+        report_button, log_button = message["blocks"][3]["elements"]  # the S3 report as a presigned link
+        assert report_button["text"]["text"] == "Report" and "Signature=" in report_button["url"]
+        assert log_button["text"]["text"] == "Airflow task log" and log_button["url"].startswith("http")
+        assert len(message["blocks"]) == 4  # no line of links that are not web addresses
         index = storage.read_bytes("reports/model=churn/index.html").decode()
         assert index.count("<tr><td><a href='drift-") == 3
         assert state.retrain_requested(storage, "churn")

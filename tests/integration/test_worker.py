@@ -149,7 +149,7 @@ def test_worker_publishes_exact_windows_alerts_and_dead_letters(worker, slack):
         time.sleep(0.2)
     assert slack.failed == 2
     [text] = slack.texts()
-    assert "svc" in text and "v7" in text and "latency_p95_ms" in text
+    assert "model *svc* version *v7*: p95 latency was " in text
     assert slack.calls[0]["channel"] == "#svc-alerts" and slack.calls[0]["auth"] == "Bearer xoxb-test-token"
 
 
