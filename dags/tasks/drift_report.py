@@ -283,6 +283,7 @@ def window_alerts(
                 alert_id=window_alert_id(kind, config.model, report.window_end),
                 kind=kind,
                 model=config.model,
+                model_version=report.model_versions[0] if len(report.model_versions) == 1 else None,
                 window_start=report.window_start,
                 window_end=report.window_end,
                 count=report.current_rows,
