@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ def stage(name: str) -> None:
 
 def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> int:
     """Run the loop; stop the broker and PostgreSQL afterwards if the demo started them (unless ``keep``)."""
-    from driftline.infra.local_slack import SlackEndpoint
+    from driftline.infra.local_slack import SlackEndpoint, slack_messages
     from driftline.infra.local_stack import LocalStack
 
     started = time.monotonic()
@@ -80,7 +80,7 @@ def run_demo(settings: Settings, rows: int = 12_000, *, keep: bool = False) -> i
         )
     try:
         summary = _run(settings, stack, rows)
-        summary["slack"] = slack_messages(slack.messages()) if slack is not None else None
+        summary["slack"] = [asdict(m) for m in slack_messages(slack.messages())] if slack is not None else None
         if slack is not None:
             _write_slack(Path(summary["run_dir"]) / "slack.txt", summary["slack"])
         _print_summary(summary, time.monotonic() - started)
@@ -204,23 +204,6 @@ def _run(base_settings: Settings, stack: LocalStack, rows: int) -> dict[str, Any
         "backfill": backfill,
         "rollouts": rollouts,
     }
-
-
-def slack_messages(calls: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """Each message Slack received: its kind (read back from the header's title), header and text."""
-    from driftline.streams.alerts.formatting import KIND_TITLE
-
-    kinds = {title: kind for kind, title in KIND_TITLE.items()}
-    messages = []
-    for call in calls:
-        blocks = call.get("blocks")
-        if isinstance(blocks, str):  # slack-sdk sends the blocks as JSON text in a form body
-            blocks = json.loads(blocks)
-        header = next((b["text"]["text"] for b in blocks or [] if b.get("type") == "header"), "")
-        parts = header.split(" · ")
-        kind = kinds.get(parts[1], "other") if len(parts) >= 3 else "other"
-        messages.append({"kind": kind, "header": header, "text": str(call.get("text", ""))})
-    return messages
 
 
 def _write_slack(path: Path, messages: list[dict[str, str]]) -> None:

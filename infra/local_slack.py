@@ -8,7 +8,10 @@ calls with HTTP 503 (a Slack outage).
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
@@ -64,3 +67,36 @@ class SlackEndpoint:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One message Slack received: its kind (read back from the header's title), header and text."""
+
+    kind: str
+    text: str
+    header: str = ""
+
+    @property
+    def version(self) -> str | None:
+        """The model version an alert names (``version *v2*``)."""
+        found = re.search(r"version \*([^*]+)\*", self.text)
+        return found[1] if found else None
+
+
+def slack_messages(calls: Iterable[Mapping[str, Any]]) -> list[SlackMessage]:
+    """The ``chat.postMessage`` payloads as :class:`SlackMessage`; the kind is read back from the header block
+    (``WARNING · data drift · churn``) through the alert titles, ``unknown`` without one."""
+    from driftline.streams.alerts.formatting import KIND_TITLE
+
+    kinds = {title: kind for kind, title in KIND_TITLE.items()}
+    messages = []
+    for call in calls:
+        blocks = call.get("blocks")
+        if isinstance(blocks, str):  # slack-sdk sends the blocks as JSON text in a form body
+            blocks = json.loads(blocks)
+        header = next((b["text"]["text"] for b in blocks or [] if b.get("type") == "header"), "")
+        parts = header.split(" · ")
+        kind = kinds.get(parts[1], "unknown") if len(parts) >= 3 else "unknown"
+        messages.append(SlackMessage(kind, str(call.get("text", "")), header))
+    return messages

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driftline.infra.airflow_services import AirflowServices
+from driftline.infra.local_slack import SlackMessage, slack_messages
 from driftline.infra.local_stack import LOOPBACK, LocalStack, StackError, free_port, stop_child
 from driftline.schemas.records import WindowMetrics
 from driftline.schemas.settings import Settings
@@ -153,38 +154,6 @@ def counted_events(metrics_text: str, model: str) -> dict[str, int]:
             version = labels.get("model_version", "")
             counted[version] = counted.get(version, 0) + round(float(sample["value"]))
     return counted
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    """One message Slack received: its kind (from the header's title) and text."""
-
-    kind: str
-    text: str
-
-    @property
-    def version(self) -> str | None:
-        """The model version a threshold alert names (``version *v2*``)."""
-        found = re.search(r"version \*([^*]+)\*", self.text)
-        return found[1] if found else None
-
-
-def slack_messages(calls: Iterable[Mapping[str, Any]]) -> list[SlackMessage]:
-    """The ``chat.postMessage`` payloads as :class:`SlackMessage`; the kind is read back from the header block
-    (``WARNING · data drift · churn``) through the alert titles."""
-    from driftline.streams.alerts.formatting import KIND_TITLE
-
-    kinds = {title: kind for kind, title in KIND_TITLE.items()}
-    messages = []
-    for call in calls:
-        blocks = call.get("blocks")
-        if isinstance(blocks, str):  # slack-sdk sends the blocks as JSON text in a form body
-            blocks = json.loads(blocks)
-        header = next((b["text"]["text"] for b in blocks or [] if b.get("type") == "header"), "")
-        parts = header.split(" · ")
-        kind = kinds.get(parts[1], "unknown") if len(parts) >= 3 else "unknown"
-        messages.append(SlackMessage(kind, str(call.get("text", ""))))
-    return messages
 
 
 @dataclass(frozen=True)
