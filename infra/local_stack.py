@@ -139,9 +139,12 @@ class LocalStack:
         return done
 
     def down(self) -> str:
-        """Stop the broker and the PostgreSQL server; one line saying what was done."""
-        database = self.postgres.stop() if self.postgres.pid() else None
-        broker = self.down_broker()
+        """Stop the broker and the PostgreSQL server; one line saying what was done. The broker is stopped even
+        when stopping PostgreSQL fails (its error is raised after)."""
+        try:
+            database = self.postgres.stop() if self.postgres.pid() else None
+        finally:
+            broker = self.down_broker()
         return f"{broker}; {database}" if database else broker
 
     def down_broker(self) -> str:
